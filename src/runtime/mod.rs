@@ -1,0 +1,87 @@
+//! ONNX Runtime layer: library discovery, sessions, execution providers and model contracts.
+//!
+//! ONNX Runtime is loaded at run time (`ort`'s `load-dynamic`), from the first of:
+//! 1. an explicit path (the elements' `ort-library` property),
+//! 2. the `ORT_DYLIB_PATH` environment variable,
+//! 3. the cache that `make setup` fills (`.cache/onnxruntime/` in the source tree).
+//!
+//! [`runtime()`] checks each place itself and returns [`RuntimeError::LibraryNotFound`]
+//! naming all three when none works, so `ort` never gets the chance to panic on a
+//! missing library.
+
+mod contract;
+mod library;
+mod session;
+
+pub use contract::{
+    AudioInput, CONTRACT_VERSION, ContractError, FeatureModelRef, FusionSpec, ImageInput,
+    InputSpec, Layout, ModelContract, PixelColour, Role,
+};
+pub use library::{
+    ENV_CACHE_DIR, ENV_DYLIB_PATH, LibraryCandidate, Runtime, default_cache_library, runtime,
+};
+pub use session::{ExecutionProvider, Model, SessionConfig, TensorInfo};
+
+use std::path::PathBuf;
+
+/// Errors of the runtime layer. Every message is meant to be read by a user who can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No place held a loadable ONNX Runtime library.
+    #[error(
+        "ONNX Runtime library not found or not loadable; tried: {}. Run `make setup` to fill the cache, set ORT_DYLIB_PATH, or set the element's ort-library property",
+        .tried.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
+    )]
+    LibraryNotFound {
+        /// Every place that was tried, with why it did not work.
+        tried: Vec<LibraryCandidate>,
+    },
+    /// The runtime library loaded but creating the ONNX Runtime environment failed.
+    #[error("ONNX Runtime environment could not be created from {path}: {message}")]
+    Environment {
+        /// The library in use.
+        path: PathBuf,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+    /// The model file does not exist or cannot be read.
+    #[error("cannot read model {path}: {source}")]
+    ModelFile {
+        /// The model path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// ONNX Runtime refused the model (not ONNX, unsupported operator, …).
+    #[error("ONNX Runtime cannot load model {path}: {message}")]
+    ModelLoad {
+        /// The model path.
+        path: PathBuf,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+    /// The model's `affect.*` contract is missing, malformed or does not match its graph.
+    #[error("model {path} has an unusable contract: {source}")]
+    Contract {
+        /// The model path.
+        path: PathBuf,
+        /// What is wrong.
+        source: ContractError,
+    },
+    /// An explicitly requested execution provider cannot run here.
+    #[error("execution provider {provider} cannot be used: {message}")]
+    Provider {
+        /// The provider asked for.
+        provider: ExecutionProvider,
+        /// Why it cannot be used.
+        message: String,
+    },
+    /// Running the model failed.
+    #[error("running model {name} failed: {message}")]
+    Run {
+        /// The model's name.
+        name: String,
+        /// ONNX Runtime's or the wrapper's message.
+        message: String,
+    },
+}

@@ -1,0 +1,394 @@
+//! A loaded model: an ONNX Runtime session on a chosen execution provider plus its contract.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::weights::sha256_hex;
+use ndarray::{ArrayD, ArrayViewD};
+use ort::ep::ExecutionProvider as _;
+use ort::session::Session;
+
+use super::RuntimeError;
+use super::contract::{ModelContract, Role};
+use super::library::{Runtime, runtime};
+
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU provider.
+    #[default]
+    Cpu,
+    /// NVIDIA CUDA (needs the `onnxruntime-gpu` library, CUDA and cuDNN).
+    Cuda,
+    /// NVIDIA TensorRT (needs TensorRT as well; falls back to CUDA/CPU per node).
+    TensorRt,
+    /// The best provider that starts here: CUDA if it can, else CPU.
+    Auto,
+}
+
+impl ExecutionProvider {
+    /// Lower-case name used in properties and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionProvider::Cpu => "cpu",
+            ExecutionProvider::Cuda => "cuda",
+            ExecutionProvider::TensorRt => "tensorrt",
+            ExecutionProvider::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for ExecutionProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExecutionProvider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "cpu" => Self::Cpu,
+            "cuda" => Self::Cuda,
+            "tensorrt" | "trt" => Self::TensorRt,
+            "auto" => Self::Auto,
+            _ => {
+                return Err(format!(
+                    "unknown execution provider `{s}` (cpu, cuda, tensorrt, auto)"
+                ));
+            }
+        })
+    }
+}
+
+/// How to create a session: the settings every model-running element exposes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Requested execution provider.
+    pub provider: ExecutionProvider,
+    /// GPU index for CUDA / TensorRT.
+    pub device_id: i32,
+    /// Intra-op threads; 0 lets ONNX Runtime decide (one per core).
+    pub threads: usize,
+    /// Explicit ONNX Runtime library (the `ort-library` property).
+    pub ort_library: Option<PathBuf>,
+}
+
+/// Name, element type and shape (-1 = dynamic) of a graph input or output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// Tensor name.
+    pub name: String,
+    /// Shape, -1 for dynamic dimensions (empty if not a tensor).
+    pub shape: Vec<i64>,
+}
+
+/// A model ready to run: session, parsed contract, the provider actually used.
+pub struct Model {
+    session: Session,
+    contract: ModelContract,
+    provider: ExecutionProvider,
+    path: PathBuf,
+    sha256: String,
+    inputs: Vec<TensorInfo>,
+    outputs: Vec<TensorInfo>,
+    runtime: Arc<Runtime>,
+    provider_note: String,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model")
+            .field("path", &self.path)
+            .field("name", &self.contract.name)
+            .field("role", &self.contract.role)
+            .field("provider", &self.provider)
+            .finish()
+    }
+}
+
+impl Model {
+    /// Loads `path`, checks its contract (and role, if `role` is given) against the graph,
+    /// and creates a session on the requested provider.
+    ///
+    /// An explicitly requested GPU provider that cannot start is an error, never a silent
+    /// CPU fallback; `Auto` falls back and says so in [`Model::provider_note`].
+    pub fn load(
+        path: &Path,
+        role: Option<Role>,
+        config: &SessionConfig,
+    ) -> Result<Self, RuntimeError> {
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::ModelFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let rt = runtime(config.ort_library.as_deref())?;
+        let load_err = |e: &dyn fmt::Display| RuntimeError::ModelLoad {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+
+        let (session, provider, provider_note) = match config.provider {
+            ExecutionProvider::Auto => {
+                match build_session(&rt, &bytes, ExecutionProvider::Cuda, config) {
+                    Ok(s) => (
+                        s,
+                        ExecutionProvider::Cuda,
+                        "auto: CUDA is available, using it".into(),
+                    ),
+                    Err(gpu) => {
+                        let s = build_session(&rt, &bytes, ExecutionProvider::Cpu, config)
+                            .map_err(|e| load_err(&e))?;
+                        (
+                            s,
+                            ExecutionProvider::Cpu,
+                            format!("auto: using CPU ({gpu})"),
+                        )
+                    }
+                }
+            }
+            p => {
+                let s = build_session(&rt, &bytes, p, config).map_err(|e| match e {
+                    BuildError::Provider(message) => RuntimeError::Provider {
+                        provider: p,
+                        message,
+                    },
+                    BuildError::Model(m) => load_err(&m),
+                })?;
+                (s, p, format!("using {p} as requested"))
+            }
+        };
+
+        let tensors = |outlets: &[ort::value::Outlet]| -> Vec<TensorInfo> {
+            outlets
+                .iter()
+                .map(|o| TensorInfo {
+                    name: o.name().to_owned(),
+                    shape: o
+                        .dtype()
+                        .tensor_shape()
+                        .map(|s| s.iter().copied().collect())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        };
+        let inputs = tensors(session.inputs());
+        let outputs = tensors(session.outputs());
+
+        let contract_err = |source| RuntimeError::Contract {
+            path: path.to_owned(),
+            source,
+        };
+        let props = read_props(&session).map_err(|e| load_err(&e))?;
+        let contract = ModelContract::from_props(&props).map_err(contract_err)?;
+        if let Some(role) = role {
+            contract.expect_role(role).map_err(contract_err)?;
+        }
+        let pairs = |t: &[TensorInfo]| -> Vec<(String, Vec<i64>)> {
+            t.iter()
+                .map(|t| (t.name.clone(), t.shape.clone()))
+                .collect()
+        };
+        contract
+            .check_graph(&pairs(&inputs), &pairs(&outputs))
+            .map_err(contract_err)?;
+
+        Ok(Model {
+            session,
+            contract,
+            provider,
+            path: path.to_owned(),
+            sha256: sha256_hex(&bytes),
+            inputs,
+            outputs,
+            runtime: rt,
+            provider_note,
+        })
+    }
+
+    /// The parsed contract.
+    pub fn contract(&self) -> &ModelContract {
+        &self.contract
+    }
+
+    /// The provider the session runs on (never `Auto`).
+    pub fn provider(&self) -> ExecutionProvider {
+        self.provider
+    }
+
+    /// One line saying which provider was chosen and why (for the element's log).
+    pub fn provider_note(&self) -> &str {
+        &self.provider_note
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// sha256 of the model file, lower-case hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Graph inputs.
+    pub fn inputs(&self) -> &[TensorInfo] {
+        &self.inputs
+    }
+
+    /// Graph outputs.
+    pub fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
+    }
+
+    /// The runtime the session lives in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The underlying `ort` session, for element-specific runs (I/O binding, typed inputs).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Runs the model on float inputs (by name) and returns every float output by name.
+    ///
+    /// Every input the graph declares must be given. Outputs that contain NaN or infinity
+    /// are returned as they are; callers decide how to mask them.
+    pub fn run_f32(
+        &mut self,
+        inputs: &[(&str, ArrayViewD<'_, f32>)],
+    ) -> Result<BTreeMap<String, ArrayD<f32>>, RuntimeError> {
+        let name = self.contract.name.clone();
+        let run_err = |m: String| RuntimeError::Run {
+            name: name.clone(),
+            message: m,
+        };
+        for want in &self.inputs {
+            let Some((_, arr)) = inputs.iter().find(|(n, _)| *n == want.name) else {
+                return Err(run_err(format!("input `{}` not given", want.name)));
+            };
+            let ok = arr.ndim() == want.shape.len()
+                && arr
+                    .shape()
+                    .iter()
+                    .zip(&want.shape)
+                    .all(|(&a, &w)| w < 0 || a as i64 == w);
+            if !ok {
+                return Err(run_err(format!(
+                    "input `{}` has shape {:?}, the model wants {:?}",
+                    want.name,
+                    arr.shape(),
+                    want.shape
+                )));
+            }
+        }
+        let mut values: Vec<(String, ort::session::SessionInputValue<'_>)> = Vec::new();
+        for (n, arr) in inputs {
+            let t = ort::value::TensorRef::from_array_view(arr.view())
+                .map_err(|e| run_err(e.to_string()))?;
+            values.push(((*n).to_owned(), t.into()));
+        }
+        let out = self
+            .session
+            .run(values)
+            .map_err(|e| run_err(e.to_string()))?;
+        let mut result = BTreeMap::new();
+        for (k, v) in out.iter() {
+            if let Ok(a) = v.try_extract_array::<f32>() {
+                result.insert(k.to_owned(), a.to_owned());
+            }
+        }
+        Ok(result)
+    }
+}
+
+fn read_props(session: &Session) -> Result<BTreeMap<String, String>, ort::Error> {
+    let meta = session.metadata()?;
+    let mut map = BTreeMap::new();
+    for key in meta.custom_keys()? {
+        if let Some(v) = meta.custom(&key) {
+            map.insert(key, v);
+        }
+    }
+    Ok(map)
+}
+
+enum BuildError {
+    Provider(String),
+    Model(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Provider(m) | BuildError::Model(m) => f.write_str(m),
+        }
+    }
+}
+
+fn build_session(
+    rt: &Runtime,
+    bytes: &[u8],
+    provider: ExecutionProvider,
+    config: &SessionConfig,
+) -> Result<Session, BuildError> {
+    let model = |e: ort::Error| BuildError::Model(e.to_string());
+    let mut builder = Session::builder(&rt.env)
+        .map_err(model)?
+        .with_intra_op_spinning(false)
+        .map_err(|e| BuildError::Model(e.to_string()))?;
+    if config.threads > 0 {
+        builder = builder
+            .with_intra_threads(config.threads)
+            .map_err(|e| BuildError::Model(e.to_string()))?;
+    }
+    let lib = rt.path().display().to_string();
+    let dispatch = match provider {
+        ExecutionProvider::Cpu | ExecutionProvider::Auto => None,
+        ExecutionProvider::Cuda => {
+            if !ort::ep::CUDA::is_available().unwrap_or(false) {
+                return Err(BuildError::Provider(format!(
+                    "the ONNX Runtime library in use ({lib}, version {}) has no CUDA provider; use the onnxruntime-gpu build (see GPU.md) or execution-provider=cpu",
+                    rt.version()
+                )));
+            }
+            Some(
+                ort::ep::CUDA::default()
+                    .with_device_id(config.device_id)
+                    .build()
+                    .error_on_failure(),
+            )
+        }
+        ExecutionProvider::TensorRt => {
+            if !ort::ep::TensorRT::is_available().unwrap_or(false) {
+                return Err(BuildError::Provider(format!(
+                    "the ONNX Runtime library in use ({lib}, version {}) has no TensorRT provider; use the onnxruntime-gpu build with TensorRT installed, or execution-provider=cuda/cpu",
+                    rt.version()
+                )));
+            }
+            Some(
+                ort::ep::TensorRT::default()
+                    .with_device_id(config.device_id)
+                    .build()
+                    .error_on_failure(),
+            )
+        }
+    };
+    if let Some(d) = dispatch {
+        builder = builder
+            .with_execution_providers([d])
+            .map_err(|e| BuildError::Provider(e.to_string()))?;
+    }
+    builder.commit_from_memory(bytes).map_err(|e| {
+        if provider == ExecutionProvider::Cpu {
+            BuildError::Model(e.to_string())
+        } else {
+            // With a GPU provider the failure may be the provider's (missing CUDA/cuDNN libraries).
+            BuildError::Provider(e.to_string())
+        }
+    })
+}
