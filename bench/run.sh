@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# `make bench`: benchmarks, each printing ratios measured side by side in one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "No benchmarks yet: they arrive with the elements (facecrop, audiodenoise, featextract, avfuse)."

@@ -1,0 +1,236 @@
+//! What every model-running element shares: the `execution-provider` enum and the
+//! `model`, `execution-provider`, `device-id`, `threads`, `ort-library` properties,
+//! implemented once here, and the mapping of runtime errors to element errors.
+
+use std::path::PathBuf;
+
+use affect::runtime::{Model, Role, RuntimeError, SessionConfig};
+use gst::glib;
+use gst::prelude::*;
+
+/// Where models run (the `execution-provider` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstAffectExecutionProvider")]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU provider.
+    #[default]
+    #[enum_value(name = "CPU", nick = "cpu")]
+    Cpu = 0,
+    /// NVIDIA CUDA; an error if it cannot start (never a silent CPU fallback).
+    #[enum_value(name = "CUDA (error if unavailable)", nick = "cuda")]
+    Cuda = 1,
+    /// NVIDIA TensorRT; an error if it cannot start.
+    #[enum_value(name = "TensorRT (error if unavailable)", nick = "tensorrt")]
+    TensorRt = 2,
+    /// CUDA when it starts, else CPU (the choice is logged).
+    #[enum_value(name = "Best available (logged)", nick = "auto")]
+    Auto = 3,
+}
+
+impl From<ExecutionProvider> for affect::runtime::ExecutionProvider {
+    fn from(p: ExecutionProvider) -> Self {
+        match p {
+            ExecutionProvider::Cpu => Self::Cpu,
+            ExecutionProvider::Cuda => Self::Cuda,
+            ExecutionProvider::TensorRt => Self::TensorRt,
+            ExecutionProvider::Auto => Self::Auto,
+        }
+    }
+}
+
+/// The model settings of an element; lives inside the element's `Settings`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSettings {
+    /// `model`: a path, or the name of a model in the default weights folder.
+    pub model: String,
+    /// `execution-provider`.
+    pub provider: ExecutionProvider,
+    /// `device-id`.
+    pub device_id: i32,
+    /// `threads` (0 = ONNX Runtime's default).
+    pub threads: u32,
+    /// `ort-library` (empty = `ORT_DYLIB_PATH`, then the `make setup` cache).
+    pub ort_library: String,
+}
+
+impl ModelSettings {
+    /// Settings with `default_model` (a name in `weights/` or a path).
+    pub fn new(default_model: &str) -> Self {
+        ModelSettings {
+            model: default_model.to_owned(),
+            provider: ExecutionProvider::Cpu,
+            device_id: 0,
+            threads: 1,
+            ort_library: String::new(),
+        }
+    }
+
+    /// The property specs, to chain into an element's `properties()`.
+    pub fn properties(default_model: &str) -> Vec<glib::ParamSpec> {
+        vec![
+            glib::ParamSpecString::builder("model")
+                .nick("Model")
+                .blurb("ONNX model: a file path, or the name of a bundled model in the weights folder (AFFECT_WEIGHTS_DIR)")
+                .default_value(Some(default_model))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("execution-provider", ExecutionProvider::Cpu)
+                .nick("Execution provider")
+                .blurb("Where the model runs; cuda/tensorrt fail at start if they cannot run, auto picks the best and logs it")
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecInt::builder("device-id")
+                .nick("Device id")
+                .blurb("GPU index for cuda/tensorrt")
+                .minimum(0)
+                .maximum(255)
+                .default_value(0)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("threads")
+                .nick("Threads")
+                .blurb("Intra-op threads of the model (0 = one per core)")
+                .maximum(256)
+                .default_value(1)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("ort-library")
+                .nick("ONNX Runtime library")
+                .blurb("Path of libonnxruntime.so (empty: ORT_DYLIB_PATH, then the make setup cache); one library per process")
+                .mutable_ready()
+                .build(),
+        ]
+    }
+
+    /// Sets one of the shared properties; returns false if `pspec` is not one of them.
+    pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
+        match pspec.name() {
+            "model" => {
+                self.model = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
+            "execution-provider" => self.provider = value.get().unwrap_or_default(),
+            "device-id" => self.device_id = value.get().unwrap_or(0),
+            "threads" => self.threads = value.get().unwrap_or(1),
+            "ort-library" => {
+                self.ort_library = value
+                    .get::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Reads one of the shared properties; `None` if `pspec` is not one of them.
+    pub fn property(&self, pspec: &glib::ParamSpec) -> Option<glib::Value> {
+        Some(match pspec.name() {
+            "model" => self.model.to_value(),
+            "execution-provider" => self.provider.to_value(),
+            "device-id" => self.device_id.to_value(),
+            "threads" => self.threads.to_value(),
+            "ort-library" => self.ort_library.to_value(),
+            _ => return None,
+        })
+    }
+
+    /// The runtime-layer session settings.
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            provider: self.provider.into(),
+            device_id: self.device_id,
+            threads: self.threads as usize,
+            ort_library: (!self.ort_library.is_empty()).then(|| PathBuf::from(&self.ort_library)),
+        }
+    }
+
+    /// Loads the model for `role`; every failure is an element error a user can act on.
+    pub fn load(&self, role: Role) -> Result<Model, gst::ErrorMessage> {
+        if self.model.trim().is_empty() {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("property `model` is empty: give a path or the name of a bundled model")
+            ));
+        }
+        let path = affect::weights::resolve_model(&self.model);
+        Model::load(&path, Some(role), &self.session_config()).map_err(|e| error_message(&e))
+    }
+}
+
+/// Maps a runtime error to the element error category a user expects.
+pub fn error_message(e: &RuntimeError) -> gst::ErrorMessage {
+    match e {
+        RuntimeError::LibraryNotFound { .. } | RuntimeError::Environment { .. } => {
+            gst::error_msg!(gst::LibraryError::Init, ("{}", e))
+        }
+        RuntimeError::ModelFile { .. } => gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)),
+        RuntimeError::ModelLoad { .. } | RuntimeError::Contract { .. } => {
+            gst::error_msg!(gst::ResourceError::Settings, ("{}", e))
+        }
+        RuntimeError::Provider { .. } => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
+        RuntimeError::Run { .. } => gst::error_msg!(gst::StreamError::Failed, ("{}", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_round_trip_and_map_to_session_config() {
+        gst::init().unwrap();
+        let pspecs = ModelSettings::properties("blazeface-full");
+        let names: Vec<&str> = pspecs.iter().map(|p| p.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "model",
+                "execution-provider",
+                "device-id",
+                "threads",
+                "ort-library"
+            ]
+        );
+        let mut s = ModelSettings::new("blazeface-full");
+        for (p, v) in pspecs.iter().zip([
+            "/tmp/m.onnx".to_value(),
+            ExecutionProvider::Cuda.to_value(),
+            2i32.to_value(),
+            4u32.to_value(),
+            "/opt/libonnxruntime.so".to_value(),
+        ]) {
+            assert!(s.set_property(&v, p));
+            assert_eq!(
+                s.property(p).unwrap().serialize().unwrap(),
+                v.serialize().unwrap()
+            );
+        }
+        let cfg = s.session_config();
+        assert_eq!(cfg.provider, affect::runtime::ExecutionProvider::Cuda);
+        assert_eq!((cfg.device_id, cfg.threads), (2, 4));
+        assert_eq!(
+            cfg.ort_library.unwrap(),
+            PathBuf::from("/opt/libonnxruntime.so")
+        );
+        let other = glib::ParamSpecBoolean::builder("post-messages").build();
+        assert!(!s.set_property(&true.to_value(), &other));
+        assert!(s.property(&other).is_none());
+    }
+
+    #[test]
+    fn load_errors_are_element_errors() {
+        gst::init().unwrap();
+        let mut s = ModelSettings::new("");
+        let e = s.load(Role::FaceDetector).unwrap_err();
+        assert!(e.to_string().contains("`model` is empty"), "{e}");
+        s.model = "/nonexistent/detector.onnx".into();
+        let e = s.load(Role::FaceDetector).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/detector.onnx"), "{e}");
+    }
+}

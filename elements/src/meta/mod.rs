@@ -1,0 +1,20 @@
+//! The public metadata contract of gst-affect (DESIGN.md §4).
+//!
+//! - Faces are `GstVideoRegionOfInterestMeta`s of type `face` with a `face` param
+//!   structure (score, landmarks, track-id) and, once affect is known, an `affect`
+//!   param structure ([`roi`]). Any GStreamer app or element understands ROI metas.
+//! - Rust consumers get typed, `Arc`-shared metas: [`FaceCropMeta`], [`FeatureMeta`].
+//! - C and Python apps read the registered `GstCustomMeta` named [`AFFECT_META_NAME`]
+//!   whose structure lists every face's affect ([`affect`]).
+//! - Applications get an `affect` element message per frame ([`AffectMessage`]).
+
+pub mod affect;
+mod arc;
+pub mod roi;
+
+pub use affect::{
+    AFFECT_META_NAME, AFFECT_STRUCTURE_NAME, AffectMessage, add_affect_meta, affect_meta_faces,
+    face_affect_from_structure, face_affect_structure, register_affect_meta,
+};
+pub use arc::{FaceCropMeta, FeatureMeta};
+pub use roi::{FACE_ROI_TYPE, FaceRoi, add_face_roi, face_rois};
