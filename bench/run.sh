@@ -2,4 +2,5 @@
 # `make bench`: benchmarks, each printing ratios measured side by side in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "No benchmarks yet: they arrive with the elements (facecrop, audiodenoise, featextract, avfuse)."
+echo "== audiodenoise =="
+bash bench/audiodenoise/run.sh

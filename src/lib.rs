@@ -13,6 +13,8 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod audio;
+pub mod face;
 pub mod onnx;
 pub mod results;
 pub mod runtime;

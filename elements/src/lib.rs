@@ -8,12 +8,16 @@
 use gst::glib;
 
 pub mod affectreplay;
+pub mod audiodenoise;
 pub mod common;
+pub mod facecrop;
 pub mod meta;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register_affect_meta();
     affectreplay::register(plugin)?;
+    facecrop::register(plugin)?;
+    audiodenoise::register(plugin)?;
     Ok(())
 }
 

@@ -57,6 +57,12 @@ fn plugin_registers_without_warnings_and_documents_examples() {
             .lines()
             .find_map(|l| l.split_once("gst-launch-1.0 ").map(|(_, p)| p.to_owned()))
             .unwrap_or_else(|| panic!("{e}: no example pipeline in its description"));
+        // Drop gst-launch options (`-m`, `-e`, …) in front of the pipeline.
+        let line = line
+            .split_whitespace()
+            .skip_while(|t| t.starts_with('-'))
+            .collect::<Vec<_>>()
+            .join(" ");
         let pipeline = line.replace("affect.ndjson", ndjson.to_str().unwrap());
         let pipe = gst::parse::launch(&pipeline)
             .unwrap_or_else(|err| panic!("{e}: example `{pipeline}` does not parse: {err}"));

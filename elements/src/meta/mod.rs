@@ -7,10 +7,13 @@
 //! - C and Python apps read the registered `GstCustomMeta` named [`AFFECT_META_NAME`]
 //!   whose structure lists every face's affect ([`affect`]).
 //! - Applications get an `affect` element message per frame ([`AffectMessage`]).
+//! - `audiodenoise` attaches `GstAffectSpeechMeta` and posts `speech-start` / `speech-end`
+//!   ([`speech`]).
 
 pub mod affect;
 mod arc;
 pub mod roi;
+pub mod speech;
 
 pub use affect::{
     AFFECT_META_NAME, AFFECT_STRUCTURE_NAME, AffectMessage, add_affect_meta, affect_meta_faces,
@@ -18,3 +21,7 @@ pub use affect::{
 };
 pub use arc::{FaceCropMeta, FeatureMeta};
 pub use roi::{FACE_ROI_TYPE, FaceRoi, add_face_roi, face_rois};
+pub use speech::{
+    SPEECH_META_NAME, SPEECH_STRUCTURE_NAME, SpeechInfo, SpeechMessage, add_speech_meta,
+    register_speech_meta, speech_meta,
+};

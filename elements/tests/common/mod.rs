@@ -29,3 +29,126 @@ pub fn plugin_dir() -> PathBuf {
         .map(PathBuf::from)
         .expect("target dir")
 }
+
+/// A file of the test media cache (`make setup` fills it); panics with the fix if missing.
+pub fn media(name: &str) -> PathBuf {
+    let dir = std::env::var_os("AFFECT_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache"));
+    let p = dir.join("media").join(name);
+    assert!(
+        p.exists(),
+        "test media {} is missing: run `make setup`",
+        p.display()
+    );
+    p
+}
+
+/// What a sink saw on one buffer.
+#[derive(Debug, Clone)]
+pub struct SeenFrame {
+    /// Buffer pts.
+    pub pts: Option<gst::ClockTime>,
+    /// Face ROIs.
+    pub rois: Vec<gstaffect::meta::FaceRoi>,
+    /// (track id, width, height, bytes) of each face crop meta.
+    pub crops: Vec<(u64, u32, u32, usize)>,
+}
+
+/// Reads the metas of a buffer.
+pub fn seen(buf: &gst::BufferRef) -> SeenFrame {
+    SeenFrame {
+        pts: buf.pts(),
+        rois: gstaffect::meta::face_rois(buf),
+        crops: buf
+            .iter_meta::<gstaffect::meta::FaceCropMeta>()
+            .map(|m| {
+                let d = m.data();
+                (d.track_id, d.width, d.height, d.rgb.len())
+            })
+            .collect(),
+    }
+}
+
+/// Runs a `gst-launch` style pipeline ending in a sink named `out` (fakesink: appsink holds EOS until drained) to EOS and returns
+/// every buffer's metas plus the element messages named `message` (if any), or the error.
+pub fn run_pipeline(
+    desc: &str,
+    message: Option<&str>,
+) -> Result<(Vec<SeenFrame>, Vec<gst::Structure>), String> {
+    use gst::prelude::*;
+    init();
+    let pipe = gst::parse::launch(desc)
+        .map_err(|e| format!("parse: {e}"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let sink = pipe.by_name("out").ok_or("no appsink named out")?;
+    let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let f2 = frames.clone();
+    let sink_pad = sink.static_pad("sink").ok_or("no sink pad")?;
+    sink_pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buf) = info.buffer() {
+            f2.lock().unwrap().push(seen(buf));
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let bus = pipe.bus().ok_or("no bus")?;
+    if pipe.set_state(gst::State::Playing).is_err() {
+        // The element error that made the state change fail is on the bus (read it
+        // before going to NULL, which flushes the bus).
+        let err = bus
+            .timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Error])
+            .and_then(|m| match m.view() {
+                gst::MessageView::Error(e) => {
+                    Some(format!("{} ({})", e.error(), e.debug().unwrap_or_default()))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| "state change failed without an error message".into());
+        let _ = pipe.set_state(gst::State::Null);
+        return Err(err);
+    }
+    let mut msgs = Vec::new();
+    let mut result = Ok(());
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                result = Err(format!("{} ({})", e.error(), e.debug().unwrap_or_default()));
+                break;
+            }
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure()
+                    && Some(s.name().as_str()) == message
+                {
+                    msgs.push(s.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    pipe.set_state(gst::State::Null)
+        .map_err(|e| format!("state: {e}"))?;
+    result?;
+    let frames = std::mem::take(&mut *frames.lock().unwrap());
+    Ok((frames, msgs))
+}
+
+/// Intersection over union of two boxes given as (x0, y0, x1, y1).
+pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let area = |r: [f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    inter / (area(a) + area(b) - inter)
+}
+
+/// A face ROI's box as (x0, y0, x1, y1).
+pub fn corners(r: &gstaffect::meta::FaceRoi) -> [f32; 4] {
+    [
+        r.bbox.x,
+        r.bbox.y,
+        r.bbox.x + r.bbox.width,
+        r.bbox.y + r.bbox.height,
+    ]
+}

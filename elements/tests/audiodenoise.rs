@@ -1,0 +1,435 @@
+//! `audiodenoise`: sample-exact lengths and timestamps, EOS/FLUSH/DISCONT, silence, NaN,
+//! stereo independence, caps and model errors, latency, and quality through the element
+//! (SI-SDR, VAD metas, speech-start/end messages on espeak-ng speech in seeded noise).
+
+mod common;
+
+use affect::audio::metrics::{best_lag, binary_scores, energy_labels, roc_auc, si_sdr_db};
+use affect::audio::synth::{mix_at_snr, pink_noise, speech_clip, white_noise};
+use gst::prelude::*;
+use gstaffect::meta::{SpeechMessage, speech_meta};
+
+const RATE: u64 = 48_000;
+
+fn element(props: &[(&str, &str)]) -> gst::Element {
+    common::init();
+    let el = gst::ElementFactory::make("audiodenoise").build().unwrap();
+    for (k, v) in props {
+        el.set_property_from_str(k, v);
+    }
+    el
+}
+
+struct Run {
+    samples: Vec<f32>,
+    buffers: Vec<gst::Buffer>,
+    messages: Vec<gst::Message>,
+}
+
+fn caps(channels: usize) -> String {
+    format!("audio/x-raw,format=F32LE,rate=48000,channels={channels},layout=interleaved")
+}
+
+fn to_buffer(samples: &[f32], pts_sample: u64, discont: bool) -> gst::Buffer {
+    let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut b = gst::Buffer::from_mut_slice(bytes);
+    let r = b.get_mut().unwrap();
+    r.set_pts(gst::ClockTime::from_nseconds(
+        pts_sample * 1_000_000_000 / RATE,
+    ));
+    if discont {
+        r.set_flags(gst::BufferFlags::DISCONT);
+    }
+    b
+}
+
+fn samples_of(b: &gst::BufferRef) -> Vec<f32> {
+    let m = b.map_readable().unwrap();
+    m.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Pushes `x` (interleaved, `channels`) in buffers of `chunk` samples per channel, then EOS.
+fn run(props: &[(&str, &str)], x: &[f32], channels: usize, chunk: usize) -> Run {
+    let el = element(props);
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    h.set_src_caps_str(&caps(channels));
+    h.play();
+    let mut buffers = Vec::new();
+    let mut at = 0u64;
+    for c in x.chunks(chunk * channels) {
+        h.push(to_buffer(c, at, at == 0)).unwrap();
+        at += (c.len() / channels) as u64;
+        while let Some(b) = h.try_pull() {
+            buffers.push(b);
+        }
+    }
+    h.push_event(gst::event::Eos::new());
+    while let Some(b) = h.try_pull() {
+        buffers.push(b);
+    }
+    let samples = buffers.iter().flat_map(|b| samples_of(b)).collect();
+    let messages = std::iter::from_fn(|| bus.pop()).collect();
+    Run {
+        samples,
+        buffers,
+        messages,
+    }
+}
+
+fn check_timeline(buffers: &[gst::Buffer], channels: usize, total: u64) {
+    let mut n = 0u64;
+    for b in buffers {
+        let pts = b.pts().unwrap().nseconds();
+        assert_eq!(
+            pts,
+            n * 1_000_000_000 / RATE,
+            "pts of the buffer at sample {n}"
+        );
+        let len = (b.size() / 4 / channels) as u64;
+        n += len;
+        assert_eq!(
+            pts + b.duration().unwrap().nseconds(),
+            n * 1_000_000_000 / RATE,
+            "duration"
+        );
+        let meta = speech_meta(b)
+            .expect("speech meta on every buffer")
+            .unwrap();
+        assert_eq!(meta.probabilities.len() as u64, len.div_ceil(480));
+        assert!(meta.probability.is_finite());
+    }
+    assert_eq!(n, total);
+}
+
+#[test]
+fn any_buffer_size_same_samples_continuous_timestamps() {
+    // 2 s + 123 samples: EOS falls in the middle of a frame.
+    let total = 2 * RATE as usize + 123;
+    let x: Vec<f32> = white_noise(total, 1).iter().map(|v| v * 0.1).collect();
+    let mut reference: Option<Vec<f32>> = None;
+    for chunk in [1, 7, 480, 4096, 48_000] {
+        let r = run(&[("vad", "rnnoise")], &x, 1, chunk);
+        check_timeline(&r.buffers, 1, total as u64);
+        assert!(r.samples.iter().all(|v| v.is_finite()));
+        match &reference {
+            None => reference = Some(r.samples),
+            Some(s) => assert_eq!(&r.samples, s, "chunk {chunk} changes the output"),
+        }
+    }
+    // With Silero too (its own queueing), and in bypass the output is the input.
+    let r = run(&[("vad", "silero")], &x, 1, 7);
+    check_timeline(&r.buffers, 1, total as u64);
+    assert_eq!(Some(&r.samples), reference.as_ref());
+    let r = run(&[("vad", "silero"), ("enabled", "false")], &x, 1, 4096);
+    assert_eq!(r.samples, x);
+}
+
+#[test]
+fn silence_stays_silent_and_nan_is_replaced() {
+    let r = run(&[("vad", "rnnoise")], &vec![0.0; 10_000], 1, 1000);
+    assert_eq!(r.samples.len(), 10_000);
+    assert!(r.samples.iter().all(|&v| v == 0.0));
+
+    let mut x: Vec<f32> = white_noise(10_000, 2).iter().map(|v| v * 0.1).collect();
+    x[5] = f32::NAN;
+    x[4000] = f32::INFINITY;
+    x[9999] = f32::NEG_INFINITY;
+    let r = run(&[("vad", "silero")], &x, 1, 1000);
+    assert_eq!(r.samples.len(), 10_000);
+    assert!(r.samples.iter().all(|v| v.is_finite()), "NaN in the output");
+    let warned = r.messages.iter().any(|m| match m.view() {
+        gst::MessageView::Warning(w) => w.error().to_string().contains("NaN/Inf"),
+        _ => false,
+    });
+    assert!(warned, "a warning about NaN/Inf: {:?}", r.messages);
+}
+
+#[test]
+fn stereo_channels_stay_independent() {
+    let n = 20_000;
+    let noise = white_noise(n, 3);
+    let mut x = vec![0.0f32; 2 * n];
+    for i in 0..n {
+        x[2 * i] = noise[i] * 0.1;
+    }
+    let r = run(&[("vad", "rnnoise")], &x, 2, 4096);
+    check_timeline(&r.buffers, 2, n as u64);
+    assert!(r.samples.iter().skip(1).step_by(2).all(|&v| v == 0.0));
+    assert!(r.samples.iter().step_by(2).any(|&v| v != 0.0));
+    // The left channel alone gives the same left output.
+    let mono = run(
+        &[("vad", "rnnoise")],
+        &x.iter().step_by(2).copied().collect::<Vec<_>>(),
+        1,
+        4096,
+    );
+    let left: Vec<f32> = r.samples.iter().step_by(2).copied().collect();
+    assert_eq!(left, mono.samples);
+}
+
+#[test]
+fn latency_is_answered() {
+    for (vad, ms) in [("rnnoise", 20), ("silero", 120)] {
+        let el = element(&[("vad", vad)]);
+        let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+        h.set_src_caps_str(&caps(1));
+        h.play();
+        let lat = h.query_latency().expect("latency answered");
+        assert_eq!(lat, gst::ClockTime::from_mseconds(ms), "vad={vad}");
+    }
+}
+
+#[test]
+fn flush_and_discont_reset_the_timeline() {
+    let el = element(&[("vad", "rnnoise")]);
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    h.set_src_caps_str(&caps(1));
+    h.play();
+    let x: Vec<f32> = white_noise(3000, 4).iter().map(|v| v * 0.1).collect();
+    h.push(to_buffer(&x, 0, true)).unwrap();
+    // DISCONT at sample 96000 (2 s): the first 3000 samples are drained first.
+    h.push(to_buffer(&x, 96_000, true)).unwrap();
+    let mut bufs = Vec::new();
+    while let Some(b) = h.try_pull() {
+        bufs.push(b);
+    }
+    let before: usize = bufs
+        .iter()
+        .filter(|b| b.pts().unwrap() < gst::ClockTime::from_seconds(2))
+        .map(|b| b.size() / 4)
+        .sum();
+    assert_eq!(before, 3000);
+    let after = bufs
+        .iter()
+        .find(|b| b.pts().unwrap() >= gst::ClockTime::from_seconds(2))
+        .expect("output after the discont");
+    assert_eq!(after.pts(), Some(gst::ClockTime::from_seconds(2)));
+    assert!(after.flags().contains(gst::BufferFlags::DISCONT));
+    // FLUSH: pending audio is dropped, the next buffer starts a new timeline.
+    h.push_event(gst::event::FlushStart::new());
+    h.push_event(gst::event::FlushStop::new(true));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    h.push(to_buffer(&x, 48_000 * 5, false)).unwrap();
+    h.push_event(gst::event::Eos::new());
+    let mut bufs = Vec::new();
+    while let Some(b) = h.try_pull() {
+        bufs.push(b);
+    }
+    assert_eq!(
+        bufs.first().and_then(|b| b.pts()),
+        Some(gst::ClockTime::from_seconds(5))
+    );
+    assert_eq!(bufs.iter().map(|b| b.size() / 4).sum::<usize>(), 3000);
+}
+
+fn error_of(pipeline: &str) -> String {
+    common::init();
+    let pipe = gst::parse::launch(pipeline).unwrap();
+    let bus = pipe.bus().unwrap();
+    let _ = pipe.set_state(gst::State::Playing);
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(20),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        )
+        .expect("a message");
+    pipe.set_state(gst::State::Null).unwrap();
+    match msg.view() {
+        gst::MessageView::Error(e) => e.error().to_string(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn unsupported_caps_are_refused_with_a_clear_message() {
+    common::init();
+    // gst-launch: the link itself is refused.
+    let e = gst::parse::launch(
+        "audiotestsrc ! audio/x-raw,format=S16LE,rate=44100 ! audiodenoise vad=rnnoise ! fakesink",
+    )
+    .expect_err("S16LE 44.1 kHz cannot link");
+    assert!(e.to_string().contains("audiodenoise"), "{e}");
+    // Caps arriving at run time (decoders, appsrc): an element error that says what to do.
+    let pipe = gst::parse::launch(
+        "appsrc name=src format=time caps=audio/x-raw,format=S16LE,rate=44100,channels=1,layout=interleaved ! audiodenoise vad=rnnoise ! fakesink",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipe.by_name("src").unwrap();
+    pipe.set_state(gst::State::Playing).unwrap();
+    let _ = src
+        .emit_by_name::<gst::FlowReturn>("push-buffer", &[&gst::Buffer::with_size(882).unwrap()]);
+    let _ = src.emit_by_name::<gst::FlowReturn>("end-of-stream", &[]);
+    let msg = pipe
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(20),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        )
+        .expect("a message");
+    pipe.set_state(gst::State::Null).unwrap();
+    let gst::MessageView::Error(e) = msg.view() else {
+        panic!("expected an error, got {msg:?}");
+    };
+    let text = e.error().to_string();
+    println!("caps error: {text}");
+    assert!(
+        text.contains("F32LE, 48000 Hz") && text.contains("audioconvert ! audioresample"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_silero_model_is_an_error_at_start() {
+    let e = error_of(
+        "audiotestsrc num-buffers=3 ! audio/x-raw,format=F32LE,rate=48000,channels=1 ! audiodenoise vad=silero model=/nonexistent/vad.onnx ! fakesink",
+    );
+    assert!(e.contains("/nonexistent/vad.onnx"), "{e}");
+    // vad=rnnoise does not load it
+    common::init();
+    let pipe = gst::parse::launch(
+        "audiotestsrc num-buffers=3 ! audio/x-raw,format=F32LE,rate=48000,channels=1 ! audiodenoise vad=rnnoise model=/nonexistent/vad.onnx ! fakesink",
+    )
+    .unwrap();
+    pipe.set_state(gst::State::Playing).unwrap();
+    let msg = pipe
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(20),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        )
+        .unwrap();
+    pipe.set_state(gst::State::Null).unwrap();
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+}
+
+const TEXTS: [&str; 3] = [
+    "The quick brown fox jumps over the lazy dog.",
+    "She sells sea shells by the sea shore, and then she rests for a while.",
+    "How are you feeling today? I hope that everything is going well.",
+];
+
+fn clip() -> (Vec<f32>, Vec<(u64, u64)>) {
+    speech_clip(
+        &TEXTS,
+        500,
+        700,
+        &std::env::temp_dir().join("gst-affect-speech-cache"),
+    )
+    .unwrap_or_else(|e| panic!("cannot make test speech: {e} (run `make setup`)"))
+}
+
+#[test]
+fn quality_through_the_element() {
+    let (clean, bounds) = clip();
+    let n = clean.len();
+    // Denoising: aligned output (delay compensated: lag 0), SI-SDR gain, clean kept.
+    let r = run(&[("vad", "rnnoise")], &clean, 1, 4096);
+    assert_eq!(best_lag(&clean, &r.samples, 1000), 0);
+    let keep = si_sdr_db(&clean, &r.samples);
+    let noisy = mix_at_snr(&clean, &white_noise(n, 11), 0.0);
+    let r = run(&[("vad", "silero")], &noisy, 1, 4096);
+    let gain = si_sdr_db(&clean, &r.samples) - si_sdr_db(&clean, &noisy);
+    println!("element: clean SI-SDR {keep:.2} dB, white 0 dB gain {gain:.2} dB");
+    assert!(keep >= 17.0 && gain >= 6.0);
+    assert_eq!(best_lag(&clean, &r.samples, 1000), 0);
+
+    // VAD metas: per-10 ms probabilities against energy labels.
+    let probs: Vec<f32> = r
+        .buffers
+        .iter()
+        .flat_map(|b| speech_meta(b).unwrap().unwrap().probabilities)
+        .map(|p| p as f32)
+        .collect();
+    let labels = energy_labels(&clean, 480, -40.0, 20);
+    let auc = roc_auc(&probs, &labels);
+    let b = binary_scores(&probs, &labels, 0.5);
+    println!(
+        "element silero, white 0 dB: accuracy {:.3}, balanced {:.3}, AUC {auc:.3}",
+        b.accuracy, b.balanced_accuracy
+    );
+    assert!(b.accuracy >= 0.92 && auc >= 0.94);
+
+    // Messages: speech-start / speech-end within 100 ms of the true boundaries.
+    let noisy = mix_at_snr(&clean, &pink_noise(n, 31), 5.0);
+    for x in [&clean, &noisy] {
+        let r = run(&[("vad", "silero")], x, 1, 4096);
+        let msgs: Vec<SpeechMessage> = r
+            .messages
+            .iter()
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Element(e) => {
+                    e.structure().and_then(|s| SpeechMessage::try_from(s).ok())
+                }
+                _ => None,
+            })
+            .collect();
+        let ms = |m: &SpeechMessage| m.timestamp.unwrap().mseconds();
+        println!(
+            "messages (ms): {:?}; true {:?}",
+            msgs.iter().map(|m| (m.start, ms(m))).collect::<Vec<_>>(),
+            bounds
+                .iter()
+                .map(|(a, b)| (a / 48, b / 48))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(msgs.len(), 2 * bounds.len());
+        for (pair, (s, e)) in msgs.chunks(2).zip(&bounds) {
+            assert!(pair[0].start && !pair[1].start);
+            assert!(pair[0].running_time.is_some() && pair[0].stream_time.is_some());
+            assert!(
+                ms(&pair[0]).abs_diff(s / 48) <= 100,
+                "start {} vs {}",
+                ms(&pair[0]),
+                s / 48
+            );
+            assert!(
+                ms(&pair[1]).abs_diff(e / 48) <= 100,
+                "end {} vs {}",
+                ms(&pair[1]),
+                e / 48
+            );
+        }
+    }
+}
+
+#[test]
+fn gate_silences_non_speech() {
+    let (clean, bounds) = clip();
+    let r = run(&[("vad", "silero"), ("gate", "silence")], &clean, 1, 4096);
+    // The gate closes when the end is confirmed (min-silence-ms = 300 after it): the late
+    // part of the 700 ms pause is silent, the middle of speech is not.
+    let pause = (bounds[0].1 + 48 * 510) as usize;
+    assert!(
+        r.samples[pause - 4320..pause + 4320]
+            .iter()
+            .all(|&v| v == 0.0)
+    );
+    let mid = ((bounds[1].0 + bounds[1].1) / 2) as usize;
+    assert!(r.samples[mid - 2400..mid + 2400].iter().any(|&v| v != 0.0));
+    let noisy = mix_at_snr(&clean, &white_noise(clean.len(), 5), 5.0);
+    let r = run(
+        &[
+            ("vad", "silero"),
+            ("gate", "attenuate"),
+            ("gate-attenuation", "-40"),
+            ("enabled", "false"),
+        ],
+        &noisy,
+        1,
+        4096,
+    );
+    let p = &r.samples[pause - 4320..pause + 4320];
+    let q = &noisy[pause - 4320..pause + 4320];
+    let ratio = affect::audio::metrics::rms(p) / affect::audio::metrics::rms(q);
+    assert!((ratio - 0.01).abs() < 1e-3, "attenuation {ratio}");
+}

@@ -1,0 +1,217 @@
+//! Silero VAD (`weights/silero-vad.onnx`) run through the runtime layer at 16 kHz, fed
+//! exactly as the silero-vad package's `OnnxWrapper` does (weights/convert/README.md):
+//! per run `input` `[1, 64 + 512]` = the last 64 samples of the previous chunk (zeros
+//! before the first) followed by 512 new samples, `state` `[2, 1, 128]` carried from the
+//! previous run's `stateN`, and `sr` an int64 scalar 16000; `output` `[1, 1]` is the speech
+//! probability of the 512 new samples (32 ms).
+
+use crate::runtime::{AudioInput, InputSpec, Model, RuntimeError};
+
+/// A streaming Silero VAD: 16 kHz samples in, one probability per 512-sample chunk out.
+pub struct SileroVad {
+    model: Model,
+    input: String,
+    output: String,
+    state_in: String,
+    state_out: String,
+    sr_in: String,
+    sample_rate: u32,
+    chunk: usize,
+    context: usize,
+    state: Vec<f32>,
+    state_shape: Vec<usize>,
+    /// `context` samples of the previous chunk ++ the chunk being filled.
+    window: Vec<f32>,
+    filled: usize,
+    chunks: u64,
+}
+
+impl std::fmt::Debug for SileroVad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SileroVad")
+            .field("model", &self.model)
+            .field("chunk", &self.chunk)
+            .field("context", &self.context)
+            .finish()
+    }
+}
+
+fn bad(model: &Model, message: String) -> RuntimeError {
+    RuntimeError::Run {
+        name: model.contract().name.clone(),
+        message,
+    }
+}
+
+impl SileroVad {
+    /// Wraps a loaded `vad` model, reading the feeding from its contract
+    /// (`affect.input.*`, `affect.vad.context`, `affect.vad.state-input`,
+    /// `affect.vad.state-output`, `affect.vad.sr-input`, `affect.vad.state-shape`).
+    pub fn new(model: Model) -> Result<Self, RuntimeError> {
+        let c = model.contract();
+        let InputSpec::Audio(AudioInput {
+            name,
+            sample_rate,
+            window,
+            ..
+        }) = &c.input
+        else {
+            return Err(bad(&model, "not an audio model".into()));
+        };
+        if *sample_rate != 16_000 {
+            return Err(bad(
+                &model,
+                format!(
+                    "affect.input.sample-rate is {sample_rate}, this VAD runner feeds 16000 Hz"
+                ),
+            ));
+        }
+        let prop = |k: &str, d: &str| c.prop(k).unwrap_or(d).to_owned();
+        let context: usize = prop("affect.vad.context", "64")
+            .parse()
+            .map_err(|_| bad(&model, "affect.vad.context is not a number".into()))?;
+        let state_shape: Vec<usize> = prop("affect.vad.state-shape", "2,1,128")
+            .split(',')
+            .map(|s| s.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                bad(
+                    &model,
+                    "affect.vad.state-shape is not a list of numbers".into(),
+                )
+            })?;
+        let output = c
+            .outputs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "output".into());
+        let v = SileroVad {
+            input: name.clone(),
+            output,
+            state_in: prop("affect.vad.state-input", "state"),
+            state_out: prop("affect.vad.state-output", "stateN"),
+            sr_in: prop("affect.vad.sr-input", "sr"),
+            sample_rate: *sample_rate,
+            chunk: *window,
+            context,
+            state: vec![0.0; state_shape.iter().product()],
+            state_shape,
+            window: vec![0.0; context + *window],
+            filled: 0,
+            chunks: 0,
+            model,
+        };
+        Ok(v)
+    }
+
+    /// New samples per run (512).
+    pub fn chunk(&self) -> usize {
+        self.chunk
+    }
+
+    /// Sample rate the model reads (16000).
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Chunks run since the last reset.
+    pub fn chunks(&self) -> u64 {
+        self.chunks
+    }
+
+    /// The loaded model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Back to the initial state (zero state and context).
+    pub fn reset(&mut self) {
+        self.state.iter_mut().for_each(|v| *v = 0.0);
+        self.window.iter_mut().for_each(|v| *v = 0.0);
+        self.filled = 0;
+        self.chunks = 0;
+    }
+
+    fn run(&mut self) -> Result<f32, RuntimeError> {
+        use ort::value::TensorRef;
+        let name = self.model.contract().name.clone();
+        let err = |m: String| RuntimeError::Run {
+            name: name.clone(),
+            message: m,
+        };
+        let input = TensorRef::from_array_view(([1usize, self.window.len()], &self.window[..]))
+            .map_err(|e| err(e.to_string()))?;
+        let state = TensorRef::from_array_view((self.state_shape.clone(), &self.state[..]))
+            .map_err(|e| err(e.to_string()))?;
+        let sr_val = [self.sample_rate as i64];
+        let sr = TensorRef::from_array_view(((), &sr_val[..])).map_err(|e| err(e.to_string()))?;
+        let inputs = ort::inputs![
+            self.input.as_str() => input,
+            self.state_in.as_str() => state,
+            self.sr_in.as_str() => sr,
+        ];
+        let session = self.model.session_mut();
+        let out = session.run(inputs).map_err(|e| err(e.to_string()))?;
+        let prob = {
+            let (_, p) = out
+                .get(&self.output)
+                .ok_or_else(|| err(format!("no output `{}`", self.output)))?
+                .try_extract_tensor::<f32>()
+                .map_err(|e| err(e.to_string()))?;
+            *p.first().ok_or_else(|| err("empty output".into()))?
+        };
+        let (_, st) = out
+            .get(&self.state_out)
+            .ok_or_else(|| err(format!("no output `{}`", self.state_out)))?
+            .try_extract_tensor::<f32>()
+            .map_err(|e| err(e.to_string()))?;
+        if st.len() != self.state.len() {
+            return Err(err(format!(
+                "`{}` has {} values, expected {}",
+                self.state_out,
+                st.len(),
+                self.state.len()
+            )));
+        }
+        self.state.copy_from_slice(st);
+        drop(out);
+        // The next window starts with the last `context` samples of this one.
+        let n = self.window.len();
+        self.window.copy_within(n - self.context.., 0);
+        self.filled = 0;
+        self.chunks += 1;
+        Ok(if prob.is_finite() {
+            prob.clamp(0.0, 1.0)
+        } else {
+            0.0
+        })
+    }
+
+    /// Feeds 16 kHz samples in [-1, 1]; appends the probability of every chunk completed.
+    pub fn push(&mut self, samples: &[f32], probs: &mut Vec<f32>) -> Result<(), RuntimeError> {
+        let mut s = samples;
+        while !s.is_empty() {
+            let take = (self.chunk - self.filled).min(s.len());
+            let at = self.context + self.filled;
+            self.window[at..at + take].copy_from_slice(&s[..take]);
+            self.filled += take;
+            s = &s[take..];
+            if self.filled == self.chunk {
+                probs.push(self.run()?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Zero-pads and runs a partly filled last chunk (as `get_speech_timestamps` does).
+    pub fn flush(&mut self, probs: &mut Vec<f32>) -> Result<(), RuntimeError> {
+        if self.filled > 0 {
+            let n = self.window.len();
+            self.window[self.context + self.filled..n]
+                .iter_mut()
+                .for_each(|v| *v = 0.0);
+            probs.push(self.run()?);
+        }
+        Ok(())
+    }
+}
