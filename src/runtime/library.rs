@@ -12,13 +12,17 @@ pub const ENV_DYLIB_PATH: &str = "ORT_DYLIB_PATH";
 /// Environment variable that moves the `make setup` cache folder (default: `.cache/` in the source tree).
 pub const ENV_CACHE_DIR: &str = "AFFECT_CACHE_DIR";
 
-/// The library that `make setup` puts into the cache (`$AFFECT_CACHE_DIR` or `.cache/` of the source tree).
-pub fn default_cache_library() -> PathBuf {
+/// The folder `make setup` fills: `$AFFECT_CACHE_DIR`, else `.cache/` of the source tree.
+pub fn cache_dir() -> PathBuf {
     std::env::var_os(ENV_CACHE_DIR)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache"))
-        .join("onnxruntime/libonnxruntime.so")
+}
+
+/// The library that `make setup` puts into the cache.
+pub fn default_cache_library() -> PathBuf {
+    cache_dir().join("onnxruntime/libonnxruntime.so")
 }
 
 /// One place where the runtime library was looked for, and what happened there.

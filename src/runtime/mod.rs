@@ -18,7 +18,8 @@ pub use contract::{
     InputSpec, Layout, ModelContract, PixelColour, Role,
 };
 pub use library::{
-    ENV_CACHE_DIR, ENV_DYLIB_PATH, LibraryCandidate, Runtime, default_cache_library, runtime,
+    ENV_CACHE_DIR, ENV_DYLIB_PATH, LibraryCandidate, Runtime, cache_dir, default_cache_library,
+    runtime,
 };
 pub use session::{ExecutionProvider, Model, SessionConfig, TensorInfo};
 

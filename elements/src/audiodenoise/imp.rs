@@ -317,22 +317,7 @@ impl ElementImpl for AudioDenoise {
                 .field("channels", gst::IntRange::new(1, i32::MAX))
                 .field("layout", "interleaved")
                 .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid src template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid sink template"),
-            ]
+            crate::common::filter_pad_templates(&caps)
         });
         TEMPLATES.as_ref()
     }

@@ -293,22 +293,7 @@ impl ElementImpl for FaceCrop {
                         .filter_map(|f| gst_video::VideoFormat::from_string(f).into()),
                 )
                 .build();
-            vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid src template"),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .expect("valid sink template"),
-            ]
+            crate::common::filter_pad_templates(&caps)
         });
         TEMPLATES.as_ref()
     }

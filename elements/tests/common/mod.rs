@@ -32,10 +32,7 @@ pub fn plugin_dir() -> PathBuf {
 
 /// A file of the test media cache (`make setup` fills it); panics with the fix if missing.
 pub fn media(name: &str) -> PathBuf {
-    let dir = std::env::var_os("AFFECT_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache"));
-    let p = dir.join("media").join(name);
+    let p = affect::runtime::cache_dir().join("media").join(name);
     assert!(
         p.exists(),
         "test media {} is missing: run `make setup`",
