@@ -4,3 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== audiodenoise =="
 bash bench/audiodenoise/run.sh
+echo "== featextract =="
+bash bench/featextract/run.sh

@@ -15,6 +15,7 @@
 
 pub mod audio;
 pub mod face;
+pub mod features;
 pub mod onnx;
 pub mod results;
 pub mod runtime;

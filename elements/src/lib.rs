@@ -11,12 +11,14 @@ pub mod affectreplay;
 pub mod audiodenoise;
 pub mod common;
 pub mod facecrop;
+pub mod featextract;
 pub mod meta;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register_affect_meta();
     affectreplay::register(plugin)?;
     facecrop::register(plugin)?;
+    featextract::register(plugin)?;
     audiodenoise::register(plugin)?;
     Ok(())
 }
