@@ -4,5 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== audiodenoise =="
 bash bench/audiodenoise/run.sh
+echo "== facecrop =="
+bash bench/facecrop/run.sh
 echo "== featextract =="
 bash bench/featextract/run.sh
