@@ -16,9 +16,11 @@
 pub mod audio;
 pub mod face;
 pub mod features;
+pub mod fusion;
 pub mod onnx;
 pub mod results;
 pub mod runtime;
+pub mod timeline;
 pub mod weights;
 
 /// The Aff-Wild2 / ABAW expression classes, in the order every fusion model outputs them.
