@@ -16,10 +16,11 @@ ORT_DIR=$CACHE/onnxruntime
 DEB_PACKAGES=(
   build-essential pkg-config
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  libcairo2-dev libpango1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-libav
   python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
-  espeak-ng sox
+  espeak-ng sox python3-venv
 )
 
 log() { printf 'setup: %s\n' "$*"; }

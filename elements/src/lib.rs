@@ -7,6 +7,7 @@
 
 use gst::glib;
 
+pub mod affectoverlay;
 pub mod affectreplay;
 pub mod audiodenoise;
 pub mod common;
@@ -17,6 +18,7 @@ pub mod meta;
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     meta::register_affect_meta();
     affectreplay::register(plugin)?;
+    affectoverlay::register(plugin)?;
     facecrop::register(plugin)?;
     featextract::register(plugin)?;
     audiodenoise::register(plugin)?;
