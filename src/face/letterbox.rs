@@ -14,13 +14,6 @@ use crate::runtime::{ImageInput, Layout, PixelColour};
 /// Largest frame or tensor side accepted (guards the tap tables against absurd sizes).
 const MAX_SIDE: usize = 1 << 15;
 
-/// Width of the dot products of the wide horizontal pass (one AVX register of f32).
-const LANES: usize = 8;
-
-/// Above this many taps per output pixel the horizontal pass converts each source row to
-/// float planes once and runs `LANES`-wide dot products.
-const WIDE_TAPS: usize = 6;
-
 /// How a frame of `frame_width`×`frame_height` sits inside an `input_width`×`input_height`
 /// model input: input = frame × `scale` + `offset` (in input pixels).
 ///
@@ -259,8 +252,7 @@ impl AxisTaps {
             Resample::Bilinear => 1.0,
             Resample::Antialiased => (1.0 / scale).max(1.0),
         };
-        // a multiple of LANES so that the wide path can run whole SIMD chunks
-        let stride = ((2.0 * support).ceil() as usize + 3).next_multiple_of(LANES);
+        let stride = (2.0 * support).ceil() as usize + 3;
         let mut t = AxisTaps {
             start: vec![0; n_out],
             count: vec![0; n_out],
@@ -312,14 +304,6 @@ impl AxisTaps {
         t
     }
 
-    /// Taps of output `i` padded with zero weights to `stride`.
-    fn padded_taps(&self, i: usize) -> (usize, &[f32]) {
-        (
-            self.start[i] as usize,
-            &self.weights[i * self.stride..(i + 1) * self.stride],
-        )
-    }
-
     fn taps(&self, i: usize) -> (usize, &[f32]) {
         let n = self.count[i] as usize;
         (
@@ -327,20 +311,133 @@ impl AxisTaps {
             &self.weights[i * self.stride..i * self.stride + n],
         )
     }
+
+    /// Largest number of taps of one output.
+    fn max_count(&self) -> usize {
+        self.count.iter().copied().max().unwrap_or(0) as usize
+    }
 }
 
+/// Fractional bits of the fixed-point vertical weights: a weight of 1 still fits `i16`,
+/// so that a pixel times a weight is one `pmaddwd`-style multiply.
+const Y_BITS: u32 = 14;
+
 /// Tap tables for one frame size.
+///
+/// The vertical pass runs first, on whole source rows in fixed point (8-bit pixels
+/// times 16-bit weights summed in 32 bits: contiguous, vectorises well, exact up to the
+/// rounding of the weights); the horizontal pass then runs in `f32` on the few
+/// intermediate rows the output needs.
 #[derive(Debug, Clone)]
 struct Plan {
     frame_width: usize,
     frame_height: usize,
     letterbox: Letterbox,
+    /// Vertical taps: first source row and count per output row (count 0: padding).
+    y_start: Vec<u32>,
+    y_count: Vec<u32>,
+    /// Vertical weights in `Y_BITS` fixed point, `y_stride` per output row; each row's
+    /// weights sum to at most `1 << Y_BITS`.
+    y_weights: Vec<u16>,
+    y_stride: usize,
+    /// Horizontal taps: first source pixel per output column and `x_taps` weights each
+    /// (zero-padded, scaled by `2^-Y_BITS`).
+    x_start: Vec<u32>,
+    x_weights: Vec<f32>,
+    x_taps: usize,
+    /// With few horizontal taps (plain bilinear, mild shrinking) filtering the needed
+    /// source rows horizontally first is cheaper: the row tables for that order.
+    rows_first: Option<RowsFirst>,
+}
+
+/// Tables of the horizontal-first order: float taps of both axes and the source rows
+/// that some output row needs.
+#[derive(Debug, Clone)]
+struct RowsFirst {
     x: AxisTaps,
     y: AxisTaps,
     /// Source row → slot in the row buffer (`u32::MAX`: not needed).
     row_slot: Vec<u32>,
     /// Slot → source row.
     slot_row: Vec<u32>,
+}
+
+impl Plan {
+    fn new(
+        w: usize,
+        h: usize,
+        letterbox: Letterbox,
+        spec: &TensorSpec,
+        resample: Resample,
+    ) -> Self {
+        let lb = letterbox;
+        let x = AxisTaps::new(spec.width, w, lb.scale, lb.offset_x, resample);
+        let y = AxisTaps::new(spec.height, h, lb.scale, lb.offset_y, resample);
+
+        let x_taps = x.max_count().max(1);
+        let mut x_weights = vec![0.0f32; spec.width * x_taps];
+        let unit = 1.0 / (1u32 << Y_BITS) as f32;
+        for (i, dst) in x_weights.chunks_exact_mut(x_taps).enumerate() {
+            let (_, ws) = x.taps(i);
+            for (d, w) in dst.iter_mut().zip(ws) {
+                *d = w * unit;
+            }
+        }
+
+        let y_stride = y.max_count().max(1);
+        let mut y_weights = vec![0u16; spec.height * y_stride];
+        let one = (1u64 << Y_BITS) as f64;
+        for (i, dst) in y_weights.chunks_exact_mut(y_stride).enumerate() {
+            let (_, ws) = y.taps(i);
+            // round the running sum so that the fixed-point weights add up exactly
+            let (mut cum, mut prev) = (0.0f64, 0i64);
+            for (d, &w) in dst.iter_mut().zip(ws) {
+                cum += w as f64;
+                let next = (cum * one).round() as i64;
+                *d = (next - prev).clamp(0, u16::MAX as i64) as u16;
+                prev = next;
+            }
+        }
+
+        // rough costs of the two orders in multiply-adds, gathers counted 4 times
+        let total = |t: &AxisTaps| t.count.iter().map(|&c| c as usize).sum::<usize>();
+        let (bpp_guess, gather) = (4, 4);
+        let vertical_first = total(&y) * w * bpp_guess;
+        let mut row_slot = vec![u32::MAX; h];
+        let mut slot_row = Vec::new();
+        for i in 0..spec.height {
+            let (start, weights) = y.taps(i);
+            for (r, slot) in row_slot[start..start + weights.len()]
+                .iter_mut()
+                .enumerate()
+            {
+                if *slot == u32::MAX {
+                    *slot = slot_row.len() as u32;
+                    slot_row.push((start + r) as u32);
+                }
+            }
+        }
+        let horizontal_first = slot_row.len() * total(&x) * 3 * gather;
+        let rows_first = (horizontal_first < vertical_first).then(|| RowsFirst {
+            x: x.clone(),
+            y: y.clone(),
+            row_slot,
+            slot_row,
+        });
+        Plan {
+            rows_first,
+            frame_width: w,
+            frame_height: h,
+            letterbox,
+            y_start: y.start,
+            y_count: y.count,
+            y_weights,
+            y_stride,
+            x_start: x.start,
+            x_weights,
+            x_taps,
+        }
+    }
 }
 
 /// Fills model input tensors from frames (letterbox, resample, normalise).
@@ -352,9 +449,14 @@ pub struct Preprocessor {
     spec: TensorSpec,
     resample: Resample,
     plan: Option<Plan>,
-    rows: Vec<f32>,
+    /// One vertically filtered source row (`Y_BITS` fixed point, all bytes per pixel).
+    mid: Vec<u32>,
+    /// The same as `f32`, zero-padded by `x_taps` pixels.
+    midf: Vec<f32>,
+    /// One output row, RGB.
     acc: Vec<f32>,
-    planes: Vec<f32>,
+    /// Horizontally filtered source rows (RGB), for the horizontal-first order.
+    rows: Vec<f32>,
 }
 
 impl Preprocessor {
@@ -365,9 +467,10 @@ impl Preprocessor {
             spec,
             resample,
             plan: None,
-            rows: Vec::new(),
+            mid: Vec::new(),
+            midf: Vec::new(),
             acc: Vec::new(),
-            planes: Vec::new(),
+            rows: Vec::new(),
         })
     }
 
@@ -394,31 +497,7 @@ impl Preprocessor {
         let stale = !matches!(&self.plan, Some(p) if p.frame_width == w && p.frame_height == h);
         if stale {
             let lb = self.letterbox(w, h)?;
-            let x = AxisTaps::new(self.spec.width, w, lb.scale, lb.offset_x, self.resample);
-            let y = AxisTaps::new(self.spec.height, h, lb.scale, lb.offset_y, self.resample);
-            let mut row_slot = vec![u32::MAX; h];
-            let mut slot_row = Vec::new();
-            for i in 0..self.spec.height {
-                let (start, weights) = y.taps(i);
-                for (r, slot) in row_slot[start..start + weights.len()]
-                    .iter_mut()
-                    .enumerate()
-                {
-                    if *slot == u32::MAX {
-                        *slot = slot_row.len() as u32;
-                        slot_row.push((start + r) as u32);
-                    }
-                }
-            }
-            self.plan = Some(Plan {
-                frame_width: w,
-                frame_height: h,
-                letterbox: lb,
-                x,
-                y,
-                row_slot,
-                slot_row,
-            });
+            self.plan = Some(Plan::new(w, h, lb, &self.spec, self.resample));
         }
         self.plan
             .as_ref()
@@ -441,37 +520,24 @@ impl Preprocessor {
         let Preprocessor {
             spec,
             plan,
-            rows,
+            mid,
+            midf,
             acc,
-            planes,
+            rows,
             ..
         } = self;
         let Some(plan) = plan.as_ref() else {
             return Err(FaceError::Size("no resampling plan".into()));
         };
         let (ow, oh) = (spec.width, spec.height);
-        let row_len = ow * 3;
+        let bpp = frame.format().bytes_per_pixel();
+        let row_bytes = frame.width() * bpp;
+        mid.resize(row_bytes, 0);
+        // the padding pixels stay zero
+        midf.clear();
+        midf.resize((frame.width() + plan.x_taps) * bpp, 0.0);
+        acc.resize(ow * 3, 0.0);
 
-        // 1. horizontal pass over the source rows that some output row needs
-        rows.resize(plan.slot_row.len() * row_len, 0.0);
-        let offsets = frame.format().rgb_offsets();
-        let max_taps = plan.x.count.iter().copied().max().unwrap_or(0) as usize;
-        if max_taps > WIDE_TAPS {
-            match frame.format().bytes_per_pixel() {
-                1 => wide_horizontal_pass::<1>(frame, plan, rows, planes, row_len, offsets),
-                3 => wide_horizontal_pass::<3>(frame, plan, rows, planes, row_len, offsets),
-                _ => wide_horizontal_pass::<4>(frame, plan, rows, planes, row_len, offsets),
-            }
-        } else {
-            match frame.format().bytes_per_pixel() {
-                1 => horizontal_pass::<1>(frame, plan, rows, row_len, offsets),
-                3 => horizontal_pass::<3>(frame, plan, rows, row_len, offsets),
-                _ => horizontal_pass::<4>(frame, plan, rows, row_len, offsets),
-            }
-        }
-
-        // 2. vertical pass, normalisation, layout
-        acc.resize(row_len, 0.0);
         let channels = spec.channels();
         let order: [usize; 3] = match spec.colour {
             PixelColour::Bgr => [2, 1, 0],
@@ -479,16 +545,48 @@ impl Preprocessor {
         };
         let inv_std = [1.0 / spec.std[0], 1.0 / spec.std[1], 1.0 / spec.std[2]];
         let plane = ow * oh;
+        let offsets = frame.format().rgb_offsets();
+        let row_len = ow * 3;
+        if let Some(rf) = &plan.rows_first {
+            rows.resize(rf.slot_row.len() * row_len, 0.0);
+            match bpp {
+                1 => rows_horizontal_pass::<1>(frame, rf, rows, row_len, offsets),
+                3 => rows_horizontal_pass::<3>(frame, rf, rows, row_len, offsets),
+                _ => rows_horizontal_pass::<4>(frame, rf, rows, row_len, offsets),
+            }
+        }
         for o in 0..oh {
-            acc.fill(0.0);
-            let (start, weights) = plan.y.taps(o);
-            for (r, &w) in (start..start + weights.len()).zip(weights) {
-                let slot = plan.row_slot[r] as usize;
-                let src = &rows[slot * row_len..(slot + 1) * row_len];
-                for (a, s) in acc.iter_mut().zip(src) {
-                    *a += w * s;
+            let count = plan.y_count[o] as usize;
+            if let Some(rf) = &plan.rows_first {
+                acc.fill(0.0);
+                let (start, weights) = rf.y.taps(o);
+                for (r, &w) in (start..start + weights.len()).zip(weights) {
+                    let slot = rf.row_slot[r] as usize;
+                    let src = &rows[slot * row_len..(slot + 1) * row_len];
+                    for (a, s) in acc.iter_mut().zip(src) {
+                        *a += w * s;
+                    }
+                }
+            } else if count == 0 {
+                // padding row: black
+                acc.fill(0.0);
+            } else {
+                // 1. vertical pass over whole source rows, fixed point
+                let start = plan.y_start[o] as usize;
+                let weights = &plan.y_weights[o * plan.y_stride..][..count];
+                vertical_pass(frame, start, weights, mid);
+                for (f, &m) in midf.iter_mut().zip(mid.iter()) {
+                    // below 2^23: exact, and i32 → f32 is one SIMD instruction
+                    *f = m as i32 as f32;
+                }
+                // 2. horizontal pass into RGB
+                match bpp {
+                    1 => horizontal_pass::<1>(plan, midf, acc, offsets),
+                    3 => horizontal_pass::<3>(plan, midf, acc, offsets),
+                    _ => horizontal_pass::<4>(plan, midf, acc, offsets),
                 }
             }
+            // 3. normalisation, layout
             match (spec.colour, spec.layout) {
                 (PixelColour::Grey, _) => {
                     // NHWC and NCHW coincide for one channel
@@ -533,21 +631,53 @@ impl Preprocessor {
     }
 }
 
-/// Resamples each needed source row horizontally into `rows` (RGB f32, `row_len` per
-/// slot). `BPP` is a constant so that the pixel accesses need no bounds checks.
-fn horizontal_pass<const BPP: usize>(
+/// Sum of source rows `start..start + weights.len()` weighted by `weights` into `mid`
+/// (`Y_BITS` fixed point, every byte of the row). The products of 8-bit pixels and
+/// 16-bit weights are exact and their sums fit 32 bits (weights add up to at most
+/// `1 << Y_BITS`), so the only rounding is that of the weights.
+fn vertical_pass(frame: &Frame<'_>, start: usize, weights: &[u16], mid: &mut [u32]) {
+    const CHUNK: usize = 32;
+    let (chunks, tail) = mid.as_chunks_mut::<CHUNK>();
+    let n_chunks = chunks.len();
+    for (ci, dst) in chunks.iter_mut().enumerate() {
+        let base = ci * CHUNK;
+        let mut sum = [0u32; CHUNK];
+        for (r, &w) in (start..).zip(weights) {
+            let src: &[u8; CHUNK] = frame.row(r)[base..base + CHUNK]
+                .try_into()
+                .expect("chunk of CHUNK bytes");
+            // (a no-op on weights up to 1 << Y_BITS) both factors are known to fit i16,
+            // so the multiply is a single 16×16→32-bit SIMD instruction
+            let w = w as u32 & 0x7fff;
+            for (a, &s) in sum.iter_mut().zip(src) {
+                *a = a.wrapping_add(s as u32 * w);
+            }
+        }
+        *dst = sum;
+    }
+    let base = n_chunks * CHUNK;
+    tail.fill(0);
+    for (r, &w) in (start..).zip(weights) {
+        for (a, &s) in tail.iter_mut().zip(&frame.row(r)[base..]) {
+            *a = a.wrapping_add(s as u32 * w as u32);
+        }
+    }
+}
+
+/// Horizontal-first order: filters each needed source row horizontally into `rows` (RGB
+/// f32, `row_len` per slot).
+fn rows_horizontal_pass<const BPP: usize>(
     frame: &Frame<'_>,
-    plan: &Plan,
+    rf: &RowsFirst,
     rows: &mut [f32],
     row_len: usize,
     [ro, go, bo]: [usize; 3],
 ) {
-    debug_assert_eq!(frame.format().bytes_per_pixel(), BPP);
     let (ro, go, bo) = (ro.min(BPP - 1), go.min(BPP - 1), bo.min(BPP - 1));
-    for (&r, dst) in plan.slot_row.iter().zip(rows.chunks_exact_mut(row_len)) {
+    for (&r, dst) in rf.slot_row.iter().zip(rows.chunks_exact_mut(row_len)) {
         let (src, _) = frame.row(r as usize).as_chunks::<BPP>();
         for (i, px) in dst.chunks_exact_mut(3).enumerate() {
-            let (start, weights) = plan.x.taps(i);
+            let (start, weights) = rf.x.taps(i);
             let (mut sr, mut sg, mut sb) = (0.0f32, 0.0f32, 0.0f32);
             for (p, &w) in src[start..start + weights.len()].iter().zip(weights) {
                 sr += w * p[ro] as f32;
@@ -561,55 +691,34 @@ fn horizontal_pass<const BPP: usize>(
     }
 }
 
-/// [`horizontal_pass`] for many taps: converts each source row into three zero-padded
-/// float planes, then each output is three `LANES`-wide dot products over the padded taps.
-fn wide_horizontal_pass<const BPP: usize>(
-    frame: &Frame<'_>,
+/// Horizontal pass over one vertically filtered row (`midf`, `BPP` values per pixel,
+/// zero-padded) into `acc` (RGB). `BPP` is a constant so that a pixel is one small
+/// vector and the accesses need no bounds checks.
+fn horizontal_pass<const BPP: usize>(
     plan: &Plan,
-    rows: &mut [f32],
-    planes: &mut Vec<f32>,
-    row_len: usize,
+    midf: &[f32],
+    acc: &mut [f32],
     [ro, go, bo]: [usize; 3],
 ) {
     let (ro, go, bo) = (ro.min(BPP - 1), go.min(BPP - 1), bo.min(BPP - 1));
-    let stride = plan.x.stride;
-    let plane_len = frame.width() + stride;
-    planes.clear();
-    planes.resize(3 * plane_len, 0.0);
-    let (pr, rest) = planes.split_at_mut(plane_len);
-    let (pg, pb) = rest.split_at_mut(plane_len);
-    for (&r, dst) in plan.slot_row.iter().zip(rows.chunks_exact_mut(row_len)) {
-        let (src, _) = frame.row(r as usize).as_chunks::<BPP>();
-        for (((p, r), g), b) in src
-            .iter()
-            .zip(pr.iter_mut())
-            .zip(pg.iter_mut())
-            .zip(pb.iter_mut())
-        {
-            *r = p[ro] as f32;
-            *g = p[go] as f32;
-            *b = p[bo] as f32;
+    let (src, _) = midf.as_chunks::<BPP>();
+    let taps = plan.x_taps;
+    for ((px, &start), weights) in acc
+        .chunks_exact_mut(3)
+        .zip(&plan.x_start)
+        .zip(plan.x_weights.chunks_exact(taps))
+    {
+        let start = start as usize;
+        let mut sum = [0.0f32; BPP];
+        for (p, &w) in src[start..start + taps].iter().zip(weights) {
+            for c in 0..BPP {
+                sum[c] += w * p[c];
+            }
         }
-        for (i, px) in dst.chunks_exact_mut(3).enumerate() {
-            let (start, weights) = plan.x.padded_taps(i);
-            px[0] = dot(weights, &pr[start..start + stride]);
-            px[1] = dot(weights, &pg[start..start + stride]);
-            px[2] = dot(weights, &pb[start..start + stride]);
-        }
+        px[0] = sum[ro];
+        px[1] = sum[go];
+        px[2] = sum[bo];
     }
-}
-
-/// Dot product of two slices of equal length, a multiple of `LANES`, in `LANES` lanes.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let (a, _) = a.as_chunks::<LANES>();
-    let (b, _) = b.as_chunks::<LANES>();
-    let mut acc = [0.0f32; LANES];
-    for (x, y) in a.iter().zip(b) {
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().sum()
 }
 
 #[cfg(test)]
@@ -626,6 +735,155 @@ mod tests {
             mean: [0.0; 3],
             std: [1.0; 3],
         }
+    }
+
+    /// Straightforward float reference: the separable filter summed per output pixel in
+    /// f64 (no fixed point, no intermediate rows).
+    fn reference(frame: &Frame, s: &TensorSpec, resample: Resample) -> Vec<f32> {
+        let lb = Letterbox::new(frame.width(), frame.height(), s.width, s.height).unwrap();
+        let x = AxisTaps::new(s.width, frame.width(), lb.scale, lb.offset_x, resample);
+        let y = AxisTaps::new(s.height, frame.height(), lb.scale, lb.offset_y, resample);
+        let mut out = vec![0.0f32; s.len()];
+        let order = match s.colour {
+            PixelColour::Bgr => [2, 1, 0],
+            _ => [0, 1, 2],
+        };
+        for o in 0..s.height {
+            for i in 0..s.width {
+                let mut rgb = [0.0f64; 3];
+                let (ys, yw) = y.taps(o);
+                let (xs, xw) = x.taps(i);
+                for (r, &wy) in (ys..).zip(yw) {
+                    for (c, &wx) in (xs..).zip(xw) {
+                        let p = frame.rgb(c, r).unwrap();
+                        for k in 0..3 {
+                            rgb[k] += wy as f64 * wx as f64 * p[k] as f64;
+                        }
+                    }
+                }
+                let norm = |v: f64, c: usize| ((v as f32) - s.mean[c]) / s.std[c];
+                match (s.colour, s.layout) {
+                    (PixelColour::Grey, _) => {
+                        let g = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
+                        out[o * s.width + i] = norm(g, 0);
+                    }
+                    (_, Layout::Nhwc) => {
+                        for c in 0..3 {
+                            out[(o * s.width + i) * 3 + c] = norm(rgb[order[c]], c);
+                        }
+                    }
+                    (_, Layout::Nchw) => {
+                        for c in 0..3 {
+                            out[(c * s.height + o) * s.width + i] = norm(rgb[order[c]], c);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_float_reference() {
+        // pseudo-random pixels with some smooth structure: worst case for fixed point
+        let pixels = |w: usize, h: usize, bpp: usize| -> Vec<u8> {
+            let mut state = 0x2545_f491_u32;
+            (0..w * h * bpp)
+                .map(|i| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    if (i / bpp) % 7 < 3 {
+                        (state >> 24) as u8
+                    } else {
+                        ((i / bpp % w) * 255 / w) as u8
+                    }
+                })
+                .collect()
+        };
+        let cases = [
+            (
+                640,
+                360,
+                PixelFormat::Bgrx,
+                192,
+                Layout::Nhwc,
+                PixelColour::Rgb,
+            ),
+            (
+                640,
+                360,
+                PixelFormat::Bgrx,
+                128,
+                Layout::Nhwc,
+                PixelColour::Rgb,
+            ),
+            (
+                1920,
+                1080,
+                PixelFormat::Rgbx,
+                128,
+                Layout::Nchw,
+                PixelColour::Bgr,
+            ),
+            (
+                360,
+                640,
+                PixelFormat::Rgb,
+                192,
+                Layout::Nchw,
+                PixelColour::Rgb,
+            ),
+            (
+                97,
+                61,
+                PixelFormat::Bgr,
+                160,
+                Layout::Nhwc,
+                PixelColour::Bgr,
+            ),
+            (
+                300,
+                211,
+                PixelFormat::Gray8,
+                48,
+                Layout::Nchw,
+                PixelColour::Grey,
+            ),
+            (
+                257,
+                255,
+                PixelFormat::Xrgb,
+                64,
+                Layout::Nhwc,
+                PixelColour::Grey,
+            ),
+        ];
+        // cases run [vertical first, horizontal first]
+        let mut orders = [0; 2];
+        for (w, h, format, size, layout, colour) in cases {
+            let data = pixels(w, h, format.bytes_per_pixel());
+            let frame = Frame::packed(&data, w, h, format).unwrap();
+            let mut s = spec(size, size, layout, colour);
+            s.mean = [127.5; 3];
+            s.std = [127.5; 3];
+            for resample in [Resample::Bilinear, Resample::Antialiased] {
+                let want = reference(&frame, &s, resample);
+                let mut p = Preprocessor::new(s.clone(), resample).unwrap();
+                let (got, _) = p.prepare_array(&frame).unwrap();
+                orders[p.plan.as_ref().unwrap().rows_first.is_some() as usize] += 1;
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst <= 1.0 / 255.0,
+                    "{w}x{h} {format:?} -> {size} {colour:?} {resample:?}: off by {worst}"
+                );
+            }
+        }
+        assert!(orders[0] > 0 && orders[1] > 0, "{orders:?}");
     }
 
     #[test]

@@ -58,71 +58,104 @@ pub fn warp_rgb_into(
     } else {
         1
     };
-    let sub: Vec<f64> = (0..ss).map(|k| (k as f64 + 0.5) / ss as f64).collect();
-    let norm = 1.0 / (ss * ss) as f32;
+    match frame.format().bytes_per_pixel() {
+        1 => warp_rows::<1>(frame, &inv, ss, width, out),
+        3 => warp_rows::<3>(frame, &inv, ss, width, out),
+        _ => warp_rows::<4>(frame, &inv, ss, width, out),
+    }
+    Ok(())
+}
 
-    let (fw, fh) = (frame.width() as f64, frame.height() as f64);
-    let bpp = frame.format().bytes_per_pixel();
-    let offs = frame.format().rgb_offsets();
-    let [ro, go, bo] = offs;
+/// Fractional bits of the fixed-point frame coordinates.
+const COORD_BITS: u32 = 16;
+
+/// The warp proper: `ss`² bilinear samples per crop pixel, stepped along each crop row
+/// in fixed point (`COORD_BITS`: no float → int conversions per sample), interpolated
+/// and summed per row in `f32` with all bytes of a pixel as one small vector.
+fn warp_rows<const BPP: usize>(
+    frame: &Frame<'_>,
+    inv: &Similarity,
+    ss: usize,
+    width: usize,
+    out: &mut [u8],
+) {
+    let one = (1i64 << COORD_BITS) as f64;
+    let fixed = |v: f64| -> i64 { (v * one).round() as i64 };
+    let [ro, go, bo] = frame.format().rgb_offsets();
+    let (ro, go, bo) = (ro.min(BPP - 1), go.min(BPP - 1), bo.min(BPP - 1));
     let (data, stride) = (frame.data(), frame.stride());
     let (iw, ih) = (frame.width() as i64, frame.height() as i64);
-    // pixel at (x, y) as rgb floats, black outside
-    let fetch = |x: i64, y: i64| -> [f32; 3] {
-        if x < 0 || y < 0 || x as f64 >= fw || y as f64 >= fh {
-            return [0.0; 3];
+    // along a crop row, frame x moves by a and y by b per crop pixel
+    let (dx, dy) = (fixed(inv.a), fixed(inv.b));
+    let sub: Vec<f64> = (0..ss).map(|k| (k as f64 + 0.5) / ss as f64).collect();
+    let scale = 1.0 / (ss * ss) as f32;
+    let wmask = (1i64 << COORD_BITS) - 1;
+    let unit = 1.0 / (1i64 << COORD_BITS) as f32;
+    // pixel (x, y), black outside
+    let fetch = |x: i64, y: i64| -> [f32; BPP] {
+        let mut p = [0.0; BPP];
+        if x >= 0 && y >= 0 && x < iw && y < ih {
+            let src = &frame.row(y as usize)[x as usize * BPP..][..BPP];
+            for (d, &s) in p.iter_mut().zip(src) {
+                *d = s as f32;
+            }
         }
-        let row = frame.row(y as usize);
-        let p = &row[x as usize * bpp..(x as usize + 1) * bpp];
-        [p[ro] as f32, p[go] as f32, p[bo] as f32]
+        p
     };
+    // sums of the samples of each crop pixel, all bytes of the pixel (one small vector)
+    let mut acc = vec![[0f32; BPP]; width];
     for (j, out_row) in out.chunks_exact_mut(width * 3).enumerate() {
-        for (i, px) in out_row.chunks_exact_mut(3).enumerate() {
-            let mut acc = [0.0f32; 3];
-            for &sy in &sub {
-                for &sx in &sub {
-                    let (cx, cy) = (i as f64 + sx, j as f64 + sy);
-                    // frame continuous coordinates → pixel-centre index space
-                    let x = inv.a * cx - inv.b * cy + inv.tx - 0.5;
-                    let y = inv.b * cx + inv.a * cy + inv.ty - 0.5;
-                    if x < -1.0 || y < -1.0 || x >= fw || y >= fh {
-                        continue;
+        acc.fill([0.0; BPP]);
+        for &sy in &sub {
+            for &sx in &sub {
+                let (cx, cy) = (sx, j as f64 + sy);
+                // frame continuous coordinates → pixel-centre index space
+                let mut x = fixed(inv.a * cx - inv.b * cy + inv.tx - 0.5);
+                let mut y = fixed(inv.b * cx + inv.a * cy + inv.ty - 0.5);
+                for a in acc.iter_mut() {
+                    let (x0, y0) = (x >> COORD_BITS, y >> COORD_BITS);
+                    let wx = (x & wmask) as i32 as f32 * unit;
+                    let wy = (y & wmask) as i32 as f32 * unit;
+                    x += dx;
+                    y += dy;
+                    if x0 < -1 || y0 < -1 || x0 >= iw || y0 >= ih {
+                        continue; // wholly outside: black
                     }
-                    // floor without a libm call: x, y >= -1 here
-                    let (x0, y0) = ((x + 1.0) as i64 - 1, (y + 1.0) as i64 - 1);
-                    let (wx, wy) = ((x - x0 as f64) as f32, (y - y0 as f64) as f32);
+                    let mut q = [[0f32; BPP]; 4];
                     if x0 >= 0 && y0 >= 0 && x0 + 1 < iw && y0 + 1 < ih {
                         // inside: all four pixels exist
-                        let i00 = y0 as usize * stride + x0 as usize * bpp;
-                        let quad = &data[i00..i00 + stride + 2 * bpp];
-                        for (a, &o) in acc.iter_mut().zip(&offs) {
-                            let p00 = quad[o] as f32;
-                            let p10 = quad[bpp + o] as f32;
-                            let p01 = quad[stride + o] as f32;
-                            let p11 = quad[stride + bpp + o] as f32;
-                            let top = p00 + (p10 - p00) * wx;
-                            let bottom = p01 + (p11 - p01) * wx;
-                            *a += top + (bottom - top) * wy;
+                        let i00 = y0 as usize * stride + x0 as usize * BPP;
+                        let (top, _) = data[i00..i00 + 2 * BPP].as_chunks::<BPP>();
+                        let (bottom, _) =
+                            data[i00 + stride..i00 + stride + 2 * BPP].as_chunks::<BPP>();
+                        for c in 0..BPP {
+                            q[0][c] = top[0][c] as f32;
+                            q[1][c] = top[1][c] as f32;
+                            q[2][c] = bottom[0][c] as f32;
+                            q[3][c] = bottom[1][c] as f32;
                         }
-                        continue;
+                    } else {
+                        q = [
+                            fetch(x0, y0),
+                            fetch(x0 + 1, y0),
+                            fetch(x0, y0 + 1),
+                            fetch(x0 + 1, y0 + 1),
+                        ];
                     }
-                    let p00 = fetch(x0, y0);
-                    let p10 = fetch(x0 + 1, y0);
-                    let p01 = fetch(x0, y0 + 1);
-                    let p11 = fetch(x0 + 1, y0 + 1);
-                    for c in 0..3 {
-                        let top = p00[c] + (p10[c] - p00[c]) * wx;
-                        let bottom = p01[c] + (p11[c] - p01[c]) * wx;
-                        acc[c] += top + (bottom - top) * wy;
+                    for c in 0..BPP {
+                        let t = q[0][c] + (q[1][c] - q[0][c]) * wx;
+                        let b = q[2][c] + (q[3][c] - q[2][c]) * wx;
+                        a[c] += t + (b - t) * wy;
                     }
                 }
             }
-            for c in 0..3 {
-                px[c] = ((acc[c] * norm).clamp(0.0, 255.0) + 0.5) as u8;
+        }
+        for (o, a) in out_row.chunks_exact_mut(3).zip(&acc) {
+            for (d, &k) in o.iter_mut().zip(&[ro, go, bo]) {
+                *d = ((a[k] * scale).clamp(0.0, 255.0) + 0.5) as u8;
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -135,6 +168,108 @@ mod tests {
         (0..h)
             .flat_map(|y| (0..w).flat_map(move |x| [x as u8, y as u8, 100, 255]))
             .collect()
+    }
+
+    /// The straightforward float warp (f64 coordinates, f32 bilinear), for comparison.
+    fn reference(
+        frame: &Frame,
+        frame_to_crop: &Similarity,
+        width: usize,
+        height: usize,
+    ) -> Vec<u8> {
+        let inv = frame_to_crop.inverse().unwrap();
+        let step = inv.scale();
+        let ss = if step > 1.5 {
+            ((step / 2.0).ceil() as usize).clamp(1, 4)
+        } else {
+            1
+        };
+        let mut out = vec![0u8; width * height * 3];
+        for j in 0..height {
+            for i in 0..width {
+                let mut acc = [0.0f32; 3];
+                for ky in 0..ss {
+                    for kx in 0..ss {
+                        let cx = i as f64 + (kx as f64 + 0.5) / ss as f64;
+                        let cy = j as f64 + (ky as f64 + 0.5) / ss as f64;
+                        let x = inv.a * cx - inv.b * cy + inv.tx - 0.5;
+                        let y = inv.b * cx + inv.a * cy + inv.ty - 0.5;
+                        let (x0, y0) = (x.floor(), y.floor());
+                        let (wx, wy) = ((x - x0) as f32, (y - y0) as f32);
+                        let p = |dx: f64, dy: f64| -> [f32; 3] {
+                            let (px, py) = (x0 + dx, y0 + dy);
+                            if px < 0.0 || py < 0.0 {
+                                return [0.0; 3];
+                            }
+                            frame
+                                .rgb(px as usize, py as usize)
+                                .map_or([0.0; 3], |v| v.map(f32::from))
+                        };
+                        let (p00, p10, p01, p11) =
+                            (p(0.0, 0.0), p(1.0, 0.0), p(0.0, 1.0), p(1.0, 1.0));
+                        for c in 0..3 {
+                            let top = p00[c] + (p10[c] - p00[c]) * wx;
+                            let bottom = p01[c] + (p11[c] - p01[c]) * wx;
+                            acc[c] += top + (bottom - top) * wy;
+                        }
+                    }
+                }
+                for c in 0..3 {
+                    let v = acc[c] / (ss * ss) as f32;
+                    out[(j * width + i) * 3 + c] = (v.clamp(0.0, 255.0) + 0.5) as u8;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_float_reference() {
+        let (w, h) = (211, 157);
+        let mut state = 0x9e37_79b9_u32;
+        let noise: Vec<u8> = (0..w * h * 4)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                if i % 3 == 0 {
+                    (state >> 24) as u8
+                } else {
+                    (i / 4 % w + i / (4 * w)) as u8
+                }
+            })
+            .collect();
+        let rgb: Vec<u8> = noise.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+        let grey: Vec<u8> = noise.chunks(4).map(|p| p[0]).collect();
+        let frames = [
+            Frame::packed(&noise, w, h, PixelFormat::Bgrx).unwrap(),
+            Frame::packed(&noise, w, h, PixelFormat::Xrgb).unwrap(),
+            Frame::packed(&rgb, w, h, PixelFormat::Rgb).unwrap(),
+            Frame::packed(&grey, w, h, PixelFormat::Gray8).unwrap(),
+        ];
+        // scales from enlarging to 8× shrinking (1 to 4×4 samples), rotated, partly outside
+        for (scale, angle, t) in [
+            (1.0, 0.0, [-10.25, -20.5]),
+            (2.3, 0.4, [-30.0, 40.0]),
+            (0.7, -0.3, [-20.0, 10.0]),
+            (0.45, 1.2, [60.0, -30.0]),
+            (0.3, 0.1, [5.0, -2.0]),
+            (0.12, -2.5, [40.0, 30.0]),
+        ] {
+            let s = Similarity::new(scale, angle, t);
+            for frame in &frames {
+                let (cw, ch) = (48, 40);
+                let got = warp_rgb(frame, &s, cw, ch).unwrap();
+                let want = reference(frame, &s, cw, ch);
+                for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (*a as i32 - *b as i32).abs() <= 1,
+                        "{:?} scale {scale} angle {angle}: byte {k}: {a} vs {b}",
+                        frame.format()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
