@@ -8,7 +8,10 @@
 //!
 //! Writing is deterministic: the same source and `weights/MANIFEST.toml` give the same
 //! bytes. The sha256 of the two feature models is read from the manifest, and the face
-//! model's `affect.output.affwild2-map` is checked against `affect::fusion::FER_TO_AFFWILD2`.
+//! model's `affect.output.affwild2-map` is checked against `affect::fusion::FER_TO_AFFWILD2`:
+//! the graph reads the 8 probabilities that `featextract` reorders with that map, and the
+//! check keeps the generator from baking in a face model whose classes would land
+//! elsewhere (the circumplex table assumes FER's 7 classes map onto the first 7).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

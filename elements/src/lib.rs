@@ -10,6 +10,7 @@ use gst::glib;
 pub mod affectoverlay;
 pub mod affectreplay;
 pub mod audiodenoise;
+pub mod avfuse;
 pub mod common;
 pub mod facecrop;
 pub mod featextract;
@@ -22,6 +23,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     facecrop::register(plugin)?;
     featextract::register(plugin)?;
     audiodenoise::register(plugin)?;
+    avfuse::register(plugin)?;
     Ok(())
 }
 

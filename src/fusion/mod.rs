@@ -8,13 +8,16 @@
 //! Per frame (`T` may be anything, the baseline has no memory; its contract says
 //! `affect.fusion.window = 1`):
 //!
-//! - **Visual**: `visual` holds the 7 probabilities of the face model `fer-mini-xception`
-//!   (FER order Anger, Disgust, Fear, Happiness, Sadness, Surprise, Neutral — hence the
-//!   contract key `affect.fusion.visual-input = probabilities`). They are cleaned (NaN → 0,
-//!   clipped to [0, 1], renormalised), blended with a one-hot Neutral by the visual mask
-//!   (`m·p + (1-m)·neutral`; an all-zero vector counts as masked), and reordered to the 8
-//!   Aff-Wild2 classes ([`FER_TO_AFFWILD2`]); `Other` gets probability 0.
-//!   `expr = log(p + 1e-6)`, with the `Other` logit fixed at [`OTHER_LOGIT`].
+//! - **Visual**: `visual` holds 8 expression probabilities in Aff-Wild2 order
+//!   ([`crate::EXPRESSIONS`]: Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise,
+//!   Other) — what `featextract` attaches as `probabilities` for the face model
+//!   `fer-mini-xception`, whose 7 FER classes it reorders by the model's
+//!   `affect.output.affwild2-map` ([`FER_TO_AFFWILD2`]), leaving `Other` at 0. Hence the
+//!   contract key `affect.fusion.visual-input = probabilities`. They are cleaned (NaN → 0,
+//!   clipped to [0, 1], renormalised) and blended with a one-hot Neutral by the visual
+//!   mask (`m·p + (1-m)·neutral`; an all-zero vector counts as masked).
+//!   `expr = log(p + 1e-6)`, with the `Other` logit fixed at [`OTHER_LOGIT`] (whatever
+//!   probability `Other` has: the face model has no such class).
 //!   Valence/arousal = `Σ p_k · c_k` with the circumplex coordinates [`CIRCUMPLEX`].
 //! - **Audio** ([`vocal`]): `arousal += 0.1 · audio_mask · speech_gate(audio)`, a speech
 //!   presence term; the 96-d speech embedding carries no measurable arousal cue (see
@@ -38,7 +41,7 @@
 //! | Happiness | happy | 7.8° | 0.9907 | 0.1357 |
 //! | Sadness | sad | 207.5° | −0.8870 | −0.4617 |
 //! | Surprise | astonished | 69.8° | 0.3453 | 0.9385 |
-//! | Other | — (probability 0) | — | 0 | 0 |
+//! | Other | — (the face model has none) | — | 0 | 0 |
 
 pub mod vocal;
 
@@ -50,8 +53,8 @@ use crate::weights::Manifest;
 
 /// `affect.name` of the baseline.
 pub const BASELINE_NAME: &str = "fusion-baseline";
-/// Visual input dimension: the 7 FER probabilities.
-pub const VISUAL_DIM: usize = 7;
+/// Visual input dimension: the 8 Aff-Wild2 expression probabilities.
+pub const VISUAL_DIM: usize = 8;
 /// Audio input dimension: the 96-d speech embedding of `oww-speech-embedding`.
 pub const AUDIO_DIM: usize = vocal::AUDIO_DIM;
 /// The face model whose probabilities the baseline reads (its MANIFEST file).
@@ -60,9 +63,15 @@ pub const VISUAL_MODEL_FILE: &str = "fer-mini-xception.onnx";
 pub const AUDIO_MODEL_FILE: &str = "oww-speech-embedding.onnx";
 /// For each FER class (Anger, Disgust, Fear, Happiness, Sadness, Surprise, Neutral), its
 /// index in [`crate::EXPRESSIONS`]; equals the face model's `affect.output.affwild2-map`.
+/// The graph no longer uses it (`featextract` reorders); `make_baseline` checks that the
+/// face model's map still says this, so the circumplex table keeps meaning what it says.
 pub const FER_TO_AFFWILD2: [usize; 7] = [1, 2, 3, 4, 5, 6, 0];
 /// Index of Neutral among the FER classes.
 pub const FER_NEUTRAL: usize = 6;
+/// Index of Neutral in the visual input ([`crate::EXPRESSIONS`] order).
+pub const NEUTRAL: usize = 0;
+/// Index of Other in the visual input and `expr`.
+pub const OTHER: usize = 7;
 /// The `Other` logit (the face model has no such class): softmax weight e^-30 ≈ 1e-13.
 pub const OTHER_LOGIT: f32 = -30.0;
 /// Added to probabilities before the log of `expr`.
@@ -80,7 +89,7 @@ pub const CIRCUMPLEX: [[f32; 2]; 8] = [
     [0.9907, 0.1357],   // Happiness: "happy" 7.8°
     [-0.8870, -0.4617], // Sadness: "sad" 207.5°
     [0.3453, 0.9385],   // Surprise: "astonished" 69.8°
-    [0.0, 0.0],         // Other: unused (probability 0)
+    [0.0, 0.0],         // Other: the centre (fer-mini-xception gives it probability 0)
 ];
 
 /// Russell (1980) angles in degrees behind [`CIRCUMPLEX`] (`None`: the centre).
@@ -124,8 +133,8 @@ pub fn feature_refs(weights_dir: &Path) -> Result<(FeatureModelRef, FeatureModel
     Ok((find(VISUAL_MODEL_FILE)?, find(AUDIO_MODEL_FILE)?))
 }
 
-/// Per-frame reference of the graph in plain Rust (same math, f32): `visual` 7 FER
-/// probabilities, `audio` a 96-d embedding, masks in [0, 1]. Returns (`va`, `expr` logits).
+/// Per-frame reference of the graph in plain Rust (same math, f32): `visual` 8
+/// probabilities in [`crate::EXPRESSIONS`] order, `audio` a 96-d embedding, masks in [0, 1]. Returns (`va`, `expr` logits).
 /// Used by the tests; also usable where ONNX Runtime is not.
 pub fn baseline_frame(
     visual: &[f32],
@@ -143,8 +152,8 @@ pub fn baseline_frame(
     let m = clean(visual_mask).clamp(0.0, 1.0) * valid;
     let mut p8 = [0.0f32; 8];
     for (k, &q) in p.iter().enumerate() {
-        let neutral = if k == FER_NEUTRAL { 1.0 } else { 0.0 };
-        p8[FER_TO_AFFWILD2[k]] = m * (q / sum.max(MIN_PROB_SUM) - neutral) + neutral;
+        let neutral = if k == NEUTRAL { 1.0 } else { 0.0 };
+        p8[k] = m * (q / sum.max(MIN_PROB_SUM) - neutral) + neutral;
     }
     let mut va = [0.0f32; 2];
     let mut expr = [0.0f32; 8];
@@ -153,7 +162,7 @@ pub fn baseline_frame(
         va[1] += p8[k] * CIRCUMPLEX[k][1];
         expr[k] = (p8[k] + LOG_EPS).ln();
     }
-    expr[7] = OTHER_LOGIT;
+    expr[OTHER] = OTHER_LOGIT;
     va[1] += vocal::arousal_shift(audio, clean(audio_mask).clamp(0.0, 1.0));
     (va.map(|v| v.clamp(-1.0, 1.0)), expr)
 }
@@ -190,7 +199,7 @@ pub fn build_baseline(
             .node("Clip", &[&nonan, lo, hi], &[out], &[]);
     };
 
-    // --- visual: cleaned, renormalised, masked probabilities in Aff-Wild2 order ---
+    // --- visual: cleaned, renormalised, masked probabilities (Aff-Wild2 order) ---
     clean(&mut g, "visual", "zero", "one", "p_clip");
     g.node(
         "ReduceSum",
@@ -212,27 +221,25 @@ pub fn build_baseline(
     g.node("Unsqueeze", &["vm_clip", "last_axis"], &["vm_3d"], &[])
         .node("Mul", &["vm_3d", "p_valid"], &["vm_eff"], &[]);
     let mut neutral = [0.0f32; VISUAL_DIM];
-    neutral[FER_NEUTRAL] = 1.0;
-    g.constant("neutral7", &[VISUAL_DIM as i64], &neutral);
-    // p7 = m·(p − neutral) + neutral
-    g.node("Sub", &["p_norm", "neutral7"], &["p_minus_n"], &[])
+    neutral[NEUTRAL] = 1.0;
+    g.constant("neutral8", &[VISUAL_DIM as i64], &neutral);
+    // p8 = m·(p − neutral) + neutral
+    g.node("Sub", &["p_norm", "neutral8"], &["p_minus_n"], &[])
         .node("Mul", &["vm_eff", "p_minus_n"], &["p_masked"], &[])
-        .node("Add", &["p_masked", "neutral7"], &["p7"], &[]);
-    let mut map = vec![0.0f32; VISUAL_DIM * 8];
-    for (k, &j) in FER_TO_AFFWILD2.iter().enumerate() {
-        map[k * 8 + j] = 1.0;
-    }
-    g.constant("fer_to_affwild2", &[VISUAL_DIM as i64, 8], &map);
-    g.node("MatMul", &["p7", "fer_to_affwild2"], &["p8"], &[]);
+        .node("Add", &["p_masked", "neutral8"], &["p8"], &[]);
 
-    // expr = log(p8 + eps) + bias, bias moving Other (p = 0) to OTHER_LOGIT.
+    // expr = log(p8 + eps)·keep + other: the Other logit is replaced by OTHER_LOGIT.
     g.constant("log_eps", &[], &[LOG_EPS]);
-    let mut bias = [0.0f32; 8];
-    bias[7] = OTHER_LOGIT - LOG_EPS.ln();
-    g.constant("other_bias", &[8], &bias);
+    let mut keep = [1.0f32; 8];
+    keep[OTHER] = 0.0;
+    let mut other = [0.0f32; 8];
+    other[OTHER] = OTHER_LOGIT;
+    g.constant("other_keep", &[8], &keep);
+    g.constant("other_logit", &[8], &other);
     g.node("Add", &["p8", "log_eps"], &["p8_eps"], &[])
         .node("Log", &["p8_eps"], &["log_p8"], &[])
-        .node("Add", &["log_p8", "other_bias"], &["expr"], &[]);
+        .node("Mul", &["log_p8", "other_keep"], &["log_p8_kept"], &[])
+        .node("Add", &["log_p8_kept", "other_logit"], &["expr"], &[]);
 
     // VA from the circumplex.
     let circ: Vec<f32> = CIRCUMPLEX.iter().flatten().copied().collect();
@@ -302,7 +309,7 @@ pub fn build_baseline(
         .meta(
             "affect.source",
             format!(
-                "gst-affect {} src/fusion/ (generated by examples/make_baseline.rs): not a learned model; FER probabilities → Aff-Wild2 classes, VA from Russell (1980) circumplex angles, +{} arousal while speech is present",
+                "gst-affect {} src/fusion/ (generated by examples/make_baseline.rs): not a learned model; Aff-Wild2-ordered expression probabilities, VA from Russell (1980) circumplex angles, +{} arousal while speech is present",
                 env!("CARGO_PKG_VERSION"),
                 vocal::AROUSAL_WEIGHT
             ),
@@ -335,8 +342,8 @@ mod tests {
     #[test]
     fn reference_frame_numbers() {
         let silence = vocal::SILENCE_EMBEDDING;
-        let mut happy = [0.0; 7];
-        happy[3] = 1.0;
+        let mut happy = [0.0; 8];
+        happy[4] = 1.0;
         let (va, expr) = baseline_frame(&happy, 1.0, &silence, 1.0);
         assert_eq!(va, CIRCUMPLEX[4]);
         assert!((expr[4] - (1.0f32 + LOG_EPS).ln()).abs() < 1e-6);
@@ -346,7 +353,7 @@ mod tests {
         assert_eq!(va, [0.0, 0.0]);
         assert!(expr[0] > expr[4]);
         // Garbage stays finite.
-        let (va, expr) = baseline_frame(&[f32::NAN; 7], f32::NAN, &[f32::INFINITY; 96], f32::NAN);
+        let (va, expr) = baseline_frame(&[f32::NAN; 8], f32::NAN, &[f32::INFINITY; 96], f32::NAN);
         assert!(va.iter().chain(&expr).all(|v| v.is_finite()));
     }
 }

@@ -1,0 +1,1201 @@
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
+use affect::EXPRESSIONS;
+use affect::results::{AffectRecord, FaceAffect, FaceBox};
+use affect::runtime::{FeatureModelRef, InputSpec, Model, Role};
+use affect::timeline::{
+    AlignConfig, AlignMode, Anchor, AudioAligner, TimelineError, TrackWindows, WindowConfig,
+    midpoint, stack,
+};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use ndarray::Array3;
+
+use crate::common::ModelSettings;
+use crate::meta::{
+    AffectMessage, FaceCropMeta, FeatureMeta, add_affect_meta, add_face_roi, face_affect_structure,
+    face_rois,
+};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "avfuse",
+        gst::DebugColorFlags::empty(),
+        Some("Audio-visual fusion of face and speech features into affect"),
+    )
+});
+
+const DEFAULT_MODEL: &str = "fusion-baseline";
+const DEFAULT_LOOKAHEAD_NS: u64 = 200_000_000;
+const DEFAULT_POST_MESSAGES: bool = true;
+/// A track absent from more than this many consecutive frames is dropped.
+const DROP_AFTER_FRAMES: u32 = 15;
+/// `model=auto` of `featextract`: its default model per media.
+const FEATEXTRACT_AUTO: &str = "auto";
+const DEFAULT_FACE_FEATURE_MODEL: &str = "fer-mini-xception";
+const DEFAULT_AUDIO_FEATURE_MODEL: &str = "oww-speech-embedding";
+/// How far upstream the model check walks (elements).
+const MAX_WALK_DEPTH: usize = 64;
+
+/// How audio features are aligned onto video frames (the `mode` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstAvFuseMode")]
+pub enum FusionMode {
+    /// Linear interpolation between the audio vectors around the frame (vector time =
+    /// window centre); waits for `lookahead` ns of audio after the frame.
+    #[default]
+    #[enum_value(
+        name = "Interpolate, waits for lookahead ns of audio",
+        nick = "lookahead"
+    )]
+    Lookahead = 0,
+    /// The latest audio vector whose window ended at or before the frame; no latency.
+    #[enum_value(name = "Nearest past vector, no latency", nick = "causal")]
+    Causal = 1,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    model: ModelSettings,
+    mode: FusionMode,
+    lookahead: u64,
+    post_messages: bool,
+    location: String,
+    csv_location: String,
+    smoothing: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            model: ModelSettings::new(DEFAULT_MODEL),
+            mode: FusionMode::default(),
+            lookahead: DEFAULT_LOOKAHEAD_NS,
+            post_messages: DEFAULT_POST_MESSAGES,
+            location: String::new(),
+            csv_location: String::new(),
+            smoothing: 0.0,
+        }
+    }
+}
+
+impl Settings {
+    /// The latency this element adds (LATENCY query, live deadline).
+    fn latency(&self) -> gst::ClockTime {
+        match self.mode {
+            FusionMode::Lookahead => gst::ClockTime::from_nseconds(self.lookahead),
+            FusionMode::Causal => gst::ClockTime::ZERO,
+        }
+    }
+}
+
+/// Per-track CSV writers (Aff-Wild2 layout).
+struct CsvTrack {
+    va: File,
+    expr: File,
+}
+
+/// Smoothed values of one track.
+#[derive(Debug, Clone, Copy)]
+struct Smoothed {
+    va: [f32; 2],
+    probs: [f32; 8],
+}
+
+struct State {
+    model: Model,
+    window: usize,
+    visual_dim: usize,
+    audio_dim: usize,
+    use_probabilities: bool,
+    visual_ref: Option<FeatureModelRef>,
+    audio_ref: Option<FeatureModelRef>,
+    aligner: AudioAligner,
+    tracks: TrackWindows,
+    smoothed: BTreeMap<u64, Smoothed>,
+    ndjson: Option<File>,
+    csv_prefix: Option<PathBuf>,
+    csv: BTreeMap<u64, CsvTrack>,
+    frames_out: u64,
+    models_checked: bool,
+    names_checked: (bool, bool),
+    warned_nan: bool,
+    warned_dims: bool,
+}
+
+/// What one output frame produced, posted/written after the state lock is released.
+struct Output {
+    faces: Vec<FaceAffect>,
+}
+
+#[derive(Default)]
+pub struct AvFuse {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for AvFuse {
+    const NAME: &'static str = "GstAvFuse";
+    type Type = super::AvFuse;
+    type ParentType = gst_base::Aggregator;
+}
+
+impl ObjectImpl for AvFuse {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let mut v = ModelSettings::properties(DEFAULT_MODEL);
+            v.extend([
+                glib::ParamSpecEnum::builder_with_default("mode", FusionMode::Lookahead)
+                    .nick("Alignment mode")
+                    .blurb("lookahead: interpolate audio features onto frame times, waiting `lookahead` ns of audio (reported as latency); causal: latest finished audio window, no latency")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("lookahead")
+                    .nick("Lookahead")
+                    .blurb("ns: audio vectors further than this from a frame are not used (audio mask 0); in mode=lookahead also how long a frame waits for audio (the latency)")
+                    .minimum(1)
+                    .maximum(10_000_000_000)
+                    .default_value(DEFAULT_LOOKAHEAD_NS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("post-messages")
+                    .nick("Post messages")
+                    .blurb("Post an `affect` element message per output frame")
+                    .default_value(DEFAULT_POST_MESSAGES)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("location")
+                    .nick("NDJSON location")
+                    .blurb("Write one JSON line per face per frame to this file (empty: none)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("csv-location")
+                    .nick("CSV prefix")
+                    .blurb("Write Aff-Wild2 style CSV files PREFIX_track<id>.va.csv and PREFIX_track<id>.expr.csv (empty: none)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("smoothing")
+                    .nick("Smoothing")
+                    .blurb("Exponential smoothing of valence/arousal and probabilities per track: y = s*y_prev + (1-s)*x (0 = off)")
+                    .minimum(0.0)
+                    .maximum(0.99)
+                    .default_value(0.0)
+                    .mutable_playing()
+                    .build(),
+            ]);
+            v
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        if s.model.set_property(value, pspec) {
+            return;
+        }
+        let string = |v: &glib::Value| v.get::<Option<String>>().ok().flatten().unwrap_or_default();
+        match pspec.name() {
+            "mode" => s.mode = value.get().unwrap_or_default(),
+            "lookahead" => s.lookahead = value.get().unwrap_or(DEFAULT_LOOKAHEAD_NS),
+            "post-messages" => s.post_messages = value.get().unwrap_or(DEFAULT_POST_MESSAGES),
+            "location" => s.location = string(value),
+            "csv-location" => s.csv_location = string(value),
+            "smoothing" => s.smoothing = value.get().unwrap_or(0.0),
+            _ => {}
+        }
+        let latency = s.latency();
+        drop(s);
+        if matches!(pspec.name(), "mode" | "lookahead") {
+            self.obj().set_latency(latency, Some(latency));
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = s.model.property(pspec) {
+            return v;
+        }
+        match pspec.name() {
+            "mode" => s.mode.to_value(),
+            "lookahead" => s.lookahead.to_value(),
+            "post-messages" => s.post_messages.to_value(),
+            "location" => s.location.to_value(),
+            "csv-location" => s.csv_location.to_value(),
+            "smoothing" => s.smoothing.to_value(),
+            _ => glib::Value::from_type(pspec.value_type()),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        if let Some(templ) = obj.class().pad_template("video_sink") {
+            let pad = gst::PadBuilder::<gst_base::AggregatorPad>::from_template(&templ)
+                .name("video_sink")
+                .build();
+            if obj.add_pad(&pad).is_err() {
+                gst::error!(CAT, imp = self, "cannot add the video_sink pad");
+            }
+        }
+        // Not `ignore-inactive-pads`: with it a live pipeline whose audio never arrives
+        // would count as ready and spin on NEED_DATA instead of waiting for the deadline.
+        let latency = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .latency();
+        obj.set_latency(latency, Some(latency));
+    }
+}
+
+impl GstObjectImpl for AvFuse {}
+
+impl ElementImpl for AvFuse {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Audio-visual affect fusion",
+                "Filter/Analyzer/Video/Audio",
+                "Aligns audio features (request pad audio_sink, from featextract) onto the video frames \
+                 (video_sink, after facecrop ! featextract), keeps a window per face track and runs a fusion \
+                 ONNX model: valence, arousal and 8 expression probabilities per face per frame, attached as \
+                 ROI param `affect` and GstAffectMeta, posted as `affect` messages, written as NDJSON/CSV. \
+                 Frames pass through unchanged. The default model fusion-baseline is a BASELINE, not a \
+                 learned model: a circumplex mapping of the face model's expression probabilities plus a \
+                 small speech-presence arousal term; train real models with affect-train.\n\
+                 Example: gst-launch-1.0 videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360 ! facecrop ! featextract ! avfuse ! fakesink",
+                "gst-affect developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let video = gst::Caps::builder("video/x-raw").build();
+            let audio = gst::Caps::builder("audio/x-raw").build();
+            [
+                (
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &video,
+                ),
+                (
+                    "video_sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &video,
+                ),
+                (
+                    "audio_sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &audio,
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(name, dir, presence, caps)| {
+                gst::PadTemplate::with_gtype(
+                    name,
+                    dir,
+                    presence,
+                    caps,
+                    gst_base::AggregatorPad::static_type(),
+                )
+                .ok()
+            })
+            .collect()
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        if pad.name() == "audio_sink"
+            && let Some(state) = self
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+        {
+            state.aligner.reset();
+        }
+        self.parent_release_pad(pad);
+    }
+}
+
+/// Result of looking for a `featextract` upstream of a pad.
+enum Upstream {
+    /// Its `model` property value.
+    Found(String),
+    /// No `featextract` upstream.
+    None,
+    /// Some pad on the way has no peer yet.
+    Unlinked,
+}
+
+fn walk_upstream(pad: &gst::Pad, depth: usize) -> Upstream {
+    if depth > MAX_WALK_DEPTH {
+        return Upstream::None;
+    }
+    let Some(mut peer) = pad.peer() else {
+        return Upstream::Unlinked;
+    };
+    // Into bins: a ghost pad's target is the real source pad inside.
+    while let Some(ghost) = peer.downcast_ref::<gst::GhostPad>() {
+        match ghost.target() {
+            Some(t) => peer = t,
+            None => return Upstream::Unlinked,
+        }
+    }
+    let Some(element) = peer.parent_element() else {
+        return Upstream::None;
+    };
+    if element
+        .factory()
+        .is_some_and(|f| f.name().as_str() == "featextract")
+    {
+        let model = element
+            .property_value("model")
+            .get::<Option<String>>()
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        return Upstream::Found(model);
+    }
+    let mut unlinked = false;
+    for p in element.sink_pads() {
+        match walk_upstream(&p, depth + 1) {
+            Upstream::Found(m) => return Upstream::Found(m),
+            Upstream::Unlinked => unlinked = true,
+            Upstream::None => {}
+        }
+    }
+    if unlinked {
+        Upstream::Unlinked
+    } else {
+        Upstream::None
+    }
+}
+
+/// The file a `featextract` `model` value loads, and its sha256.
+fn feature_model_sha(value: &str, default: &str) -> Result<(PathBuf, String), String> {
+    let v = value.trim();
+    let v = if v.eq_ignore_ascii_case(FEATEXTRACT_AUTO) || v.is_empty() {
+        default
+    } else {
+        v
+    };
+    let path = affect::weights::resolve_model(v);
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((path, affect::weights::sha256_hex(&bytes)))
+}
+
+fn softmax(logits: &[f32]) -> [f32; 8] {
+    let mut out = [0.0f32; 8];
+    let max = logits
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for (o, &l) in out.iter_mut().zip(logits) {
+        *o = (l - max).exp();
+        sum += *o;
+    }
+    for o in &mut out {
+        *o /= sum;
+    }
+    out
+}
+
+impl AvFuse {
+    fn video_pad(&self) -> Option<gst_base::AggregatorPad> {
+        self.obj()
+            .static_pad("video_sink")
+            .and_then(|p| p.downcast::<gst_base::AggregatorPad>().ok())
+    }
+
+    fn audio_pad(&self) -> Option<gst_base::AggregatorPad> {
+        self.obj()
+            .static_pad("audio_sink")
+            .and_then(|p| p.downcast::<gst_base::AggregatorPad>().ok())
+    }
+
+    /// Compares the fusion model's declared feature models with the `featextract`
+    /// models upstream. `Ok(true)` when done (checked or skipped), `Ok(false)` when a
+    /// pad on the way is not linked yet (try again later).
+    fn check_models(
+        &self,
+        visual: Option<&FeatureModelRef>,
+        audio: Option<&FeatureModelRef>,
+        fusion_name: &str,
+    ) -> Result<bool, gst::ErrorMessage> {
+        let mut done = true;
+        let pads = [
+            (
+                self.video_pad(),
+                visual,
+                DEFAULT_FACE_FEATURE_MODEL,
+                "visual",
+            ),
+            (
+                self.audio_pad(),
+                audio,
+                DEFAULT_AUDIO_FEATURE_MODEL,
+                "audio",
+            ),
+        ];
+        for (pad, want, default, what) in pads {
+            let (Some(pad), Some(want)) = (pad, want) else {
+                continue;
+            };
+            match walk_upstream(pad.upcast_ref(), 0) {
+                Upstream::Unlinked => done = false,
+                Upstream::None => gst::debug!(
+                    CAT,
+                    imp = self,
+                    "no featextract upstream of {}: {what} feature model not checked",
+                    pad.name()
+                ),
+                Upstream::Found(value) => {
+                    let (path, sha) = feature_model_sha(&value, default).map_err(|e| {
+                        gst::error_msg!(
+                            gst::ResourceError::NotFound,
+                            ("cannot read the {what} feature model of the upstream featextract: {e}")
+                        )
+                    })?;
+                    if sha != want.sha256.trim().to_ascii_lowercase() {
+                        return Err(gst::error_msg!(
+                            gst::ResourceError::Settings,
+                            (
+                                "fusion model {fusion_name} was made for the {what} feature model {} (sha256 {}), but the upstream featextract runs {} (sha256 {}): use the matching feature model or a fusion model trained on this one",
+                                want.name,
+                                want.sha256,
+                                path.display(),
+                                sha
+                            )
+                        ));
+                    }
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "{what} feature model {} matches the fusion model",
+                        path.display()
+                    );
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    fn running_time(seg: &gst::Segment, t: gst::ClockTime) -> Option<u64> {
+        seg.downcast_ref::<gst::ClockTime>()
+            .and_then(|s| s.to_running_time(t))
+            .map(|t| t.nseconds())
+    }
+
+    /// Moves every queued audio buffer's feature vectors into the aligner.
+    fn drain_audio(&self, state: &mut State, pad: &gst_base::AggregatorPad) -> Result<(), String> {
+        let seg = pad.segment();
+        while let Some(buf) = pad.pop_buffer() {
+            for m in buf.iter_meta::<FeatureMeta>() {
+                let v = m.data();
+                if v.track_id.is_some() {
+                    continue;
+                }
+                if !state.names_checked.1 {
+                    state.names_checked.1 = true;
+                    if let Some(r) = &state.audio_ref
+                        && r.name != v.model
+                    {
+                        return Err(format!(
+                            "the audio features come from model {}, the fusion model was made for {} (sha256 {})",
+                            v.model, r.name, r.sha256
+                        ));
+                    }
+                }
+                let Some(rt) = Self::running_time(&seg, gst::ClockTime::from_nseconds(v.pts))
+                else {
+                    continue;
+                };
+                if !v.valid || v.vector.len() != state.audio_dim {
+                    if v.valid && !state.warned_dims {
+                        state.warned_dims = true;
+                        gst::warning!(
+                            CAT,
+                            imp = self,
+                            "audio vector of {} values, the fusion model wants {}: ignored",
+                            v.vector.len(),
+                            state.audio_dim
+                        );
+                    }
+                    continue;
+                }
+                match state.aligner.push(rt, v.duration, &v.vector) {
+                    Ok(_) => {}
+                    Err(TimelineError::NotMonotonic { .. }) => {
+                        gst::debug!(
+                            CAT,
+                            imp = self,
+                            "audio went back in time: alignment restarts"
+                        );
+                        state.aligner.reset();
+                        let _ = state.aligner.push(rt, v.duration, &v.vector);
+                    }
+                    Err(e) => gst::warning!(CAT, imp = self, "audio vector ignored: {e}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the fusion on one video frame, adds the metas to `buf`; returns the faces.
+    fn process_frame(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        buf: &mut gst::BufferRef,
+        frame_time: Option<u64>,
+    ) -> Result<Output, gst::ErrorMessage> {
+        let audio = frame_time.map(|t| state.aligner.align(t));
+        if let Some(t) = frame_time {
+            // Keep the vectors a later frame may still need.
+            state
+                .aligner
+                .prune(t.saturating_sub(settings.lookahead.saturating_mul(2)));
+        }
+        // Faces: the frame's ROIs and per-face feature metas, by track id.
+        let rois = face_rois(buf);
+        let mut faces: Vec<(u64, FaceBox, Option<Vec<f32>>)> = Vec::new();
+        for r in &rois {
+            if !faces.iter().any(|f| f.0 == r.track_id) {
+                faces.push((r.track_id, r.bbox, None));
+            }
+        }
+        for m in buf.iter_meta::<FeatureMeta>() {
+            let v = m.data();
+            let Some(id) = v.track_id else { continue };
+            if !state.names_checked.0 {
+                state.names_checked.0 = true;
+                if let Some(r) = &state.visual_ref
+                    && r.name != v.model
+                {
+                    return Err(gst::error_msg!(
+                        gst::StreamError::WrongType,
+                        (
+                            "the face features come from model {}, the fusion model was made for {} (sha256 {})",
+                            v.model,
+                            r.name,
+                            r.sha256
+                        )
+                    ));
+                }
+            }
+            let src = if state.use_probabilities {
+                &v.probabilities
+            } else {
+                &v.vector
+            };
+            let vector = if !v.valid {
+                None
+            } else if src.len() != state.visual_dim {
+                return Err(gst::error_msg!(
+                    gst::StreamError::WrongType,
+                    (
+                        "face {} from model {}: {} {} values, the fusion model wants {}",
+                        id,
+                        v.model,
+                        src.len(),
+                        if state.use_probabilities {
+                            "probabilities"
+                        } else {
+                            "feature"
+                        },
+                        state.visual_dim
+                    )
+                ));
+            } else {
+                Some(src.clone())
+            };
+            match faces.iter_mut().find(|f| f.0 == id) {
+                Some(f) => {
+                    if f.2.is_none() {
+                        f.2 = vector;
+                    }
+                }
+                None => {
+                    let bbox = buf
+                        .iter_meta::<FaceCropMeta>()
+                        .find(|c| c.data().track_id == id)
+                        .map(|c| c.data().bbox)
+                        .unwrap_or_default();
+                    faces.push((id, bbox, vector));
+                }
+            }
+        }
+        let audio_vec = audio.as_ref().and_then(|a| a.as_option());
+        let entries: Vec<(u64, Option<&[f32]>)> =
+            faces.iter().map(|(id, _, v)| (*id, v.as_deref())).collect();
+        let dropped = state
+            .tracks
+            .push_frame(&entries, audio_vec)
+            .map_err(|e| gst::error_msg!(gst::StreamError::Failed, ("{}", e)))?;
+        for id in dropped {
+            state.smoothed.remove(&id);
+        }
+        let mut out = Vec::with_capacity(faces.len());
+        if !faces.is_empty() {
+            let windows: Vec<_> = faces
+                .iter()
+                .filter_map(|(id, _, _)| state.tracks.arrays(*id))
+                .collect();
+            let batch = stack(&windows).ok_or_else(|| {
+                gst::error_msg!(gst::StreamError::Failed, ("cannot stack the face windows"))
+            })?;
+            let (va, expr) = self.run_model(state, batch)?;
+            let last = state.window - 1;
+            let alpha = settings.smoothing.clamp(0.0, 0.99) as f32;
+            for (i, (id, bbox, _)) in faces.iter().enumerate() {
+                let v = [va[[i, last, 0]], va[[i, last, 1]]];
+                let logits: Vec<f32> = (0..8).map(|k| expr[[i, last, k]]).collect();
+                let probs = softmax(&logits);
+                if !(v.iter().chain(&probs).all(|x| x.is_finite())) {
+                    if !state.warned_nan {
+                        state.warned_nan = true;
+                        gst::warning!(
+                            CAT,
+                            imp = self,
+                            "the fusion model gave non-finite values for track {id}: face skipped (warned once)"
+                        );
+                    }
+                    continue;
+                }
+                let v = [v[0].clamp(-1.0, 1.0), v[1].clamp(-1.0, 1.0)];
+                let s = match state.smoothed.get(id) {
+                    Some(prev) if alpha > 0.0 => {
+                        let mix = |p: f32, x: f32| alpha * p + (1.0 - alpha) * x;
+                        let mut probs_s = [0.0f32; 8];
+                        for k in 0..8 {
+                            probs_s[k] = mix(prev.probs[k], probs[k]);
+                        }
+                        Smoothed {
+                            va: [mix(prev.va[0], v[0]), mix(prev.va[1], v[1])],
+                            probs: probs_s,
+                        }
+                    }
+                    _ => Smoothed { va: v, probs },
+                };
+                state.smoothed.insert(*id, s);
+                let face = FaceAffect {
+                    track_id: *id,
+                    bbox: *bbox,
+                    valence: s.va[0],
+                    arousal: s.va[1],
+                    probabilities: s.probs,
+                };
+                if let Ok(face) = face.validated() {
+                    out.push(face);
+                }
+            }
+        }
+        // Metas: the ROI param on the face's ROI (added when missing), one custom meta.
+        let (w, h) = self.frame_size();
+        for f in &out {
+            let mut done = false;
+            for mut roi in buf.iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>() {
+                let same = roi.roi_type() == crate::meta::FACE_ROI_TYPE
+                    && roi
+                        .param("face")
+                        .and_then(|s| s.get::<u64>("track-id").ok())
+                        == Some(f.track_id);
+                if same && roi.param("affect").is_none() {
+                    roi.add_param(face_affect_structure(f));
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
+                add_face_roi(buf, w.zip(h), f.track_id, &f.bbox, None, &[], Some(f));
+            }
+        }
+        if let Err(e) = add_affect_meta(buf, &out) {
+            gst::warning!(CAT, imp = self, "cannot add GstAffectMeta: {e}");
+        }
+        Ok(Output { faces: out })
+    }
+
+    fn frame_size(&self) -> (Option<u32>, Option<u32>) {
+        let caps = self.video_pad().and_then(|p| p.current_caps());
+        let s = caps.as_ref().and_then(|c| c.structure(0));
+        (
+            s.and_then(|s| s.get::<i32>("width").ok()).map(|v| v as u32),
+            s.and_then(|s| s.get::<i32>("height").ok())
+                .map(|v| v as u32),
+        )
+    }
+
+    fn run_model(
+        &self,
+        state: &mut State,
+        batch: affect::timeline::FusionBatch,
+    ) -> Result<(Array3<f32>, Array3<f32>), gst::ErrorMessage> {
+        let (v, a, vm, am) = (
+            batch.visual.into_dyn(),
+            batch.audio.into_dyn(),
+            batch.visual_mask.into_dyn(),
+            batch.audio_mask.into_dyn(),
+        );
+        let outputs = state.model.contract().outputs.clone();
+        let mut res = state
+            .model
+            .run_f32(&[
+                ("visual", v.view()),
+                ("audio", a.view()),
+                ("visual_mask", vm.view()),
+                ("audio_mask", am.view()),
+            ])
+            .map_err(|e| crate::common::error_message(&e))?;
+        let b = v.shape()[0];
+        let t = state.window;
+        let mut take = |name: &str, d: usize| -> Result<Array3<f32>, gst::ErrorMessage> {
+            let arr = res.remove(name).ok_or_else(|| {
+                gst::error_msg!(
+                    gst::StreamError::Failed,
+                    ("the fusion model has no output `{name}`")
+                )
+            })?;
+            let shape = arr.shape().to_vec();
+            arr.into_shape_with_order((b, t, d)).map_err(|_| {
+                gst::error_msg!(
+                    gst::StreamError::Failed,
+                    ("fusion output `{name}` has shape {shape:?}, expected [{b}, {t}, {d}]")
+                )
+            })
+        };
+        let va_name = outputs.first().map(String::as_str).unwrap_or("va");
+        let expr_name = outputs.get(1).map(String::as_str).unwrap_or("expr");
+        Ok((take(va_name, 2)?, take(expr_name, 8)?))
+    }
+
+    /// Posts the message and writes the files for one frame (no lock held by the caller).
+    fn emit(&self, settings: &Settings, buf: &gst::BufferRef, faces: &[FaceAffect]) {
+        let pts = buf.pts();
+        let seg = self.video_pad().map(|p| p.segment());
+        let seg = seg
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<gst::ClockTime>());
+        let running = pts.and_then(|t| seg.and_then(|s| s.to_running_time(t)));
+        let stream = pts.and_then(|t| seg.and_then(|s| s.to_stream_time(t)));
+        // Files (state lock only around the writes; nothing is pushed or posted under it).
+        {
+            let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(state) = guard.as_mut() {
+                let mut failed = None;
+                if let Some(file) = state.ndjson.as_mut() {
+                    for f in faces {
+                        let mut r = AffectRecord::new(pts.map_or(0, |t| t.nseconds()), f.clone());
+                        r.duration = buf.duration().map(|d| d.nseconds());
+                        r.running_time = running.map(|t| t.nseconds());
+                        r.stream_time = stream.map(|t| t.nseconds());
+                        let mut line = r.to_json_line();
+                        line.push('\n');
+                        if let Err(e) = file.write_all(line.as_bytes()).and_then(|_| file.flush()) {
+                            failed = Some(format!("NDJSON {}: {e}", settings.location));
+                            break;
+                        }
+                    }
+                }
+                if failed.is_none()
+                    && let Err(e) = Self::write_csv(state, faces)
+                {
+                    failed = Some(e);
+                }
+                state.frames_out += 1;
+                drop(guard);
+                if let Some(e) = failed {
+                    gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
+                }
+            }
+        }
+        if settings.post_messages {
+            let msg = AffectMessage {
+                timestamp: pts,
+                running_time: running,
+                stream_time: stream,
+                duration: buf.duration(),
+                faces: faces.to_vec(),
+            };
+            let obj = self.obj();
+            let m = gst::message::Element::builder(msg.to_structure())
+                .src(&*obj)
+                .build();
+            let _ = obj.post_message(m);
+        }
+    }
+
+    fn write_csv(state: &mut State, faces: &[FaceAffect]) -> Result<(), String> {
+        let Some(prefix) = state.csv_prefix.clone() else {
+            return Ok(());
+        };
+        let frame = state.frames_out;
+        for f in faces {
+            if state.csv.contains_key(&f.track_id) {
+                continue;
+            }
+            let name = |ext: &str| {
+                let mut p = prefix.clone().into_os_string();
+                p.push(format!("_track{}.{ext}.csv", f.track_id));
+                PathBuf::from(p)
+            };
+            let open = |p: PathBuf, header: String| -> Result<File, String> {
+                let mut file = File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let mut text = header;
+                text.push('\n');
+                file.write_all(text.as_bytes())
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                Ok(file)
+            };
+            let mut va = open(name("va"), "valence,arousal".into())?;
+            let mut expr = open(name("expr"), EXPRESSIONS.join(","))?;
+            // Frames before the track appeared: invalid markers.
+            va.write_all("-5,-5\n".repeat(frame as usize).as_bytes())
+                .map_err(|e| e.to_string())?;
+            expr.write_all("-1\n".repeat(frame as usize).as_bytes())
+                .map_err(|e| e.to_string())?;
+            state.csv.insert(f.track_id, CsvTrack { va, expr });
+        }
+        for (id, t) in state.csv.iter_mut() {
+            let (va, expr) = match faces.iter().find(|f| f.track_id == *id) {
+                Some(f) => (
+                    format!("{},{}\n", f.valence, f.arousal),
+                    format!("{}\n", f.top_index()),
+                ),
+                None => ("-5,-5\n".to_owned(), "-1\n".to_owned()),
+            };
+            t.va.write_all(va.as_bytes())
+                .and_then(|_| t.expr.write_all(expr.as_bytes()))
+                .map_err(|e| format!("CSV track {id}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn reset(&self) {
+        if let Some(state) = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            state.aligner.reset();
+            state.tracks.reset();
+            state.smoothed.clear();
+        }
+    }
+}
+
+impl AggregatorImpl for AvFuse {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let model = settings.model.load(Role::Fusion)?;
+        let c = model.contract();
+        let InputSpec::Fusion(spec) = c.input.clone() else {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("model {} is not a fusion model", c.name)
+            ));
+        };
+        let use_probabilities = c.prop("affect.fusion.visual-input") == Some("probabilities");
+        let fusion_name = c.name.clone();
+        let models_checked = self.check_models(
+            spec.visual_model.as_ref(),
+            spec.audio_model.as_ref(),
+            &fusion_name,
+        )?;
+        let mut align = AlignConfig::new(spec.audio_dim);
+        align.max_gap_ns = settings.lookahead;
+        (align.mode, align.anchor) = match settings.mode {
+            FusionMode::Lookahead => (AlignMode::Interpolate, Anchor::Centre),
+            FusionMode::Causal => (AlignMode::NearestPast, Anchor::End),
+        };
+        let aligner = AudioAligner::new(align)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
+        let tracks = TrackWindows::new(WindowConfig {
+            frames: spec.window,
+            visual_dim: spec.visual_dim,
+            audio_dim: spec.audio_dim,
+            drop_after: DROP_AFTER_FRAMES,
+        })
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("model {}: {}", fusion_name, e)
+            )
+        })?;
+        let ndjson = if settings.location.is_empty() {
+            None
+        } else {
+            Some(File::create(&settings.location).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenWrite,
+                    ("cannot create {}: {}", settings.location, e)
+                )
+            })?)
+        };
+        let csv_prefix =
+            (!settings.csv_location.is_empty()).then(|| PathBuf::from(&settings.csv_location));
+        gst::info!(
+            CAT,
+            imp = self,
+            "fusion model {} ({}), window {}, visual {} ({}), audio {}, {}",
+            fusion_name,
+            model.path().display(),
+            spec.window,
+            spec.visual_dim,
+            if use_probabilities {
+                "probabilities"
+            } else {
+                "features"
+            },
+            spec.audio_dim,
+            model.provider_note()
+        );
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
+            model,
+            window: spec.window,
+            visual_dim: spec.visual_dim,
+            audio_dim: spec.audio_dim,
+            use_probabilities,
+            visual_ref: spec.visual_model,
+            audio_ref: spec.audio_model,
+            aligner,
+            tracks,
+            smoothed: BTreeMap::new(),
+            ndjson,
+            csv_prefix,
+            csv: BTreeMap::new(),
+            frames_out: 0,
+            models_checked,
+            names_checked: (false, false),
+            warned_nan: false,
+            warned_dims: false,
+        });
+        let latency = settings.latency();
+        self.obj().set_latency(latency, Some(latency));
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        gst::debug!(CAT, imp = self, "flush: tracks and audio alignment reset");
+        self.reset();
+        self.parent_flush()
+    }
+
+    fn create_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        _req_name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst_base::AggregatorPad> {
+        if templ.name_template() != "audio_sink" || self.obj().static_pad("audio_sink").is_some() {
+            gst::warning!(CAT, imp = self, "only one audio_sink pad can be requested");
+            return None;
+        }
+        Some(
+            gst::PadBuilder::<gst_base::AggregatorPad>::from_template(templ)
+                .name("audio_sink")
+                .build(),
+        )
+    }
+
+    fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
+        let is_video = pad.name() == "video_sink";
+        match event.view() {
+            gst::EventView::Caps(c) if is_video => {
+                let caps = c.caps_owned();
+                gst::debug!(CAT, imp = self, "video caps {caps}");
+                self.obj().set_src_caps(&caps);
+            }
+            gst::EventView::Segment(s) if is_video => {
+                let seg = s.segment().clone();
+                self.obj().update_segment(&seg);
+            }
+            gst::EventView::Gap(g) if !is_video => {
+                let (ts, d) = g.get();
+                let seg = pad.segment();
+                if let Some(end) = Self::running_time(&seg, ts + d.unwrap_or(gst::ClockTime::ZERO))
+                    && let Some(state) = self
+                        .state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_mut()
+                {
+                    state.aligner.advance(end);
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(pad, event)
+    }
+
+    fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
+        if pad.name() == "video_sink" {
+            match query.view_mut() {
+                gst::QueryViewMut::Caps(_) | gst::QueryViewMut::AcceptCaps(_) => {
+                    return self.obj().src_pad().peer_query(query);
+                }
+                _ => {}
+            }
+        }
+        self.parent_sink_query(pad, query)
+    }
+
+    fn negotiate(&self) -> bool {
+        // The src caps are the video caps (set on the video CAPS event).
+        true
+    }
+
+    fn next_time(&self) -> Option<gst::ClockTime> {
+        // Live deadline: the running time of the waiting video frame (+ latency, added
+        // by the aggregator).
+        let pad = self.video_pad()?;
+        let Some(buf) = pad.peek_buffer() else {
+            // Video ended: time out at once so that a silent live audio pad cannot hold
+            // EOS back.
+            return pad.is_eos().then_some(gst::ClockTime::ZERO);
+        };
+        let seg = pad.segment();
+        let pts = buf.pts()?;
+        Self::running_time(&seg, pts).map(gst::ClockTime::from_nseconds)
+    }
+
+    fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(video) = self.video_pad() else {
+            return Err(gst::FlowError::Error);
+        };
+        let audio = self.audio_pad();
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // Feature-model check deferred from start (upstream was not linked yet).
+        let pending_check = {
+            let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(state) = guard.as_ref() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            (!state.models_checked).then(|| {
+                (
+                    state.visual_ref.clone(),
+                    state.audio_ref.clone(),
+                    state.model.contract().name.clone(),
+                )
+            })
+        };
+        if let Some((v, a, name)) = pending_check {
+            match self.check_models(v.as_ref(), a.as_ref(), &name) {
+                Ok(_) => {
+                    // Checked, or still unlinked somewhere: not retried per frame.
+                    if let Some(s) = self
+                        .state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_mut()
+                    {
+                        s.models_checked = true;
+                    }
+                }
+                Err(e) => {
+                    self.post_error_message(e);
+                    return Err(gst::FlowError::Error);
+                }
+            }
+        }
+
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let audio_active = audio.as_ref().filter(|a| a.peer().is_some());
+        if let Some(a) = audio_active
+            && let Err(e) = self.drain_audio(state, a)
+        {
+            drop(guard);
+            gst::element_imp_error!(self, gst::StreamError::WrongType, ("{}", e));
+            return Err(gst::FlowError::Error);
+        }
+        let audio_eos = audio_active.is_none_or(|a| a.is_eos());
+        if audio_eos && !state.aligner.is_ended() {
+            state.aligner.end();
+        }
+
+        let Some(buf) = video.peek_buffer() else {
+            if video.is_eos() {
+                gst::debug!(CAT, imp = self, "video EOS");
+                return Err(gst::FlowError::Eos);
+            }
+            return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
+        };
+        let seg = video.segment();
+        let frame_time = buf
+            .pts()
+            .and_then(|pts| Self::running_time(&seg, pts))
+            .map(|rt| midpoint(rt, buf.duration().map(|d| d.nseconds())));
+        if let Some(t) = frame_time
+            && !timeout
+            && !state.aligner.is_ready(t)
+        {
+            // Wait for more audio (live: at most until the deadline).
+            return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
+        }
+        let Some(buf) = video.pop_buffer() else {
+            return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
+        };
+        let mut buf = buf;
+        let out = {
+            let b = buf.make_mut();
+            self.process_frame(state, &settings, b, frame_time)
+        };
+        drop(guard);
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                self.post_error_message(e);
+                return Err(gst::FlowError::Error);
+            }
+        };
+        self.emit(&settings, &buf, &out.faces);
+        if let Some(pts) = buf.pts() {
+            self.obj()
+                .set_position(pts + buf.duration().unwrap_or(gst::ClockTime::ZERO));
+        }
+        gst::trace!(
+            CAT,
+            imp = self,
+            "frame {:?}: {} face(s){}",
+            buf.pts(),
+            out.faces.len(),
+            if timeout { " (timeout)" } else { "" }
+        );
+        self.obj().finish_buffer(buf)
+    }
+}

@@ -1,0 +1,448 @@
+//! `avfuse`: end to end on real media (one record per frame per face, pts, ranges, track
+//! ids, metas, messages), video-only, late / early-ending audio (audio mask through a
+//! probe fusion model), live with a blocked audio branch (output within the reported
+//! latency), EOS, flushing seek, feature-model mismatch, CSV and smoothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use affect::EXPRESSIONS;
+use affect::onnx::{Attr, Dim, GraphBuilder};
+use affect::results::AffectRecord;
+use gst::prelude::*;
+use gstaffect::meta::{AffectMessage, affect_meta_faces};
+
+/// A fusion model whose output shows its inputs: valence = audio mask, arousal = visual
+/// mask of the newest frame; `expr` = the visual probabilities. Window `t`, no declared
+/// feature models (the model check is skipped).
+fn probe_model(dir: &Path, t: usize) -> PathBuf {
+    let mut g = GraphBuilder::new("mask-probe");
+    let bt = |d: i64| [Dim::from("batch"), Dim::from("time"), Dim::Fixed(d)];
+    let bt2 = [Dim::from("batch"), Dim::from("time")];
+    g.input("visual", &bt(8))
+        .input("audio", &bt(96))
+        .input("visual_mask", &bt2)
+        .input("audio_mask", &bt2)
+        .output("va", &bt(2))
+        .output("expr", &bt(8));
+    g.constant_i64("last_axis", &[1], &[-1]);
+    g.node("Unsqueeze", &["audio_mask", "last_axis"], &["am3"], &[])
+        .node("Unsqueeze", &["visual_mask", "last_axis"], &["vm3"], &[])
+        .node(
+            "Concat",
+            &["am3", "vm3"],
+            &["va"],
+            &[("axis", Attr::Int(-1))],
+        )
+        .node("Identity", &["visual"], &["expr"], &[]);
+    g.meta("affect.contract", "1")
+        .meta("affect.role", "fusion")
+        .meta("affect.name", "mask-probe")
+        .meta("affect.fusion.window", t.to_string())
+        .meta("affect.fusion.visual-dim", "8")
+        .meta("affect.fusion.audio-dim", "96")
+        .meta("affect.fusion.visual-input", "probabilities")
+        .meta("affect.output.names", "va,expr")
+        .meta("affect.output.labels", EXPRESSIONS.join(","));
+    let p = dir.join(format!("mask-probe-{t}.onnx"));
+    g.write(&p).unwrap();
+    p
+}
+
+fn read_records(path: &Path) -> Vec<AffectRecord> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.is_empty() || text.ends_with('\n'), "unterminated line");
+    text.lines()
+        .map(|l| AffectRecord::from_json_line(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn video_branch(file: &Path) -> String {
+    format!(
+        "filesrc location={} ! decodebin name=d d. ! queue ! videoconvert ! facecrop ! featextract ! queue",
+        file.display()
+    )
+}
+
+#[test]
+fn end_to_end_one_record_per_frame_per_face() {
+    let dir = common::scratch("avfuse-e2e");
+    let ndjson = dir.join("out.ndjson");
+    let media = common::media("single_face.mp4");
+    let desc = format!(
+        "{} ! avfuse name=f location={} ! fakesink name=out \
+         d. ! queue ! audioconvert ! audioresample ! featextract ! queue ! f.audio_sink",
+        video_branch(&media),
+        ndjson.display()
+    );
+    let (frames, msgs) = common::run_pipeline(&desc, Some("affect")).unwrap();
+    let records = read_records(&ndjson);
+    assert!(frames.len() >= 60, "{} frames", frames.len());
+    assert_eq!(msgs.len(), frames.len(), "one message per frame");
+    let faces: usize = frames.iter().map(|f| f.rois.len()).sum();
+    assert!(
+        faces >= frames.len() * 9 / 10,
+        "{faces} faces in {} frames",
+        frames.len()
+    );
+    assert_eq!(records.len(), faces, "one record per face per frame");
+    // Records follow the frames in order, with their pts and facecrop's track ids.
+    let mut it = records.iter();
+    for f in &frames {
+        for roi in &f.rois {
+            let r = it.next().unwrap();
+            assert_eq!(Some(r.pts), f.pts.map(|t| t.nseconds()));
+            assert_eq!(r.face.track_id, roi.track_id);
+            let a = roi.affect.as_ref().expect("ROI has an affect param");
+            assert_eq!(a.track_id, roi.track_id);
+            assert!((a.valence - r.face.valence).abs() < 1e-6);
+        }
+    }
+    for r in &records {
+        assert!((-1.0..=1.0).contains(&r.face.valence) && (-1.0..=1.0).contains(&r.face.arousal));
+        assert!(EXPRESSIONS.contains(&r.expression.as_str()));
+        let sum: f32 = r.face.probabilities.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+        assert!(r.running_time.is_some() && r.duration.is_some());
+    }
+    // A smiling face: the baseline says Happiness, positive valence (most frames).
+    let happy = records
+        .iter()
+        .filter(|r| r.expression == "Happiness")
+        .count();
+    assert!(happy * 2 > records.len(), "{happy}/{}", records.len());
+    // Messages carry the same faces.
+    for (m, f) in msgs.iter().zip(&frames) {
+        let m = AffectMessage::try_from(m.as_ref()).unwrap();
+        assert_eq!(m.timestamp, f.pts);
+        assert_eq!(m.faces.len(), f.rois.len());
+    }
+}
+
+/// Runs `desc` (ending in `fakesink name=out`) and returns, per output buffer, its pts
+/// and the faces of its GstAffectMeta.
+fn run_with_meta(desc: &str) -> Vec<(u64, Vec<affect::results::FaceAffect>)> {
+    common::init();
+    let pipe = gst::parse::launch(desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipe.by_name("out").unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                let faces = affect_meta_faces(b)
+                    .expect("GstAffectMeta on every frame")
+                    .unwrap();
+                s2.lock()
+                    .unwrap()
+                    .push((b.pts().map_or(0, |t| t.nseconds()), faces));
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pipe.set_state(gst::State::Playing).unwrap();
+    let bus = pipe.bus().unwrap();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            _ => {}
+        }
+    }
+    pipe.set_state(gst::State::Null).unwrap();
+    std::mem::take(&mut *seen.lock().unwrap())
+}
+
+#[test]
+fn video_only_works_and_audio_is_masked() {
+    let dir = common::scratch("avfuse-video-only");
+    let probe = probe_model(&dir, 3);
+    let media = common::media("single_face.mp4");
+    let desc = format!(
+        "{} ! avfuse model={} ! fakesink name=out",
+        video_branch(&media),
+        probe.display()
+    );
+    let out = run_with_meta(&desc);
+    assert!(out.len() >= 60);
+    let faces: Vec<_> = out.iter().flat_map(|(_, f)| f).collect();
+    assert!(!faces.is_empty());
+    for f in faces {
+        assert_eq!(f.valence, 0.0, "audio mask 0 without audio");
+        assert_eq!(f.arousal, 1.0, "visual mask 1");
+    }
+}
+
+#[test]
+fn late_and_early_ending_audio_give_mask_zero_there() {
+    let dir = common::scratch("avfuse-late-audio");
+    let probe = probe_model(&dir, 1);
+    let media = common::media("single_face.mp4");
+    // Audio from 1.0 s to 2.0 s only (16 kHz, 100 buffers of 160 samples).
+    let desc = format!(
+        "{} ! avfuse name=f model={} ! fakesink name=out \
+         audiotestsrc wave=pink-noise timestamp-offset=1000000000 samplesperbuffer=160 num-buffers=100 \
+         ! audio/x-raw,rate=16000,channels=1 ! featextract ! queue ! f.audio_sink",
+        video_branch(&media),
+        probe.display()
+    );
+    let out = run_with_meta(&desc);
+    assert!(out.len() >= 60, "{}", out.len());
+    // Window 0.78 s: vectors centred at 1.39 s .. ~1.61 s; lookahead 0.2 s.
+    let mask_at = |lo: f64, hi: f64| -> Vec<f32> {
+        out.iter()
+            .filter(|(pts, _)| (lo..hi).contains(&(*pts as f64 / 1e9)))
+            .flat_map(|(_, f)| f.iter().map(|f| f.valence))
+            .collect()
+    };
+    let before = mask_at(0.0, 1.1);
+    let during = mask_at(1.4, 1.6);
+    let after = mask_at(1.9, 10.0);
+    assert!(!before.is_empty() && !during.is_empty() && !after.is_empty());
+    assert!(before.iter().all(|m| *m == 0.0), "{before:?}");
+    assert!(during.iter().all(|m| *m == 1.0), "{during:?}");
+    assert!(after.iter().all(|m| *m == 0.0), "{after:?}");
+}
+
+#[test]
+fn live_blocked_audio_never_stalls_video_beyond_latency() {
+    common::init();
+    let desc = "videotestsrc is-live=true num-buffers=45 ! video/x-raw,width=320,height=240,framerate=30/1 \
+                ! avfuse name=f ! fakesink name=out sync=true \
+                audiotestsrc is-live=true ! valve drop=true ! f.audio_sink";
+    let pipe = gst::parse::launch(desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipe.by_name("out").unwrap();
+    let late = Arc::new(Mutex::new(Vec::new()));
+    let l2 = late.clone();
+    let p2 = pipe.clone();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            if let (Some(b), Some(clock), Some(base)) = (info.buffer(), p2.clock(), p2.base_time())
+            {
+                let seg = pad.sticky_event::<gst::event::Segment>(0).unwrap();
+                let seg = seg
+                    .segment()
+                    .downcast_ref::<gst::ClockTime>()
+                    .unwrap()
+                    .clone();
+                let rt = seg.to_running_time(b.pts().unwrap()).unwrap();
+                let now = clock.time() - base;
+                l2.lock()
+                    .unwrap()
+                    .push(now.nseconds() as i64 - rt.nseconds() as i64);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pipe.set_state(gst::State::Playing).unwrap();
+    let bus = pipe.bus().unwrap();
+    let mut eos = false;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(30)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                eos = true;
+                break;
+            }
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            _ => {}
+        }
+    }
+    let f = pipe.by_name("f").unwrap();
+    let mut q = gst::query::Latency::new();
+    assert!(f.static_pad("src").unwrap().query(&mut q));
+    let (live, min, _) = q.result();
+    pipe.set_state(gst::State::Null).unwrap();
+    assert!(eos, "EOS with the audio branch blocked");
+    assert!(live);
+    // Upstream (one frame of videotestsrc) + the lookahead.
+    assert!(
+        min >= gst::ClockTime::from_mseconds(200),
+        "lookahead not in the latency: {min}"
+    );
+    let late = late.lock().unwrap();
+    assert_eq!(late.len(), 45, "every frame came out");
+    let worst = late.iter().copied().max().unwrap();
+    assert!(
+        worst < min.nseconds() as i64 + 150_000_000,
+        "output {} ms behind the frame's running time",
+        worst / 1_000_000
+    );
+}
+
+#[test]
+fn pads_and_properties() {
+    common::init();
+    let e = gst::ElementFactory::make("avfuse")
+        .property_from_str("mode", "causal")
+        .build()
+        .unwrap();
+    assert_eq!(e.property::<u64>("lookahead"), 200_000_000);
+    let p = e.request_pad_simple("audio_sink").unwrap();
+    assert_eq!(p.name(), "audio_sink");
+    assert!(e.static_pad("video_sink").is_some() && e.static_pad("src").is_some());
+}
+
+#[test]
+fn eos_with_no_faces_and_flushing_seek() {
+    common::init();
+    let dir = common::scratch("avfuse-seek");
+    let ndjson = dir.join("seek.ndjson");
+    let media = common::media("single_face.mp4");
+    let desc = format!(
+        "{} ! avfuse name=f location={} ! fakesink name=out sync=false \
+         d. ! queue ! audioconvert ! audioresample ! featextract ! queue ! f.audio_sink",
+        video_branch(&media),
+        ndjson.display()
+    );
+    let pipe = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipe.by_name("out").unwrap();
+    let count = Arc::new(Mutex::new(0usize));
+    let c2 = count.clone();
+    sink.static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            *c2.lock().unwrap() += 1;
+            gst::PadProbeReturn::Ok
+        });
+    pipe.set_state(gst::State::Paused).unwrap();
+    let bus = pipe.bus().unwrap();
+    let _ = pipe.state(gst::ClockTime::from_seconds(30));
+    pipe.set_state(gst::State::Playing).unwrap();
+    // Let some frames through, then seek back to the start.
+    let start = std::time::Instant::now();
+    while *count.lock().unwrap() < 20 && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let before = *count.lock().unwrap();
+    pipe.seek_simple(
+        gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+        gst::ClockTime::ZERO,
+    )
+    .unwrap();
+    let mut eos = false;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                eos = true;
+                break;
+            }
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            _ => {}
+        }
+    }
+    pipe.set_state(gst::State::Null).unwrap();
+    assert!(eos);
+    let total = *count.lock().unwrap();
+    assert!(total >= before + 60, "{before} then {total}");
+    // The records restart at pts 0 after the seek and stay well-formed.
+    let records = read_records(&ndjson);
+    let restarts = records.windows(2).filter(|w| w[1].pts < w[0].pts).count();
+    assert!(restarts >= 1, "no pts restart in {} records", records.len());
+}
+
+#[test]
+fn fusion_feature_model_mismatch_is_an_error_naming_both() {
+    let dir = common::scratch("avfuse-mismatch");
+    let (visual, audio) = affect::fusion::feature_refs(&affect::weights::weights_dir()).unwrap();
+    let mut wrong = visual.clone();
+    wrong.sha256 = "0".repeat(64);
+    let path = dir.join("fusion-wrong.onnx");
+    affect::fusion::build_baseline(&wrong, &audio)
+        .write(&path)
+        .unwrap();
+    let desc = format!(
+        "videotestsrc num-buffers=5 ! video/x-raw,width=320,height=240 ! facecrop ! featextract ! avfuse model={} ! fakesink name=out",
+        path.display()
+    );
+    let err = common::run_pipeline(&desc, None).unwrap_err();
+    assert!(err.contains(&"0".repeat(64)), "{err}");
+    assert!(err.contains(&visual.sha256), "{err}");
+    assert!(err.contains("fer-mini-xception"), "{err}");
+    // A fusion model without declared feature models is not checked.
+    let probe = probe_model(&dir, 1);
+    let desc = format!(
+        "videotestsrc num-buffers=5 ! video/x-raw,width=320,height=240 ! facecrop ! featextract ! avfuse model={} ! fakesink name=out",
+        probe.display()
+    );
+    common::run_pipeline(&desc, None).unwrap();
+    // The same for the audio side: featextract with another audio model file.
+    let other = dir.join("other-audio.onnx");
+    let mut bytes = std::fs::read(affect::weights::resolve_model("oww-speech-embedding")).unwrap();
+    bytes.extend_from_slice(b"\0"); // another file (another sha256)
+    std::fs::write(&other, &bytes).unwrap();
+    let desc = format!(
+        "videotestsrc num-buffers=5 ! video/x-raw,width=320,height=240 ! avfuse name=f ! fakesink name=out \
+         audiotestsrc num-buffers=5 ! featextract model={} ! f.audio_sink",
+        other.display()
+    );
+    let err = common::run_pipeline(&desc, None).unwrap_err();
+    assert!(
+        err.contains("oww-speech-embedding") && err.contains(&audio.sha256),
+        "{err}"
+    );
+}
+
+#[test]
+fn csv_files_and_smoothing() {
+    let dir = common::scratch("avfuse-csv");
+    let prefix = dir.join("clip");
+    let ndjson = dir.join("smooth.ndjson");
+    let raw = dir.join("raw.ndjson");
+    let media = common::media("single_face.mp4");
+    let run = |extra: &str, out: &Path| {
+        let desc = format!(
+            "{} ! avfuse location={} {extra} ! fakesink name=out",
+            video_branch(&media),
+            out.display()
+        );
+        common::run_pipeline(&desc, None).unwrap().0
+    };
+    let frames = run(&format!("csv-location={}", prefix.display()), &raw);
+    run("smoothing=0.9", &ndjson);
+    let mut ids: BTreeMap<u64, usize> = BTreeMap::new();
+    for f in &frames {
+        for r in &f.rois {
+            *ids.entry(r.track_id).or_default() += 1;
+        }
+    }
+    assert!(!ids.is_empty());
+    for (id, n) in &ids {
+        let va = std::fs::read_to_string(format!("{}_track{id}.va.csv", prefix.display())).unwrap();
+        let expr =
+            std::fs::read_to_string(format!("{}_track{id}.expr.csv", prefix.display())).unwrap();
+        let va: Vec<&str> = va.lines().collect();
+        let expr: Vec<&str> = expr.lines().collect();
+        assert_eq!(va[0], "valence,arousal");
+        assert_eq!(expr[0], EXPRESSIONS.join(","));
+        assert_eq!(va.len() - 1, frames.len(), "one line per frame");
+        assert_eq!(expr.len() - 1, frames.len());
+        let valid = va[1..].iter().filter(|l| **l != "-5,-5").count();
+        assert_eq!(valid, *n);
+        for l in &expr[1..] {
+            let k: i32 = l.parse().unwrap();
+            assert!((-1..8).contains(&k));
+        }
+    }
+    // Smoothing: the same values on average, smaller frame-to-frame steps.
+    let step = |r: &[AffectRecord]| {
+        r.windows(2)
+            .filter(|w| w[0].face.track_id == w[1].face.track_id)
+            .map(|w| (w[1].face.valence - w[0].face.valence).abs())
+            .sum::<f32>()
+    };
+    let (a, b) = (read_records(&raw), read_records(&ndjson));
+    assert_eq!(a.len(), b.len());
+    assert!(step(&b) <= step(&a) + 1e-6, "{} vs {}", step(&b), step(&a));
+}
