@@ -1,9 +1,12 @@
 #!/usr/bin/python3
-"""`make demo`: runs gst-affect's face and voice branches on a bundled sample clip.
+"""`make demo`: the full audio-visual pipeline on a bundled sample clip.
 
-Writes out/faces.ndjson (one line per frame per face: pts, track id, box, score,
-landmarks) and out/speech.ndjson (speech-start / speech-end events), and prints a
-summary. Fusion into valence/arousal (avfuse) is not in this build yet.
+video: decode → facecrop → featextract → avfuse → affectoverlay → H.264 → out/annotated.mp4
+audio: decode → audiodenoise → featextract ─┘
+Writes out/annotated.mp4, out/affect.ndjson (one line per frame per face),
+out/affect_track<N>.va.csv / .expr.csv (Aff-Wild2 layout) and out/speech.ndjson, and
+prints a summary. The default fusion model is a documented baseline (expression
+probabilities on the valence/arousal circumplex), not a learned model.
 Needs Debian's python3-gi and GST_PLUGIN_PATH pointing at libgstaffect.so.
 """
 import json
@@ -18,25 +21,29 @@ from gi.repository import Gst  # noqa: E402
 
 
 def main():
-    clip = sys.argv[1] if len(sys.argv) > 1 else ".cache/media/face_noface.mov"
+    clip = sys.argv[1] if len(sys.argv) > 1 else ".cache/media/sample.mp4"
     out_dir = sys.argv[2] if len(sys.argv) > 2 else "out"
     os.makedirs(out_dir, exist_ok=True)
     Gst.init(None)
+    ndjson = os.path.join(out_dir, "affect.ndjson")
+    for stale in os.listdir(out_dir):
+        if stale.startswith("affect") or stale == "annotated.mp4":
+            os.remove(os.path.join(out_dir, stale))
     pipe = Gst.parse_launch(
         f'filesrc location="{clip}" ! decodebin name=d '
-        "d. ! queue ! videoconvert ! facecrop post-messages=true ! fakesink sync=false "
+        "d. ! queue ! videoconvert ! facecrop ! featextract ! queue "
+        f'! avfuse name=f location="{ndjson}" csv-location="{os.path.join(out_dir, "affect")}" '
+        "! affectoverlay ! videoconvert ! openh264enc bitrate=4000000 ! h264parse ! mp4mux "
+        f'! filesink location="{os.path.join(out_dir, "annotated.mp4")}" '
         "d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 "
-        "! audiodenoise post-messages=true ! fakesink sync=false"
+        "! audiodenoise post-messages=true ! featextract ! queue ! f.audio_sink"
     )
     bus = pipe.get_bus()
-    frames = faces = 0
-    tracks = set()
+    frames = 0
     speech = []
     start = time.monotonic()
     pipe.set_state(Gst.State.PLAYING)
-    with open(os.path.join(out_dir, "faces.ndjson"), "w") as fo, open(
-        os.path.join(out_dir, "speech.ndjson"), "w"
-    ) as so:
+    with open(os.path.join(out_dir, "speech.ndjson"), "w") as so:
         while True:
             msg = bus.timed_pop_filtered(
                 60 * Gst.SECOND, Gst.MessageType.ELEMENT | Gst.MessageType.EOS | Gst.MessageType.ERROR
@@ -50,31 +57,34 @@ def main():
                 break
             s = msg.get_structure()
             name = s.get_name()
-            if name == "facecrop":
+            if name == "affect":
                 frames += 1
-                pts = s.get_value("timestamp")
-                for f in s.get_value("faces") or []:
-                    faces += 1
-                    tracks.add(f.get_value("track-id"))
-                    fo.write(json.dumps({
-                        "pts": pts,
-                        "track_id": f.get_value("track-id"),
-                        "box": [round(f.get_value(k), 1) for k in ("x", "y", "width", "height")],
-                        "score": round(f.get_value("score"), 4),
-                        "landmarks": [round(v, 1) for v in f.get_value("landmarks")],
-                    }) + "\n")
             elif name in ("speech-start", "speech-end"):
                 ev = {"event": name, "timestamp": s.get_value("timestamp")}
                 speech.append(ev)
                 so.write(json.dumps(ev) + "\n")
     elapsed = time.monotonic() - start
     pipe.set_state(Gst.State.NULL)
+
+    records = [json.loads(line) for line in open(ndjson)]
+    tracks = sorted({r["track_id"] for r in records})
+    hist = {}
+    for r in records:
+        hist[r["expression"]] = hist.get(r["expression"], 0) + 1
+    duration = (max(r["pts"] for r in records) / 1e9) if records else 0.0
     print(f"clip: {clip}")
-    print(f"video frames: {frames}, face detections: {faces}, tracks: {sorted(tracks)}")
+    print(f"frames: {frames}, face records: {len(records)}, tracks: {tracks}")
+    if records:
+        mv = sum(r["valence"] for r in records) / len(records)
+        ma = sum(r["arousal"] for r in records) / len(records)
+        print(f"mean valence {mv:+.3f}, mean arousal {ma:+.3f}")
+        print("expressions: " + ", ".join(f"{k} {v}" for k, v in sorted(hist.items(), key=lambda kv: -kv[1])))
     for ev in speech:
         print(f"  {ev['event']:<12} at {ev['timestamp'] / 1e9:6.2f} s")
-    print(f"wall time {elapsed:.2f} s; results in {out_dir}/faces.ndjson and {out_dir}/speech.ndjson")
-    print("valence/arousal fusion (avfuse), the overlay and the VA timeline arrive in a later build.")
+    rtf = f"{duration / elapsed:.2f}x real time" if elapsed > 0 and duration > 0 else "n/a"
+    print(f"wall time {elapsed:.2f} s ({rtf}, debug build)")
+    print(f"outputs: {out_dir}/annotated.mp4, {ndjson}, {out_dir}/affect_track*.csv, {out_dir}/speech.ndjson")
+    print("note: the default fusion model is a baseline (circumplex mapping), not a learned model.")
 
 
 if __name__ == "__main__":
