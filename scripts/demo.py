@@ -83,7 +83,7 @@ def main():
         print(f"  {ev['event']:<12} at {ev['timestamp'] / 1e9:6.2f} s")
     rtf = f"{duration / elapsed:.2f}x real time" if elapsed > 0 and duration > 0 else "n/a"
     print(f"wall time {elapsed:.2f} s ({rtf}, debug build)")
-    print(f"outputs: {out_dir}/annotated.mp4, {ndjson}, {out_dir}/affect_track*.csv, {out_dir}/speech.ndjson")
+    print(f"outputs: {out_dir}/annotated.mp4, {ndjson}, {out_dir}/affect_track*.csv, {out_dir}/speech.ndjson (va-timeline.png follows)")
     print("note: the default fusion model is a baseline (circumplex mapping), not a learned model.")
 
 

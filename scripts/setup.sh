@@ -20,7 +20,7 @@ DEB_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-libav
   python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
-  espeak-ng sox python3-venv
+  espeak-ng sox python3-venv fonts-dejavu-core
 )
 
 log() { printf 'setup: %s\n' "$*"; }
