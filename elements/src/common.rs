@@ -174,6 +174,22 @@ pub fn filter_pad_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
     .collect()
 }
 
+/// Adds the `running-time` and `stream-time` (ns) of `t` to a message structure, each
+/// when `segment` defines it.
+pub fn with_segment_times(
+    mut b: gst::structure::Builder,
+    segment: Option<&gst::FormattedSegment<gst::ClockTime>>,
+    t: gst::ClockTime,
+) -> gst::structure::Builder {
+    if let Some(rt) = segment.and_then(|seg| seg.to_running_time(t)) {
+        b = b.field("running-time", rt.nseconds());
+    }
+    if let Some(st) = segment.and_then(|seg| seg.to_stream_time(t)) {
+        b = b.field("stream-time", st.nseconds());
+    }
+    b
+}
+
 /// Maps a runtime error to the element error category a user expects.
 pub fn error_message(e: &RuntimeError) -> gst::ErrorMessage {
     match e {

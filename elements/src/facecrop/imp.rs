@@ -420,13 +420,11 @@ impl FaceCrop {
         }));
         let mut s = gst::Structure::builder("facecrop");
         if let Some(pts) = pts {
-            s = s.field("timestamp", pts.nseconds());
-            if let Some(rt) = segment.and_then(|seg| seg.to_running_time(pts)) {
-                s = s.field("running-time", rt.nseconds());
-            }
-            if let Some(st) = segment.and_then(|seg| seg.to_stream_time(pts)) {
-                s = s.field("stream-time", st.nseconds());
-            }
+            s = crate::common::with_segment_times(
+                s.field("timestamp", pts.nseconds()),
+                segment,
+                pts,
+            );
         }
         if let Some(d) = buf.duration() {
             s = s.field("duration", d.nseconds());

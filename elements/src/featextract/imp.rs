@@ -632,17 +632,13 @@ impl FeatExtract {
                 )
                 .build()
         }));
-        let mut s = gst::Structure::builder("features")
+        let s = gst::Structure::builder("features")
             .field("timestamp", pts)
             .field("duration", duration)
             .field("model", model);
-        if let Some(rt) = segment.and_then(|seg| seg.to_running_time(t)) {
-            s = s.field("running-time", rt.nseconds());
-        }
-        if let Some(st) = segment.and_then(|seg| seg.to_stream_time(t)) {
-            s = s.field("stream-time", st.nseconds());
-        }
-        s.field("features", list).build()
+        crate::common::with_segment_times(s, segment, t)
+            .field("features", list)
+            .build()
     }
 
     fn warn_masked(&self, p: &Produced) {
