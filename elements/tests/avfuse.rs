@@ -1,7 +1,8 @@
 //! `avfuse`: end to end on real media (one record per frame per face, pts, ranges, track
-//! ids, metas, messages), video-only, late / early-ending audio (audio mask through a
-//! probe fusion model), live with a blocked audio branch (output within the reported
-//! latency), EOS, flushing seek, feature-model mismatch, CSV and smoothing.
+//! ids, metas, messages), video-only, a requested but unlinked audio pad, late (1 s,
+//! 2 s) / early-ending audio (audio mask through a probe fusion model), live with a
+//! blocked audio branch (output within the reported latency), EOS, flushing seek,
+//! feature-model mismatch, CSV and smoothing.
 
 mod common;
 
@@ -180,6 +181,70 @@ fn video_only_works_and_audio_is_masked() {
 }
 
 #[test]
+fn requested_but_unlinked_audio_pad_does_not_stall_a_non_live_pipeline() {
+    common::init();
+    let dir = common::scratch("avfuse-unlinked-audio");
+    let probe = probe_model(&dir, 3);
+    let media = common::media("single_face.mp4");
+    let desc = format!(
+        "{} ! avfuse name=f model={} ! fakesink name=out sync=false",
+        video_branch(&media),
+        probe.display()
+    );
+    let pipe = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    // Requested (as an app that might add an audio branch would), never linked.
+    let f = pipe.by_name("f").unwrap();
+    let audio = f.request_pad_simple("audio_sink").unwrap();
+    assert!(audio.peer().is_none());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    pipe.by_name("out")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                let faces = affect_meta_faces(b).expect("GstAffectMeta").unwrap();
+                s2.lock().unwrap().push(faces);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pipe.set_state(gst::State::Playing).unwrap();
+    let mut eos = false;
+    for msg in pipe
+        .bus()
+        .unwrap()
+        .iter_timed(gst::ClockTime::from_seconds(60))
+    {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                eos = true;
+                break;
+            }
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            _ => {}
+        }
+    }
+    pipe.set_state(gst::State::Null).unwrap();
+    assert!(
+        eos,
+        "no EOS within 60 s: the unlinked audio pad stalled the video"
+    );
+    let seen = seen.lock().unwrap();
+    // single_face.mp4: 72 frames, one face in (nearly) every one.
+    assert_eq!(seen.len(), 72, "every frame came out");
+    let faces: Vec<_> = seen.iter().flatten().collect();
+    assert!(faces.len() >= 65, "{} faces", faces.len());
+    for f in faces {
+        assert_eq!(f.valence, 0.0, "audio mask 0 for an unlinked audio pad");
+        assert_eq!(f.arousal, 1.0, "visual mask 1");
+    }
+}
+
+#[test]
 fn late_and_early_ending_audio_give_mask_zero_there() {
     let dir = common::scratch("avfuse-late-audio");
     let probe = probe_model(&dir, 1);
@@ -208,6 +273,42 @@ fn late_and_early_ending_audio_give_mask_zero_there() {
     assert!(before.iter().all(|m| *m == 0.0), "{before:?}");
     assert!(during.iter().all(|m| *m == 1.0), "{during:?}");
     assert!(after.iter().all(|m| *m == 0.0), "{after:?}");
+}
+
+#[test]
+fn audio_starting_two_seconds_late_is_masked_until_its_first_vector() {
+    let dir = common::scratch("avfuse-audio-2s-late");
+    let probe = probe_model(&dir, 1);
+    let media = common::media("single_face.mp4");
+    // Audio from 2.0 s to 3.5 s (16 kHz, 150 buffers of 160 samples): the first speech
+    // vector covers 2.0 .. 2.782 s (window 12512 samples), centre 2.391 s; with the
+    // 0.2 s lookahead, frames whose centre is before 2.191 s have no audio vector in
+    // reach (mask 0), later ones have (mask 1).
+    let desc = format!(
+        "{} ! avfuse name=f model={} ! fakesink name=out \
+         audiotestsrc wave=pink-noise timestamp-offset=2000000000 samplesperbuffer=160 num-buffers=150 \
+         ! audio/x-raw,rate=16000,channels=1 ! featextract ! queue ! f.audio_sink",
+        video_branch(&media),
+        probe.display()
+    );
+    let out = run_with_meta(&desc);
+    assert_eq!(out.len(), 72, "every frame came out");
+    let masks = |lo: f64, hi: f64| -> Vec<f32> {
+        out.iter()
+            .filter(|(pts, _)| (lo..hi).contains(&(*pts as f64 / 1e9)))
+            .flat_map(|(_, f)| f.iter().map(|f| f.valence))
+            .collect()
+    };
+    let before = masks(0.0, 2.1);
+    let after = masks(2.25, 10.0);
+    assert!(
+        before.len() >= 55 && !after.is_empty(),
+        "{} / {}",
+        before.len(),
+        after.len()
+    );
+    assert!(before.iter().all(|m| *m == 0.0), "{before:?}");
+    assert!(after.iter().all(|m| *m == 1.0), "{after:?}");
 }
 
 #[test]

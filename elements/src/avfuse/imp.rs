@@ -431,6 +431,26 @@ impl AvFuse {
             .and_then(|p| p.downcast::<gst_base::AggregatorPad>().ok())
     }
 
+    /// A requested `audio_sink` that is still unlinked when the video starts (its segment
+    /// arrives) is absent: it gets an EOS, so that the aggregator, which waits for data on
+    /// every sink pad when not live, does not hold the video back (audio mask 0 instead).
+    /// Called from the aggregator's src thread, which holds none of the pad locks.
+    fn end_unlinked_audio(&self) {
+        if let Some(audio) = self.audio_pad()
+            && audio.peer().is_none()
+            && !audio.is_eos()
+        {
+            gst::info!(
+                CAT,
+                imp = self,
+                "audio_sink requested but not linked: treated as absent (audio mask 0)"
+            );
+            if !audio.send_event(gst::event::Eos::new()) {
+                gst::warning!(CAT, imp = self, "could not end the unlinked audio_sink");
+            }
+        }
+    }
+
     /// Compares the fusion model's declared feature models with the `featextract`
     /// models upstream. `Ok(true)` when done (checked or skipped), `Ok(false)` when a
     /// pad on the way is not linked yet (try again later).
@@ -1037,6 +1057,7 @@ impl AggregatorImpl for AvFuse {
             gst::EventView::Segment(s) if is_video => {
                 let seg = s.segment().clone();
                 self.obj().update_segment(&seg);
+                self.end_unlinked_audio();
             }
             gst::EventView::Gap(g) if !is_video => {
                 let (ts, d) = g.get();
