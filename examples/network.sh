@@ -8,8 +8,17 @@
 #              elements/tests/examples.rs serves HLS on 127.0.0.1 and runs this script;
 #              A file over HTTP (http://host/clip.mp4) or file:// should work the same way.
 #   RTSP       rtsp://host:port/path             (rtspsrc) — not checked here.
-#   SRT        srt://host:port                   (srtsrc as caller) — NOT working yet: on
-#              loopback MPEG-TS over SRT, mp4mux stops with "Buffer has no PTS".
+#   SRT        srt://host:port?mode=listener     (srtsrc listens; the stream ends when the
+#              sender disconnects) — checked: elements/tests/examples.rs sends MPEG-TS
+#              over SRT on 127.0.0.1 to this script. srt://host:port (srtsrc calls a
+#              listening sender; only checked by hand) never ends by itself: on a
+#              disconnect srtsrc reconnects, so stop it with Ctrl-C.
+#              The sender must packetise for SRT's live mode, at most 1316 bytes (7 TS
+#              packets) per message: `mpegtsmux alignment=7 ! srtsink uri=srt://...`.
+#              Without alignment=7 libsrt refuses every larger buffer, the key frame with
+#              SPS/PPS is lost first, and the decoded stream lacks timestamps here
+#              (mp4mux: "Buffer has no PTS", or h264parse: "No valid frames"). A sender
+#              that closes right at its end-of-stream also loses its last `latency` ms.
 # `tcp://` is not a URI GStreamer knows (tcpclientsrc has no URI handler).
 #
 # video: decode → facecrop → featextract → avfuse → affectoverlay → H.264 → OUT_DIR/annotated.mp4
@@ -35,7 +44,7 @@ audio=(d. ! audio/x-raw ! queue ! audioconvert ! audioresample
 
 gst-launch-1.0 -e \
   uridecodebin uri="$uri" name=d \
-  d. ! video/x-raw ! queue ! videoconvert ! facecrop ! featextract ! queue \
+  d. ! video/x-raw ! queue ! videoconvert ! facecrop ! queue ! featextract ! queue \
   ! avfuse name=f location="$out/affect.ndjson" csv-location="$out/affect" \
   ! affectoverlay ! videoconvert ! openh264enc bitrate=4000000 ! h264parse ! mp4mux \
   ! filesink location="$out/annotated.mp4" \

@@ -1,8 +1,9 @@
 //! The examples run: examples/file.sh and examples/network.sh (against HLS this test
-//! serves on 127.0.0.1) write an annotated mp4 and NDJSON; the Rust app
-//! (elements/examples/read_results.rs) and the Python app (examples/read_results.py)
-//! read the same per-frame results from metas and messages. examples/webcam.sh needs a
-//! camera and is only checked for syntax and its refusal of a missing device.
+//! serves on 127.0.0.1, and against MPEG-TS it sends over SRT on 127.0.0.1) write an
+//! annotated mp4 and NDJSON; the Rust app (elements/examples/read_results.rs) and the
+//! Python app (examples/read_results.py) read the same per-frame results from metas and
+//! messages. examples/webcam.sh needs a camera and is only checked for syntax and its
+//! refusal of a missing device.
 
 mod common;
 
@@ -310,6 +311,103 @@ fn network_script_reads_hls_served_on_loopback() {
     let out = dir.join("out");
     let stdout = run(bash("network.sh", &[Path::new(&uri), &out]), &dir);
     drop(server);
+    let frames = check_outputs(&out);
+    assert!(
+        stdout.contains(&format!("({frames} face records)")),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Whether some UDP socket is bound to local port `port` (Linux /proc/net/udp*).
+fn udp_bound(port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .any(|local| local.ends_with(&suffix))
+        })
+    })
+}
+
+/// Sends the sample clip as MPEG-TS over SRT (caller) to 127.0.0.1:`port`, paced in real
+/// time, once the receiver's listener is bound. `mpegtsmux alignment=7` (7 TS packets =
+/// 1316 bytes per buffer) is what SRT's live mode needs: libsrt refuses larger messages,
+/// so an unaligned mux loses every large frame (the key frame with SPS/PPS first). The
+/// connection is made in PAUSED, before the first buffer is sent (buffers written while
+/// the caller still connects are lost), and stays open 1 s after the last buffer (longer
+/// than SRT's 125 ms latency) so that the tail is delivered.
+fn srt_send(port: u16, deadline: Instant) -> Result<(), String> {
+    use gst::prelude::*;
+    common::init();
+    while !udp_bound(port) {
+        if Instant::now() > deadline {
+            return Err(format!("no SRT listener on port {port}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let desc = format!(
+        "filesrc location={} ! qtdemux name=d d.video_0 ! h264parse ! queue \
+         ! mpegtsmux name=m alignment=7 ! srtsink uri=srt://127.0.0.1:{port}?mode=caller sync=true \
+         d.audio_0 ! aacparse ! queue ! m.",
+        common::media("sample.mp4").display()
+    );
+    let pipe = gst::parse::launch(&desc).map_err(|e| e.to_string())?;
+    let bus = pipe.bus().unwrap();
+    let mut result = Err("no EOS within 60 s".to_owned());
+    if pipe.set_state(gst::State::Paused).is_ok()
+        && pipe.state(gst::ClockTime::from_seconds(10)).0.is_ok()
+    {
+        std::thread::sleep(Duration::from_millis(500));
+        if pipe.set_state(gst::State::Playing).is_ok() {
+            for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+                match msg.view() {
+                    gst::MessageView::Eos(_) => {
+                        result = Ok(());
+                        break;
+                    }
+                    gst::MessageView::Error(e) => {
+                        result = Err(format!("{} ({:?})", e.error(), e.debug()));
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    } else {
+        result = Err("the SRT sender did not preroll".to_owned());
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = pipe.set_state(gst::State::Null);
+    result
+}
+
+#[test]
+fn network_script_reads_srt_mpegts_sent_on_loopback() {
+    common::init();
+    for name in ["srtsrc", "srtsink", "mpegtsmux"] {
+        assert!(
+            gst::ElementFactory::find(name).is_some(),
+            "{name} missing: install gstreamer1.0-plugins-bad (`make setup`)"
+        );
+    }
+    let dir = common::scratch("example-network-srt");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port on loopback")
+        .port();
+    // network.sh listens (srtsrc mode=listener, EOS when the sender disconnects); the
+    // test sends from a thread once the listener is up.
+    let sender =
+        std::thread::spawn(move || srt_send(port, Instant::now() + Duration::from_secs(90)));
+    let uri = format!("srt://127.0.0.1:{port}?mode=listener");
+    let out = dir.join("out");
+    let stdout = run(bash("network.sh", &[Path::new(&uri), &out]), &dir);
+    sender
+        .join()
+        .unwrap()
+        .expect("the sender delivered the clip");
     let frames = check_outputs(&out);
     assert!(
         stdout.contains(&format!("({frames} face records)")),
