@@ -30,7 +30,7 @@ audio=(d. ! audio/x-raw ! queue ! audioconvert ! audioresample
 # -e: Ctrl-C ends the stream cleanly, so the mp4 is still finalised.
 gst-launch-1.0 -e \
   filesrc location="$input" ! decodebin name=d \
-  d. ! video/x-raw ! queue ! videoconvert ! facecrop ! featextract ! queue \
+  d. ! video/x-raw ! queue ! videoconvert ! facecrop ! queue ! featextract ! queue \
   ! avfuse name=f location="$out/affect.ndjson" csv-location="$out/affect" \
   ! affectoverlay ! videoconvert ! openh264enc bitrate=4000000 ! h264parse ! mp4mux \
   ! filesink location="$out/annotated.mp4" \

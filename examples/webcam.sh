@@ -28,7 +28,7 @@ audio=(autoaudiosrc ! queue ! audioconvert ! audioresample
 
 gst-launch-1.0 -e \
   v4l2src device="$device" ! videoconvert ! videoscale ! video/x-raw,width=640,height=480 \
-  ! queue ! facecrop model=blazeface-short ! featextract ! queue \
+  ! queue ! facecrop model=blazeface-short ! queue ! featextract ! queue \
   ! avfuse name=f mode=causal location="$out/affect.ndjson" \
   ! affectoverlay ! videoconvert ! autovideosink sync=false \
   "${audio[@]}"

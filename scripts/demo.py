@@ -31,7 +31,7 @@ def main():
             os.remove(os.path.join(out_dir, stale))
     pipe = Gst.parse_launch(
         f'filesrc location="{clip}" ! decodebin name=d '
-        "d. ! queue ! videoconvert ! facecrop ! featextract ! queue "
+        "d. ! queue ! videoconvert ! facecrop ! queue ! featextract ! queue "
         f'! avfuse name=f location="{ndjson}" csv-location="{os.path.join(out_dir, "affect")}" '
         "! affectoverlay ! videoconvert ! openh264enc bitrate=4000000 ! h264parse ! mp4mux "
         f'! filesink location="{os.path.join(out_dir, "annotated.mp4")}" '
