@@ -14,13 +14,17 @@
 #![warn(missing_docs)]
 
 pub mod audio;
+pub mod dataset;
 pub mod face;
 pub mod features;
 pub mod fusion;
+pub mod metrics;
 pub mod onnx;
 pub mod results;
 pub mod runtime;
 pub mod timeline;
+#[cfg(feature = "train")]
+pub mod train;
 pub mod weights;
 
 /// The Aff-Wild2 / ABAW expression classes, in the order every fusion model outputs them.

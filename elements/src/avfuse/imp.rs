@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use affect::EXPRESSIONS;
+use affect::dataset::{FeatureFile, FeatureMetadata};
 use affect::results::{AffectRecord, FaceAffect, FaceBox};
 use affect::runtime::{FeatureModelRef, InputSpec, Model, Role};
 use affect::timeline::{
@@ -71,6 +72,7 @@ struct Settings {
     location: String,
     csv_location: String,
     smoothing: f64,
+    dump_location: String,
 }
 
 impl Default for Settings {
@@ -83,6 +85,7 @@ impl Default for Settings {
             location: String::new(),
             csv_location: String::new(),
             smoothing: 0.0,
+            dump_location: String::new(),
         }
     }
 }
@@ -129,6 +132,98 @@ struct State {
     names_checked: (bool, bool),
     warned_nan: bool,
     warned_dims: bool,
+    dump: Option<Dump>,
+}
+
+/// `dump-location`: per track, the newest row of its window (what the model read for
+/// that frame), for every frame since the segment start; written as
+/// [`affect::dataset::FeatureFile`]s at EOS / stop.
+struct Dump {
+    template: String,
+    meta: FeatureMetadata,
+    visual_dim: usize,
+    audio_dim: usize,
+    /// Frames recorded so far.
+    frames: usize,
+    files: BTreeMap<u64, FeatureFile>,
+    written: bool,
+}
+
+impl Dump {
+    /// The marker of the track id in the path template.
+    const TRACK_MARK: &'static str = "%u";
+
+    /// Records one frame: every track the windows hold gets its newest slot (`active` 1),
+    /// every other track seen since the segment start a zero row (masks 0, `active` 0).
+    fn record(
+        &mut self,
+        tracks: &TrackWindows,
+        faces: &[(u64, FaceBox, Option<Vec<f32>>)],
+        pts: Option<u64>,
+    ) {
+        for id in tracks.track_ids() {
+            if !self.files.contains_key(&id) {
+                let mut meta = self.meta.clone();
+                meta.track = id.to_string();
+                let mut f = FeatureFile::new(self.visual_dim, self.audio_dim, meta);
+                for _ in 0..self.frames {
+                    f.push_absent(None);
+                }
+                self.files.insert(id, f);
+            }
+        }
+        for (id, file) in self.files.iter_mut() {
+            let Some(w) = tracks.arrays(*id) else {
+                file.push_absent(pts);
+                continue;
+            };
+            let last = w.visual_mask.len() - 1;
+            let bbox = faces
+                .iter()
+                .find(|f| f.0 == *id)
+                .map(|f| [f.1.x, f.1.y, f.1.width, f.1.height])
+                .unwrap_or([0.0; 4]);
+            let v = w.visual.row(last).to_vec();
+            let a = w.audio.row(last).to_vec();
+            file.push(
+                Some(&v),
+                w.visual_mask[last],
+                Some(&a),
+                w.audio_mask[last],
+                pts,
+                bbox,
+                true,
+            );
+        }
+        self.frames += 1;
+    }
+
+    /// Forgets the rows (a new segment starts).
+    fn clear(&mut self) {
+        self.files.clear();
+        self.frames = 0;
+        self.written = false;
+    }
+
+    /// Writes every track's file (atomically); the first error is returned after all
+    /// were tried.
+    fn write(&mut self, fps: f64) -> Result<usize, String> {
+        self.written = true;
+        let mut first_err = None;
+        for (id, f) in self.files.iter_mut() {
+            f.meta.fps = fps;
+            let path = PathBuf::from(self.template.replace(Self::TRACK_MARK, &id.to_string()));
+            if let Err(e) = f.write(&path)
+                && first_err.is_none()
+            {
+                first_err = Some(format!("dump-location: {e}"));
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(self.files.len()),
+        }
+    }
 }
 
 /// What one output frame produced, posted/written after the state lock is released.
@@ -183,6 +278,11 @@ impl ObjectImpl for AvFuse {
                     .blurb("Write Aff-Wild2 style CSV files PREFIX_track<id>.va.csv and PREFIX_track<id>.expr.csv (empty: none)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("dump-location")
+                    .nick("Feature dump location")
+                    .blurb("Path template with %u = track id (e.g. dump/track%u.safetensors): per face track, the exact row the fusion model read for each video frame since the segment start (the newest frame of the track's window: aligned visual vector, audio vector, both masks, pts, face box; zeros and masks 0 where the track has no window), written atomically at EOS or stop in the safetensors feature format of affect::dataset::features, readable from Python (empty: none)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecDouble::builder("smoothing")
                     .nick("Smoothing")
                     .blurb("Exponential smoothing of valence/arousal and probabilities per track: y = s*y_prev + (1-s)*x (0 = off)")
@@ -210,6 +310,7 @@ impl ObjectImpl for AvFuse {
             "location" => s.location = string(value),
             "csv-location" => s.csv_location = string(value),
             "smoothing" => s.smoothing = value.get().unwrap_or(0.0),
+            "dump-location" => s.dump_location = string(value),
             _ => {}
         }
         let latency = s.latency();
@@ -231,6 +332,7 @@ impl ObjectImpl for AvFuse {
             "location" => s.location.to_value(),
             "csv-location" => s.csv_location.to_value(),
             "smoothing" => s.smoothing.to_value(),
+            "dump-location" => s.dump_location.to_value(),
             _ => glib::Value::from_type(pspec.value_type()),
         }
     }
@@ -673,6 +775,9 @@ impl AvFuse {
         for id in dropped {
             state.smoothed.remove(&id);
         }
+        if let Some(dump) = state.dump.as_mut() {
+            dump.record(&state.tracks, &faces, buf.pts().map(|t| t.nseconds()));
+        }
         let mut out = Vec::with_capacity(faces.len());
         if !faces.is_empty() {
             let windows: Vec<_> = faces
@@ -752,6 +857,16 @@ impl AvFuse {
             gst::warning!(CAT, imp = self, "cannot add GstAffectMeta: {e}");
         }
         Ok(Output { faces: out })
+    }
+
+    /// Frames per second of the video caps (0 if unknown or variable).
+    fn frame_rate(&self) -> f64 {
+        let caps = self.video_pad().and_then(|p| p.current_caps());
+        caps.as_ref()
+            .and_then(|c| c.structure(0))
+            .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+            .filter(|f| f.numer() > 0 && f.denom() > 0)
+            .map_or(0.0, |f| f.numer() as f64 / f.denom() as f64)
     }
 
     fn frame_size(&self) -> (Option<u32>, Option<u32>) {
@@ -919,6 +1034,9 @@ impl AvFuse {
             state.aligner.reset();
             state.tracks.reset();
             state.smoothed.clear();
+            if let Some(d) = state.dump.as_mut() {
+                d.clear();
+            }
         }
     }
 }
@@ -977,6 +1095,48 @@ impl AggregatorImpl for AvFuse {
         };
         let csv_prefix =
             (!settings.csv_location.is_empty()).then(|| PathBuf::from(&settings.csv_location));
+        let dump = if settings.dump_location.is_empty() {
+            None
+        } else if !settings.dump_location.contains(Dump::TRACK_MARK) {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                (
+                    "dump-location `{}` has no %u: the template needs the track id, e.g. dump/track%u.safetensors",
+                    settings.dump_location
+                )
+            ));
+        } else {
+            let r = |m: &Option<FeatureModelRef>| {
+                m.as_ref()
+                    .map(|m| (m.name.clone(), m.sha256.clone()))
+                    .unwrap_or_default()
+            };
+            let (visual_model, visual_sha256) = r(&spec.visual_model);
+            let (audio_model, audio_sha256) = r(&spec.audio_model);
+            Some(Dump {
+                template: settings.dump_location.clone(),
+                meta: FeatureMetadata {
+                    visual_model,
+                    visual_sha256,
+                    audio_model,
+                    audio_sha256,
+                    visual_input: if use_probabilities {
+                        "probabilities"
+                    } else {
+                        "features"
+                    }
+                    .into(),
+                    fps: 0.0,
+                    source: format!("avfuse {}", self.obj().name()),
+                    track: String::new(),
+                },
+                visual_dim: spec.visual_dim,
+                audio_dim: spec.audio_dim,
+                frames: 0,
+                files: BTreeMap::new(),
+                written: false,
+            })
+        };
         gst::info!(
             CAT,
             imp = self,
@@ -1012,6 +1172,7 @@ impl AggregatorImpl for AvFuse {
             names_checked: (false, false),
             warned_nan: false,
             warned_dims: false,
+            dump,
         });
         let latency = settings.latency();
         self.obj().set_latency(latency, Some(latency));
@@ -1019,7 +1180,15 @@ impl AggregatorImpl for AvFuse {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Stopped before EOS: the dump still gets written.
+        if let Some(mut dump) = state.and_then(|s| s.dump)
+            && !dump.written
+            && dump.frames > 0
+            && let Err(e) = dump.write(self.frame_rate())
+        {
+            gst::element_imp_warning!(self, gst::ResourceError::Write, ("{}", e));
+        }
         Ok(())
     }
 
@@ -1172,6 +1341,29 @@ impl AggregatorImpl for AvFuse {
         let Some(buf) = video.peek_buffer() else {
             if video.is_eos() {
                 gst::debug!(CAT, imp = self, "video EOS");
+                if state.dump.as_ref().is_some_and(|d| !d.written) {
+                    let mut dump = state.dump.take();
+                    drop(guard);
+                    let res = dump.as_mut().map(|d| d.write(self.frame_rate()));
+                    if let Some(s) = self
+                        .state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_mut()
+                    {
+                        s.dump = dump;
+                    }
+                    match res {
+                        Some(Err(e)) => {
+                            gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
+                            return Err(gst::FlowError::Error);
+                        }
+                        Some(Ok(n)) => {
+                            gst::info!(CAT, imp = self, "dump-location: {n} track file(s) written")
+                        }
+                        None => {}
+                    }
+                }
                 return Err(gst::FlowError::Eos);
             }
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);

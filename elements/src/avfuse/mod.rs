@@ -59,6 +59,13 @@
 //! stream; frames where the track is absent (or skipped) hold `-5,-5` and `-1`, the
 //! Aff-Wild2 invalid markers.
 //!
+//! **Feature dump** (`dump-location=dump/track%u.safetensors`, `%u` = track id): per
+//! track, the row the fusion model read for each video frame since the segment start
+//! (the newest frame of the track's window: visual vector, aligned audio vector, both
+//! masks, pts, face box; zeros and masks 0 where the track had no window), written
+//! atomically at EOS or stop in the feature format of `affect::dataset::features` — what
+//! `affect-train extract` trains on, so training and inference see the same numbers.
+//!
 //! The default model `fusion-baseline` is a documented **baseline, not a learned model**:
 //! a circumplex mapping of the face model's expression probabilities plus a small
 //! speech-presence arousal term (see `affect::fusion`).

@@ -1,0 +1,291 @@
+//! `avfuse dump-location`: the dumped rows are exactly what the fusion model read.
+//!
+//! The default model (`fusion-baseline`, window 1) is recomputed in plain Rust
+//! (`affect::fusion::baseline_frame`) from each dumped row; the result must equal the
+//! valence/arousal avfuse wrote to NDJSON for that frame and track (1e-5). Also: one row
+//! per output video frame with its pts, the face box, metadata, and a template without
+//! `%u` refused at start.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use affect::dataset::FeatureFile;
+use affect::results::AffectRecord;
+
+fn read_records(path: &Path) -> Vec<AffectRecord> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| AffectRecord::from_json_line(l).unwrap())
+        .collect()
+}
+
+fn dumps(dir: &Path) -> BTreeMap<u64, FeatureFile> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if let Some(id) = name
+            .strip_prefix("track")
+            .and_then(|s| s.strip_suffix(".safetensors"))
+        {
+            out.insert(id.parse().unwrap(), FeatureFile::read(&p).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn dumped_rows_reproduce_the_ndjson_results() {
+    let dir = common::scratch("avfuse-dump");
+    let dump_dir = dir.join("dump");
+    let ndjson = dir.join("out.ndjson");
+    let media = common::media("sample.mp4");
+    let desc = format!(
+        "filesrc location={} ! decodebin name=d \
+         d. ! queue ! videoconvert ! facecrop ! featextract ! queue \
+         ! avfuse name=f location={} dump-location={}/track%u.safetensors ! fakesink name=out \
+         d. ! queue ! audioconvert ! audioresample ! featextract ! queue ! f.audio_sink",
+        media.display(),
+        ndjson.display(),
+        dump_dir.display()
+    );
+    let (frames, _) = common::run_pipeline(&desc, None).unwrap();
+    let records = read_records(&ndjson);
+    let files = dumps(&dump_dir);
+    assert!(frames.len() >= 30, "{} frames", frames.len());
+    assert!(!records.is_empty());
+    assert!(!files.is_empty(), "no dump file");
+    let (vref, aref) = affect::fusion::feature_refs(&affect::weights::weights_dir()).unwrap();
+    for (id, f) in &files {
+        // One row per output frame, with the frame's pts.
+        assert_eq!(f.frames(), frames.len(), "track {id}");
+        for (i, fr) in frames.iter().enumerate() {
+            if f.active[i] > 0.0 || f.visual_mask[i] > 0.0 {
+                assert_eq!(
+                    f.pts[i],
+                    fr.pts.unwrap().nseconds() as i64,
+                    "track {id} row {i}"
+                );
+            }
+        }
+        assert_eq!((f.visual_dim, f.audio_dim), (8, 96));
+        assert_eq!(f.meta.track, id.to_string());
+        assert_eq!(f.meta.visual_input, "probabilities");
+        assert_eq!(f.meta.visual_model, vref.name);
+        assert_eq!(f.meta.visual_sha256, vref.sha256);
+        assert_eq!(f.meta.audio_sha256, aref.sha256);
+        assert!(f.meta.fps > 1.0, "fps {}", f.meta.fps);
+    }
+    // Every NDJSON record: the baseline on the dumped row gives its va.
+    let mut speech_rows = 0;
+    for r in &records {
+        let f = files
+            .get(&r.face.track_id)
+            .unwrap_or_else(|| panic!("no dump for track {}", r.face.track_id));
+        let i = f
+            .pts
+            .iter()
+            .position(|&p| p == r.pts as i64)
+            .unwrap_or_else(|| panic!("no row with pts {}", r.pts));
+        assert_eq!(f.active[i], 1.0);
+        assert_eq!(
+            f.boxes[i],
+            [
+                r.face.bbox.x,
+                r.face.bbox.y,
+                r.face.bbox.width,
+                r.face.bbox.height
+            ]
+        );
+        let (va, _) = affect::fusion::baseline_frame(
+            f.visual_row(i),
+            f.visual_mask[i],
+            f.audio_row(i),
+            f.audio_mask[i],
+        );
+        assert!(
+            (va[0] - r.face.valence).abs() <= 1e-5 && (va[1] - r.face.arousal).abs() <= 1e-5,
+            "track {} pts {}: dumped row gives {va:?}, avfuse said ({}, {})",
+            r.face.track_id,
+            r.pts,
+            r.face.valence,
+            r.face.arousal
+        );
+        if f.audio_mask[i] > 0.0 && f.visual_mask[i] > 0.0 {
+            speech_rows += 1;
+        }
+    }
+    // The clip has speech over the face: rows with both modalities exist, so the check
+    // covered the audio term too.
+    assert!(speech_rows > 0, "no row with both masks set");
+    // Rows without a record (track absent) carry no face.
+    let total_rows: usize = files.values().map(|f| f.frames()).sum();
+    let active_rows: usize = files
+        .values()
+        .map(|f| f.active.iter().filter(|&&a| a > 0.0).count())
+        .sum();
+    assert!(active_rows >= records.len() && active_rows <= total_rows);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn template_without_track_id_is_refused() {
+    let dir = common::scratch("avfuse-dump-bad");
+    let desc = format!(
+        "videotestsrc num-buffers=3 ! video/x-raw,width=320,height=240 ! facecrop ! featextract \
+         ! avfuse dump-location={}/dump.safetensors ! fakesink name=out",
+        dir.display()
+    );
+    let err = common::run_pipeline(&desc, None).unwrap_err();
+    assert!(err.contains("has no %u"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fusion model with memory: at every step, valence = tanh(0.5 · Σ over the window of
+/// visual_mask · visual[4] (Happiness)), arousal = tanh(0.01 · Σ audio_mask · audio[0]);
+/// `expr` = the visual probabilities. Window `t`; no declared feature models.
+fn window_model(path: &Path, t: usize) {
+    use affect::onnx::{Attr, Dim, GraphBuilder};
+    let mut g = GraphBuilder::new("window-sum");
+    let bt = |d: i64| [Dim::from("batch"), Dim::from("time"), Dim::Fixed(d)];
+    let bt2 = [Dim::from("batch"), Dim::from("time")];
+    g.input("visual", &bt(8))
+        .input("audio", &bt(96))
+        .input("visual_mask", &bt2)
+        .input("audio_mask", &bt2)
+        .output("va", &bt(2))
+        .output("expr", &bt(8));
+    g.constant("zero", &[], &[0.0]);
+    g.constant("kv", &[], &[0.5]);
+    g.constant("ka", &[], &[0.01]);
+    g.constant_i64("last_axis", &[1], &[-1]);
+    g.constant_i64("time_axis", &[1], &[1]);
+    g.constant_i64("s4", &[1], &[4]);
+    g.constant_i64("e5", &[1], &[5]);
+    g.constant_i64("s0", &[1], &[0]);
+    g.constant_i64("e1", &[1], &[1]);
+    g.node("Unsqueeze", &["visual_mask", "last_axis"], &["vm3"], &[])
+        .node("Unsqueeze", &["audio_mask", "last_axis"], &["am3"], &[])
+        .node(
+            "Slice",
+            &["visual", "s4", "e5", "last_axis"],
+            &["happy"],
+            &[],
+        )
+        .node("Slice", &["audio", "s0", "e1", "last_axis"], &["a0"], &[])
+        .node("Mul", &["happy", "vm3"], &["hv"], &[])
+        .node("Mul", &["a0", "am3"], &["aa"], &[])
+        .node(
+            "ReduceSum",
+            &["hv", "time_axis"],
+            &["hs"],
+            &[("keepdims", Attr::Int(1))],
+        )
+        .node(
+            "ReduceSum",
+            &["aa", "time_axis"],
+            &["as_"],
+            &[("keepdims", Attr::Int(1))],
+        )
+        .node("Mul", &["hs", "kv"], &["hk"], &[])
+        .node("Mul", &["as_", "ka"], &["ak"], &[])
+        .node(
+            "Concat",
+            &["hk", "ak"],
+            &["sums"],
+            &[("axis", Attr::Int(-1))],
+        )
+        .node(
+            "Concat",
+            &["vm3", "am3"],
+            &["masks"],
+            &[("axis", Attr::Int(-1))],
+        )
+        .node("Mul", &["masks", "zero"], &["zeros"], &[])
+        .node("Add", &["zeros", "sums"], &["pre"], &[])
+        .node("Tanh", &["pre"], &["va"], &[])
+        .node("Identity", &["visual"], &["expr"], &[]);
+    g.meta("affect.contract", "1")
+        .meta("affect.role", "fusion")
+        .meta("affect.name", "window-sum")
+        .meta("affect.fusion.window", t.to_string())
+        .meta("affect.fusion.visual-dim", "8")
+        .meta("affect.fusion.audio-dim", "96")
+        .meta("affect.fusion.visual-input", "probabilities")
+        .meta("affect.output.names", "va,expr")
+        .meta("affect.output.labels", affect::EXPRESSIONS.join(","));
+    g.write(path).unwrap();
+}
+
+/// With a window of 24 frames on a clip whose face leaves (the track is dropped after
+/// 15 absent frames): the model run on `frame_windows` of the dump, read at the newest
+/// step, gives avfuse's NDJSON values — the dump plus the window rule are what avfuse fed.
+#[test]
+fn windowed_model_reproduced_from_the_dump() {
+    use affect::runtime::{Model, Role, SessionConfig};
+    let dir = common::scratch("avfuse-dump-window");
+    let t = 24;
+    let model_path = dir.join("window-sum.onnx");
+    window_model(&model_path, t);
+    let dump_dir = dir.join("dump");
+    let ndjson = dir.join("out.ndjson");
+    let media = common::media("face_noface.mov");
+    let desc = format!(
+        "filesrc location={} ! decodebin name=d \
+         d. ! queue ! videoconvert ! facecrop ! featextract ! queue \
+         ! avfuse name=f model={} location={} dump-location={}/track%u.safetensors ! fakesink name=out \
+         d. ! queue ! audioconvert ! audioresample ! featextract ! queue ! f.audio_sink",
+        media.display(),
+        model_path.display(),
+        ndjson.display(),
+        dump_dir.display()
+    );
+    let (frames, _) = common::run_pipeline(&desc, None).unwrap();
+    let records = read_records(&ndjson);
+    let files = dumps(&dump_dir);
+    assert!(!records.is_empty() && !files.is_empty());
+    let mut model =
+        Model::load(&model_path, Some(Role::Fusion), &SessionConfig::default()).unwrap();
+    let mut dropped_seen = false;
+    for (id, f) in &files {
+        assert_eq!(f.frames(), frames.len());
+        // The face leaves: the track is dropped (active 0) some frames after its last face.
+        dropped_seen |= f.active.contains(&0.0);
+        let set = affect::dataset::layout::frame_windows(f, 0..f.frames(), t);
+        let v = ndarray::Array3::from_shape_vec((set.n, t, 8), set.visual).unwrap();
+        let a = ndarray::Array3::from_shape_vec((set.n, t, 96), set.audio).unwrap();
+        let vm = ndarray::Array2::from_shape_vec((set.n, t), set.visual_mask).unwrap();
+        let am = ndarray::Array2::from_shape_vec((set.n, t), set.audio_mask).unwrap();
+        let (v, a, vm, am) = (v.into_dyn(), a.into_dyn(), vm.into_dyn(), am.into_dyn());
+        let out = model
+            .run_f32(&[
+                ("visual", v.view()),
+                ("audio", a.view()),
+                ("visual_mask", vm.view()),
+                ("audio_mask", am.view()),
+            ])
+            .unwrap();
+        let va = &out["va"];
+        let mut checked = 0;
+        for r in records.iter().filter(|r| r.face.track_id == *id) {
+            let i = f.pts.iter().position(|&p| p == r.pts as i64).unwrap();
+            let got = [va[[i, t - 1, 0]], va[[i, t - 1, 1]]];
+            assert!(
+                (got[0] - r.face.valence).abs() <= 1e-5 && (got[1] - r.face.arousal).abs() <= 1e-5,
+                "track {id} frame {i}: from the dump {got:?}, avfuse ({}, {})",
+                r.face.valence,
+                r.face.arousal
+            );
+            checked += 1;
+        }
+        assert!(checked > t, "track {id}: {checked} records");
+    }
+    assert!(
+        dropped_seen,
+        "no dropped track: the window-reset rule was not exercised"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
