@@ -12,17 +12,21 @@ export GST_REGISTRY := $(CURDIR)/target/gst-registry.bin
 setup:
 	bash scripts/setup.sh
 
+# The trainer `affect-train` (feature `train` of the root package) is built, linted and
+# tested with everything else.
+FEATURES := --features affect/train
+
 build: setup
-	$(CARGO) build --all-targets
+	$(CARGO) build --all-targets $(FEATURES)
 
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets $(FEATURES) -- -D warnings
 
 # One cargo build of everything tests need (the plugin .so included), then the tests.
 test: lint
-	$(CARGO) build --all-targets
-	$(CARGO) test --all-targets
+	$(CARGO) build --all-targets $(FEATURES)
+	$(CARGO) test --all-targets $(FEATURES)
 
 inspect: build
 	gst-inspect-1.0 affect

@@ -142,6 +142,12 @@ impl GraphBuilder {
         name.to_owned()
     }
 
+    /// A graph-unique value name starting with `stem` (for generated graphs).
+    pub fn fresh(&mut self, stem: &str) -> String {
+        self.counter += 1;
+        format!("{stem}_{}", self.counter)
+    }
+
     /// Adds a node `op(inputs) -> outputs` with attributes.
     pub fn node(
         &mut self,
@@ -192,6 +198,46 @@ impl GraphBuilder {
             ..Default::default()
         });
         self
+    }
+
+    /// Embeds the graph of the serialised model `bytes` into this one (ensembles): every
+    /// node, initializer and intermediate value is renamed `<prefix>/<name>`; the
+    /// embedded graph's inputs keep their names, so they read this graph's values of the
+    /// same names. Control-flow sub-graphs are not supported (an error). Returns the new
+    /// names of the embedded graph's outputs, in order.
+    pub fn embed(&mut self, bytes: &[u8], prefix: &str) -> Result<Vec<String>, String> {
+        let m = ModelProto::decode(bytes).map_err(|e| e.to_string())?;
+        let graph = m.graph.ok_or("the model has no graph")?;
+        let inputs: std::collections::HashSet<String> =
+            graph.input.iter().map(|v| v.name.clone()).collect();
+        let rename = |n: &str| -> String {
+            if n.is_empty() || inputs.contains(n) {
+                n.to_owned()
+            } else {
+                format!("{prefix}/{n}")
+            }
+        };
+        for mut t in graph.initializer {
+            if inputs.contains(&t.name) {
+                return Err(format!("initializer {} shadows a graph input", t.name));
+            }
+            t.name = rename(&t.name);
+            self.graph.initializer.push(t);
+        }
+        for mut n in graph.node {
+            let graphs = AttributeType::Graphs as i32;
+            if n.attribute
+                .iter()
+                .any(|a| a.g.is_some() || a.r#type == graphs)
+            {
+                return Err(format!("node {} has a sub-graph", n.name));
+            }
+            n.name = format!("{prefix}/{}", n.name);
+            n.input = n.input.iter().map(|i| rename(i)).collect();
+            n.output = n.output.iter().map(|o| rename(o)).collect();
+            self.graph.node.push(n);
+        }
+        Ok(graph.output.iter().map(|o| rename(&o.name)).collect())
     }
 
     /// Sets a `metadata_props` entry (e.g. an `affect.*` contract key), replacing an earlier one.

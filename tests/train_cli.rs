@@ -1,0 +1,222 @@
+//! `affect-train synth → fit → export → ensemble` on a small synthetic data set: exit
+//! codes, output files, export = fit's best.onnx byte for byte, an ensemble that the
+//! runtime loads as a fusion model and that is never worse than its best member on the
+//! validation split, and clear errors for bad input.
+#![cfg(feature = "train")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use affect::runtime::{ExecutionProvider, InputSpec, Model, Role, SessionConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_affect-train");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "affect-train {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn temp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("affect-train-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The validation metric a member/ensemble line prints (`...: 0.1234`).
+fn metric(line: &str) -> f64 {
+    line.rsplit(' ').next().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn synth_fit_export_ensemble() {
+    let root = temp("root");
+    let data = root.join("data");
+    ok(&[
+        "synth",
+        "--out",
+        s(&data),
+        "--train",
+        "12",
+        "--val",
+        "4",
+        "--frames",
+        "96",
+    ]);
+    assert!(data.join("features/synth_train_000.safetensors").is_file());
+    assert!(
+        data.join("annotations/VA_Estimation_Challenge/Validation_Set/synth_val_003.txt")
+            .is_file()
+    );
+    let mut runs = Vec::new();
+    for model in ["attention", "tcn"] {
+        let out = root.join(model);
+        let stdout = ok(&[
+            "fit",
+            "--data",
+            s(&data),
+            "--task",
+            "va",
+            "--model",
+            model,
+            "--out",
+            s(&out),
+            "--window",
+            "16",
+            "--hidden",
+            "16",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--epochs",
+            "4",
+            "--lr",
+            "0.003",
+        ]);
+        assert!(stdout.contains("best epoch"), "{stdout}");
+        for f in [
+            "best.onnx",
+            "report.json",
+            "curves.png",
+            "last.bpk",
+            "spec.json",
+        ] {
+            assert!(out.join(f).is_file(), "{model}: {f} missing");
+        }
+        runs.push(out);
+    }
+    // The expression task trains and reports macro-F1.
+    let expr = root.join("expr");
+    ok(&[
+        "fit",
+        "--data",
+        s(&data),
+        "--task",
+        "expr",
+        "--model",
+        "attention",
+        "--out",
+        s(&expr),
+        "--window",
+        "16",
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(expr.join("report.json")).unwrap()).unwrap();
+    let f1 = report["epochs"][1]["f1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&f1), "{report}");
+    assert!(report["epochs"][1]["ccc"].is_null());
+    // export = the best.onnx fit wrote.
+    let exported = root.join("tcn.onnx");
+    ok(&["export", "--run", s(&runs[1]), "--out", s(&exported)]);
+    assert_eq!(
+        std::fs::read(&exported).unwrap(),
+        std::fs::read(runs[1].join("best.onnx")).unwrap()
+    );
+    // ensemble: loads as a fusion model; the search tries each member alone, so it is
+    // never worse than the best member on the validation split.
+    let ens = root.join("ensemble.onnx");
+    let a = runs[0].join("best.onnx");
+    let b = runs[1].join("best.onnx");
+    let stdout = ok(&[
+        "ensemble",
+        "--member",
+        s(&a),
+        "--member",
+        s(&b),
+        "--data",
+        s(&data),
+        "--task",
+        "va",
+        "--out",
+        s(&ens),
+        "--trials",
+        "50",
+    ]);
+    let members: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("member"))
+        .map(metric)
+        .collect();
+    let best = stdout
+        .lines()
+        .find(|l| l.starts_with("weights"))
+        .map(metric)
+        .unwrap();
+    assert_eq!(members.len(), 2, "{stdout}");
+    assert!(
+        best >= members.iter().fold(f64::MIN, |m, &x| m.max(x)) - 5e-5,
+        "{stdout}"
+    );
+    let config = SessionConfig {
+        provider: ExecutionProvider::Cpu,
+        ..Default::default()
+    };
+    let m = Model::load(&ens, Some(Role::Fusion), &config).unwrap();
+    let InputSpec::Fusion(f) = &m.contract().input else {
+        panic!("not a fusion contract")
+    };
+    assert_eq!((f.window, f.visual_dim, f.audio_dim), (16, 16, 12));
+    assert_eq!(f.visual_model.as_ref().unwrap().name, "synth");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let root = temp("bad");
+    let o = run(&[
+        "fit",
+        "--data",
+        s(&root.join("missing")),
+        "--task",
+        "va",
+        "--out",
+        s(&root),
+    ]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("missing") && e.contains("not a folder"), "{e}");
+    let o = run(&[
+        "export",
+        "--run",
+        s(&root.join("none")),
+        "--out",
+        s(&root.join("x.onnx")),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("spec.json"));
+    let o = run(&["synth", "--out", s(&root), "--missing", "2"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--missing"));
+    let one = root.join("one.onnx");
+    let o = run(&[
+        "ensemble",
+        "--member",
+        s(&one),
+        "--data",
+        s(&root),
+        "--task",
+        "va",
+        "--out",
+        s(&root.join("e.onnx")),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least two"));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,0 +1,534 @@
+//! `affect-train` on a tiny Aff-Wild2-layout folder made here from the registry test
+//! media (single_face.mp4, face_noface.mov, sample.mp4) with hand-written annotations
+//! holding invalid frames: `extract` through the real elements (gst-launch-1.0 and
+//! libgstaffect.so), `eval` of the baseline fusion model through ONNX Runtime, and a
+//! pipeline run whose NDJSON equals eval's predictions on the dumped features.
+//!
+//! Needs the binary (feature `train`) and the plugin built in the same target folder
+//! (`cargo build -p gst-plugin-affect`), or GST_PLUGIN_PATH naming its folder.
+#![cfg(feature = "train")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use affect::dataset::annotations::{read_va, write_expr, write_va};
+use affect::dataset::{DataRoot, FeatureFile, Split, Task};
+use affect::results::AffectRecord;
+use affect::runtime::FeatureModelRef;
+
+const BIN: &str = env!("CARGO_BIN_EXE_affect-train");
+
+fn plugin_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("GST_PLUGIN_PATH") {
+        for d in std::env::split_paths(&p) {
+            if d.join("libgstaffect.so").is_file() {
+                return d;
+            }
+        }
+    }
+    let d = Path::new(BIN).parent().unwrap().to_owned();
+    assert!(
+        d.join("libgstaffect.so").is_file(),
+        "libgstaffect.so is not in {} and GST_PLUGIN_PATH does not name it: cargo build -p gst-plugin-affect",
+        d.display()
+    );
+    d
+}
+
+fn media(name: &str) -> PathBuf {
+    let p = affect::runtime::cache_dir().join("media").join(name);
+    assert!(p.is_file(), "{} missing: run make setup", p.display());
+    p
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("affect-train-rt-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn affect_train(args: &[&str], registry: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("GST_REGISTRY", registry)
+        .output()
+        .expect("affect-train runs")
+}
+
+fn ok(o: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "affect-train failed: {text}");
+    text
+}
+
+fn failed(o: &Output) -> String {
+    assert!(!o.status.success(), "affect-train should have failed");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Hand-written labels: a slow valence/arousal curve, every 10th frame invalid (-5);
+/// expressions cycling every 12 frames, every 11th frame invalid (-1). `extra` frames
+/// more than the video has (Aff-Wild2 files are often off by one).
+fn annotate(root: &DataRoot, name: &str, split: Split, frames: usize) {
+    let va: Vec<[f32; 2]> = (0..frames)
+        .map(|i| {
+            if i % 10 == 3 {
+                [-5.0, -5.0]
+            } else {
+                let x = i as f32;
+                [0.5 * (x / 9.0).sin(), 0.3 * (x / 7.0).cos()]
+            }
+        })
+        .collect();
+    let ex: Vec<i64> = (0..frames)
+        .map(|i| {
+            if i % 11 == 5 {
+                -1
+            } else {
+                ((i / 12) % 8) as i64
+            }
+        })
+        .collect();
+    write_va(
+        &root
+            .annotation_dir(Task::Va, split)
+            .join(format!("{name}.txt")),
+        &va,
+    )
+    .unwrap();
+    write_expr(
+        &root
+            .annotation_dir(Task::Expr, split)
+            .join(format!("{name}.txt")),
+        &ex,
+    )
+    .unwrap();
+}
+
+/// Runs the inference pipeline of `extract` (and `make demo`) on `video` with avfuse
+/// writing NDJSON; `model` = avfuse's fusion model (default: the baseline).
+fn pipeline_records(
+    video: &Path,
+    model: Option<&Path>,
+    ndjson: &Path,
+    registry: &Path,
+) -> Vec<AffectRecord> {
+    let model = model
+        .map(|m| format!(" model={}", m.display()))
+        .unwrap_or_default();
+    let desc = format!(
+        "filesrc location={} ! decodebin name=d \
+         d. ! queue ! videoconvert ! facecrop ! featextract ! queue \
+         ! avfuse name=f{model} location={} ! fakesink sync=false \
+         d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 \
+         ! audiodenoise ! featextract ! queue ! f.audio_sink",
+        video.display(),
+        ndjson.display()
+    );
+    let o = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("GST_REGISTRY", registry)
+        .output()
+        .expect("gst-launch-1.0 runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(ndjson)
+        .unwrap()
+        .lines()
+        .map(|l| AffectRecord::from_json_line(l).unwrap())
+        .collect()
+}
+
+/// Every NDJSON record's va equals eval's prediction for the dumped row of its pts.
+fn assert_same(records: &[AffectRecord], features: &FeatureFile, eval_va: &[[f32; 2]], what: &str) {
+    assert_eq!(eval_va.len(), features.frames(), "{what}");
+    for r in records {
+        let i = features
+            .pts
+            .iter()
+            .position(|&p| p == r.pts as i64)
+            .unwrap_or_else(|| panic!("{what}: pts {} not dumped", r.pts));
+        let e = eval_va[i];
+        assert!(
+            (e[0] - r.face.valence).abs() <= 1e-5 && (e[1] - r.face.arousal).abs() <= 1e-5,
+            "{what} frame {i}: eval {e:?}, pipeline ({}, {})",
+            r.face.valence,
+            r.face.arousal
+        );
+    }
+}
+
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn extract_eval_and_pipeline_agree() {
+    let dir = scratch("main");
+    let registry = dir.join("registry.bin");
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    for m in ["single_face.mp4", "face_noface.mov", "sample.mp4"] {
+        std::fs::copy(media(m), videos.join(m)).unwrap();
+    }
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let root = DataRoot::new(&data).unwrap();
+    // Lengths a little off the videos' (72, 169, 72 frames): trimmed to the common prefix.
+    annotate(&root, "single_face", Split::Train, 73);
+    annotate(&root, "face_noface", Split::Train, 160);
+    annotate(&root, "sample", Split::Validation, 72);
+
+    // --- extract ---
+    let out = ok(&affect_train(
+        &[
+            "extract",
+            "--videos",
+            videos.to_str().unwrap(),
+            "--out",
+            data.to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(out.contains("extracted 3 feature file(s)"), "{out}");
+    let (vref, aref) = affect::fusion::feature_refs(&affect::weights::weights_dir()).unwrap();
+    let sample = FeatureFile::read(&root.feature_path("sample")).unwrap();
+    assert_eq!(sample.frames(), 72, "one row per video frame");
+    assert_eq!((sample.visual_dim, sample.audio_dim), (8, 96));
+    assert_eq!(sample.meta.visual_sha256, vref.sha256);
+    assert_eq!(sample.meta.audio_sha256, aref.sha256);
+    assert_eq!(sample.meta.source, "sample.mp4");
+    assert!(
+        sample.visual_mask.iter().all(|&m| m == 1.0),
+        "face in every frame"
+    );
+    assert!(sample.audio_mask.contains(&1.0), "speech aligned");
+    // face_noface: the face leaves, the rows stay (masked).
+    let fnf = FeatureFile::read(&root.feature_path("face_noface")).unwrap();
+    let faces = fnf.visual_mask.iter().filter(|&&m| m > 0.0).count();
+    assert!(
+        faces > 20 && faces + 20 < fnf.frames(),
+        "{faces} of {}",
+        fnf.frames()
+    );
+
+    // --- eval (baseline model) equals the baseline recomputed in Rust on the features ---
+    let model = affect::weights::weights_dir().join("fusion-baseline.onnx");
+    let json = dir.join("eval.json");
+    let preds = dir.join("pred");
+    let text = ok(&affect_train(
+        &[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--task",
+            "va",
+            "--split",
+            "train",
+            "--json",
+            json.to_str().unwrap(),
+            "--predictions",
+            preds.to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(
+        text.contains("single_face: annotation has 73 frames, features 72"),
+        "{text}"
+    );
+    let j = read_json(&json);
+    let subjects = root.load(Task::Va, Split::Train, None).unwrap();
+    let (mut p, mut t) = (Vec::new(), Vec::new());
+    for s in &subjects {
+        let f = &s.features;
+        for i in 0..s.frames() {
+            let (va, _) = affect::fusion::baseline_frame(
+                f.visual_row(i),
+                f.visual_mask[i],
+                f.audio_row(i),
+                f.audio_mask[i],
+            );
+            p.push(va);
+        }
+        let affect::dataset::Labels::Va(l) = &s.labels else {
+            unreachable!()
+        };
+        t.extend_from_slice(l);
+    }
+    let want = affect::metrics::va_ccc(&p, &t).unwrap();
+    // 72 + 160 frames, 10 % invalid.
+    assert_eq!(j["frames"].as_u64(), Some(232));
+    assert_eq!(j["ccc"]["frames"].as_u64(), Some(want.frames as u64));
+    for k in ["valence", "arousal", "mean"] {
+        let got = j["ccc"][k].as_f64().unwrap();
+        let w = match k {
+            "valence" => want.valence,
+            "arousal" => want.arousal,
+            _ => want.mean,
+        };
+        assert!((got - w).abs() < 1e-5, "{k}: eval {got}, Rust baseline {w}");
+    }
+
+    // --- a pipeline run: its NDJSON va equals eval's predictions on the dump ---
+    let text = ok(&affect_train(
+        &[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--task",
+            "expr",
+            "--predictions",
+            preds.join("expr").to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(text.contains("macro-F1"), "{text}");
+    let ok_va = ok(&affect_train(
+        &[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--predictions",
+            preds.join("val").to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(ok_va.contains("CCC valence"), "{ok_va}");
+    let eval_va = read_va(&preds.join("val").join("sample.txt")).unwrap();
+    assert_eq!(eval_va.len(), 72);
+    let records = pipeline_records(
+        &videos.join("sample.mp4"),
+        None,
+        &dir.join("sample.ndjson"),
+        &registry,
+    );
+    assert_eq!(records.len(), 72);
+    assert_same(&records, &sample, &eval_va, "baseline");
+
+    // --- fit → export → eval → the exported model in avfuse (a window of 8 frames) ---
+    let run = dir.join("run");
+    let text = ok(&affect_train(
+        &[
+            "fit",
+            "--data",
+            data.to_str().unwrap(),
+            "--task",
+            "va",
+            "--model",
+            "attention",
+            "--window",
+            "8",
+            "--hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--batch",
+            "4",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(text.contains("best epoch"), "{text}");
+    let exported = dir.join("attention.onnx");
+    ok(&affect_train(
+        &[
+            "export",
+            "--run",
+            run.to_str().unwrap(),
+            "--out",
+            exported.to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    let json = dir.join("eval-trained.json");
+    ok(&affect_train(
+        &[
+            "eval",
+            "--model",
+            exported.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+            "--predictions",
+            preds.join("trained").to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    let j = read_json(&json);
+    assert!(j["ccc"]["mean"].as_f64().is_some_and(f64::is_finite), "{j}");
+    let trained_va = read_va(&preds.join("trained").join("sample.txt")).unwrap();
+    let records = pipeline_records(
+        &videos.join("sample.mp4"),
+        Some(&exported),
+        &dir.join("sample-trained.ndjson"),
+        &registry,
+    );
+    assert_eq!(records.len(), 72);
+    assert_same(&records, &sample, &trained_va, "trained attention model");
+
+    // --- eval refuses a model made for other feature models, naming both ---
+    let other = FeatureModelRef {
+        name: "other-face-model".into(),
+        sha256: "0".repeat(64),
+    };
+    let wrong = dir.join("wrong.onnx");
+    affect::fusion::build_baseline(&other, &aref)
+        .write(&wrong)
+        .unwrap();
+    let e = failed(&affect_train(
+        &[
+            "eval",
+            "--model",
+            wrong.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(
+        e.contains("other-face-model")
+            && e.contains(&vref.sha256)
+            && e.contains("fer-mini-xception"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn extract_reports_bad_input() {
+    let dir = scratch("bad");
+    let registry = dir.join("registry.bin");
+    let out = dir.join("out");
+    let e = failed(&affect_train(
+        &[
+            "extract",
+            "--videos",
+            dir.join("none").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(e.contains("does not exist"), "{e}");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let e = failed(&affect_train(
+        &[
+            "extract",
+            "--videos",
+            empty.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(e.contains("no videos"), "{e}");
+    // Not a video: the pipeline's own error, from gst-launch's stderr.
+    let bad = dir.join("badvids");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("broken.mp4"), b"this is not a video").unwrap();
+    let e = failed(&affect_train(
+        &[
+            "extract",
+            "--videos",
+            bad.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(
+        e.contains("the pipeline failed on") && e.contains("broken.mp4"),
+        "{e}"
+    );
+    assert!(e.contains("ERROR"), "gst-launch's stderr tail: {e}");
+    // A pipeline that does not end in time is stopped, not waited for.
+    let vids = dir.join("vids");
+    std::fs::create_dir_all(&vids).unwrap();
+    std::fs::copy(media("sample.mp4"), vids.join("sample.mp4")).unwrap();
+    let e = failed(&affect_train(
+        &[
+            "extract",
+            "--videos",
+            vids.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--timeout",
+            "0",
+        ],
+        &registry,
+    ));
+    assert!(e.contains("no end after 0 s"), "{e}");
+    // eval: no data root.
+    let model = affect::weights::weights_dir().join("fusion-baseline.onnx");
+    let e = failed(&affect_train(
+        &[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            dir.join("none").to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(e.contains("is not a folder"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn extract_features_mode_dumps_face_feature_vectors() {
+    let dir = scratch("features");
+    let registry = dir.join("registry.bin");
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    std::fs::copy(media("sample.mp4"), videos.join("clip.mp4")).unwrap();
+    let data = dir.join("data");
+    // No annotations: the longest track is written under the video's stem.
+    let out = ok(&affect_train(
+        &[
+            "extract",
+            "--videos",
+            videos.to_str().unwrap(),
+            "--out",
+            data.to_str().unwrap(),
+            "--visual-input",
+            "features",
+        ],
+        &registry,
+    ));
+    assert!(out.contains("extracted 1 feature file(s)"), "{out}");
+    let f = FeatureFile::read(&data.join("features").join("clip.safetensors")).unwrap();
+    // fer-mini-xception's feature output is 128-d.
+    assert_eq!((f.visual_dim, f.audio_dim), (128, 96));
+    assert_eq!(f.meta.visual_input, "features");
+    assert_eq!(f.frames(), 72);
+    // Feature vectors, not probabilities: not a distribution over 8 classes.
+    let row = f.visual_row(0);
+    assert!(row.iter().any(|&v| v < 0.0) || (row.iter().sum::<f32>() - 1.0).abs() > 0.1);
+    // The probe fusion graph declares that contract and says it is not a model.
+    let probe = data.join("extract-probe.onnx");
+    let meta = affect::onnx::read_metadata(&std::fs::read(&probe).unwrap()).unwrap();
+    let get = |k: &str| meta.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+    assert_eq!(
+        get("affect.fusion.visual-input").as_deref(),
+        Some("features")
+    );
+    assert_eq!(get("affect.fusion.visual-dim").as_deref(), Some("128"));
+    assert!(get("affect.source").unwrap().contains("NOT a model"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
