@@ -8,3 +8,7 @@ echo "== facecrop =="
 bash bench/facecrop/run.sh
 echo "== featextract =="
 bash bench/featextract/run.sh
+echo "== full AV pipeline =="
+bash bench/pipeline/run.sh
+echo "== train (mfn, mctn) =="
+bash bench/train/run.sh
