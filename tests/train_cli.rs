@@ -220,3 +220,98 @@ fn bad_input_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least two"));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn fit_with_pseudo_labels_from_a_teacher() {
+    use affect::dataset::{DataRoot, Labels, Split, Task};
+    let root = temp("pseudo");
+    let data = root.join("data");
+    ok(&[
+        "synth",
+        "--out",
+        s(&data),
+        "--train",
+        "3",
+        "--val",
+        "2",
+        "--frames",
+        "48",
+        "--invalid",
+        "0.3",
+    ]);
+    let fit_args = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "fit",
+            "--data",
+            s(&data),
+            "--task",
+            "va",
+            "--out",
+            s(out),
+            "--window",
+            "16",
+            "--hidden",
+            "8",
+            "--epochs",
+            "1",
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        v.extend(extra.iter().map(|x| x.to_string()));
+        v
+    };
+    let teacher = root.join("teacher");
+    let args = fit_args(&teacher, &[]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let onnx = teacher.join("best.onnx");
+    let student = root.join("student");
+    let args = fit_args(
+        &student,
+        &["--pseudo-labels", s(&onnx), "--pseudo-weight", "0.25"],
+    );
+    let stdout = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(stdout.contains("pseudo-labels from"), "{stdout}");
+    // Expected: the training frames whose VA label is invalid but that have a modality
+    // (window = hop, so each frame is in one sequence), counted from the data set itself.
+    let subjects = DataRoot::new(&data)
+        .unwrap()
+        .load(Task::Va, Split::Train, None)
+        .unwrap();
+    let mut want = 0;
+    for sub in &subjects {
+        let Labels::Va(l) = &sub.labels else {
+            panic!("not VA labels")
+        };
+        let f = &sub.features;
+        for (i, v) in l.iter().enumerate().take(f.frames()) {
+            let invalid = v[0] == -5.0 || v[1] == -5.0;
+            if invalid && (f.visual_mask[i] > 0.0 || f.audio_mask[i] > 0.0) {
+                want += 1;
+            }
+        }
+    }
+    assert!(want > 0, "the synthetic set has no unlabelled frame");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(student.join("report.json")).unwrap())
+            .unwrap();
+    let p = &report["config"]["pseudo_labels"];
+    assert_eq!(p["candidates"].as_u64(), Some(want), "{report}");
+    assert_eq!(p["frames"].as_u64(), Some(want), "{report}");
+    assert_eq!(p["weight"].as_f64(), Some(0.25));
+    assert!(report["epochs"][0]["ccc"].is_array(), "{report}");
+    // Without the option, no pseudo-labels in the report; a bad weight is a clear error.
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(teacher.join("report.json")).unwrap())
+            .unwrap();
+    assert!(r["config"].get("pseudo_labels").is_none(), "{r}");
+    let args = fit_args(
+        &root.join("bad"),
+        &["--pseudo-labels", s(&onnx), "--pseudo-weight", "0"],
+    );
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("weight must be in (0, 1]"), "{e}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -509,6 +509,7 @@ pub fn frame_windows(f: &FeatureFile, frames: std::ops::Range<usize>, t: usize) 
         va: vec![0.0; n * t * 2],
         va_valid: vec![0.0; n * t],
         expr: vec![EXPR_INVALID; n * t],
+        expr_weight: Vec::new(),
     };
     // Last inactive frame at or before each frame.
     let mut last_inactive: Option<usize> = None;

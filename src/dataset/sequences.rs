@@ -15,6 +15,10 @@ pub enum Task {
 /// Labels: `va` [n, t, 2] with `va_valid` [n, t] (0 = invalid frame, -5 in the annotation
 /// file), `expr` [n, t] class indices with -1 for invalid frames. A set built for one task
 /// may leave the other task's labels all-invalid.
+///
+/// Label weights: the training losses use `va_valid` and `expr_weight` as per-frame
+/// weights, 1 for a real label; pseudo-labels (`affect-train fit --pseudo-labels`,
+/// `train::fit::pseudo_label`) weigh less, in (0, 1].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SequenceSet {
     /// Number of sequences.
@@ -35,8 +39,12 @@ pub struct SequenceSet {
     pub audio_mask: Vec<f32>,
     /// Valence, arousal per frame; [n, t, 2].
     pub va: Vec<f32>,
-    /// 1 where `va` is a valid label, else 0; [n, t].
+    /// Weight of the `va` label: 1 for a real label, 0 for an invalid frame, in (0, 1) for a
+    /// pseudo-label; [n, t].
     pub va_valid: Vec<f32>,
     /// Expression class per frame, -1 = invalid; [n, t].
     pub expr: Vec<i64>,
+    /// Weight of the `expr` label of each frame ([n, t]), read only where `expr` is a class;
+    /// empty = 1 everywhere (real labels). Pseudo-labels weigh less.
+    pub expr_weight: Vec<f32>,
 }

@@ -21,6 +21,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Task;
+use crate::dataset::layout::WindowOrigin;
 use crate::dataset::sequences::SequenceSet;
 use crate::dataset::synth::Rng;
 use crate::train::export::{FusionMeta, export_fusion};
@@ -82,6 +83,172 @@ pub struct FitConfig {
     pub smoothing: f32,
     /// Weight of the soft macro-F1 loss added to the cross-entropy (expr).
     pub f1_weight: f32,
+    /// The pseudo-labels added to the training set, if any (informational: set by the
+    /// caller after [`pseudo_label`]; reported in `report.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudo_labels: Option<PseudoLabels>,
+}
+
+/// Pseudo-labels of a training set (`affect-train fit --pseudo-labels`): what the teacher
+/// was, how its labels were weighted, and how many frames got one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PseudoLabels {
+    /// The teacher model (an exported fusion `.onnx`).
+    pub teacher: String,
+    /// Loss weight of a pseudo-labelled frame (a real label weighs 1).
+    pub weight: f32,
+    /// expr: minimum softmax probability of the teacher's class for a pseudo-label.
+    pub min_confidence: f32,
+    /// Frames of the training sequences without a label but with a modality present.
+    pub candidates: usize,
+    /// Of those, the frames that got a pseudo-label.
+    pub frames: usize,
+}
+
+/// A teacher's per-frame outputs for one subject: `va` and expression logits, frame `i` of
+/// the subject at index `i` (what `affect-train eval` predicts).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TeacherOutput {
+    /// (valence, arousal) per frame.
+    pub va: Vec<[f32; 2]>,
+    /// Expression logits per frame.
+    pub expr: Vec<[f32; 8]>,
+}
+
+/// Frames counted by [`pseudo_label`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PseudoCount {
+    /// Unlabelled frames with at least one modality present.
+    pub candidates: usize,
+    /// Frames that got a pseudo-label.
+    pub frames: usize,
+}
+
+/// Gives the unlabelled frames of `set` the teacher's prediction as a label of weight
+/// `weight` (real labels keep weight 1 and their values).
+///
+/// `origins` are the windows `set` was cut from (as returned by
+/// [`crate::dataset::layout::sequences`]) and `teacher[s]` the teacher's per-frame output
+/// for subject `s`. A frame is a candidate when its `task` label is invalid (`va_valid`
+/// 0 / `expr` -1) and at least one modality mask is on (padding frames never are). VA: it
+/// gets the teacher's `va` (when finite) in `va`, and `weight` in `va_valid`. Expr: it gets
+/// the argmax of the teacher's logits when that class's softmax probability is at least
+/// `min_confidence`, with `weight` in `expr_weight` (filled with 1 where it was empty);
+/// otherwise it stays invalid. A frame appearing in several overlapping windows is counted
+/// once per window.
+///
+/// Errors: a weight outside (0, 1], a confidence outside [0, 1], origins that do not match
+/// the set, a teacher output too short for a window.
+pub fn pseudo_label(
+    set: &mut SequenceSet,
+    origins: &[WindowOrigin],
+    teacher: &[TeacherOutput],
+    task: TaskName,
+    weight: f32,
+    min_confidence: f32,
+) -> Result<PseudoCount, FitError> {
+    if !(weight > 0.0 && weight <= 1.0) {
+        return Err(FitError::Data(format!(
+            "the pseudo-label weight must be in (0, 1], not {weight}"
+        )));
+    }
+    if !(0.0..=1.0).contains(&min_confidence) {
+        return Err(FitError::Data(format!(
+            "the pseudo-label minimum confidence must be in [0, 1], not {min_confidence}"
+        )));
+    }
+    let t = set.t;
+    if origins.len() != set.n
+        || set.visual_mask.len() != set.n * t
+        || set.audio_mask.len() != set.n * t
+        || set.va.len() != 2 * set.n * t
+        || set.va_valid.len() != set.n * t
+        || set.expr.len() != set.n * t
+    {
+        return Err(FitError::Data(format!(
+            "pseudo-labels: {} window origins or label arrays do not match the {} sequences of {t} frames",
+            origins.len(),
+            set.n
+        )));
+    }
+    if task == TaskName::Expr && set.expr_weight.is_empty() {
+        set.expr_weight = vec![1.0; set.n * t];
+    }
+    let mut count = PseudoCount::default();
+    for (w, o) in origins.iter().enumerate() {
+        let out = teacher.get(o.subject).ok_or_else(|| {
+            FitError::Data(format!(
+                "pseudo-labels: no teacher output for subject {} ({} given)",
+                o.subject,
+                teacher.len()
+            ))
+        })?;
+        let need = o.start + o.len.min(t);
+        let have = match task {
+            TaskName::Va => out.va.len(),
+            TaskName::Expr => out.expr.len(),
+        };
+        if have < need {
+            return Err(FitError::Data(format!(
+                "pseudo-labels: the teacher predicted {have} frames of subject {}, its windows need {need}",
+                o.subject
+            )));
+        }
+        for k in 0..o.len.min(t) {
+            let (g, i) = (w * t + k, o.start + k);
+            if set.visual_mask[g] <= 0.0 && set.audio_mask[g] <= 0.0 {
+                continue;
+            }
+            match task {
+                TaskName::Va => {
+                    if set.va_valid[g] != 0.0 {
+                        continue;
+                    }
+                    count.candidates += 1;
+                    let [v, a] = out.va[i];
+                    if v.is_finite() && a.is_finite() {
+                        set.va[2 * g] = v;
+                        set.va[2 * g + 1] = a;
+                        set.va_valid[g] = weight;
+                        count.frames += 1;
+                    }
+                }
+                TaskName::Expr => {
+                    if set.expr[g] >= 0 {
+                        continue;
+                    }
+                    count.candidates += 1;
+                    let logits = &out.expr[i];
+                    let Some(c) = crate::metrics::argmax(logits) else {
+                        continue;
+                    };
+                    // Softmax probability of the top class, in f64.
+                    let top = logits[c] as f64;
+                    let z: f64 = logits
+                        .iter()
+                        .filter(|l| l.is_finite())
+                        .map(|&l| (l as f64 - top).exp())
+                        .sum();
+                    if 1.0 / z >= min_confidence as f64 {
+                        set.expr[g] = c as i64;
+                        set.expr_weight[g] = weight;
+                        count.frames += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// Whether `set` holds a label of weight below 1 (a pseudo-label).
+fn has_pseudo_labels(set: &SequenceSet) -> bool {
+    set.va_valid.iter().any(|&w| w > 0.0 && w < 1.0)
+        || set
+            .expr
+            .iter()
+            .zip(&set.expr_weight)
+            .any(|(&c, &w)| c >= 0 && w < 1.0)
 }
 
 /// [`Task`] in a serialisable form.
@@ -118,6 +285,7 @@ impl FitConfig {
             seed: 0,
             smoothing: 0.1,
             f1_weight: 0.5,
+            pseudo_labels: None,
         }
     }
 }
@@ -174,11 +342,11 @@ pub struct Batch {
     pub audio_mask: Tensor<2>,
     /// `[B,T,2]`.
     pub va: Tensor<3>,
-    /// `[B,T]`.
+    /// `[B,T]` label weights (0 invalid, 1 real, in between for pseudo-labels).
     pub va_valid: Tensor<2>,
     /// `[B,T,8]` one-hot (zeros on invalid frames).
     pub expr: Tensor<3>,
-    /// `[B,T]`.
+    /// `[B,T]` label weights (0 invalid, 1 real, `expr_weight` for pseudo-labels).
     pub expr_valid: Tensor<2>,
 }
 
@@ -201,7 +369,7 @@ impl Batch {
                 let c = set.expr[i * t + f];
                 if (0..8).contains(&c) {
                     onehot[(k * t + f) * 8 + c as usize] = 1.0;
-                    valid[k * t + f] = 1.0;
+                    valid[k * t + f] = set.expr_weight.get(i * t + f).copied().unwrap_or(1.0);
                 }
             }
         }
@@ -302,11 +470,12 @@ pub fn evaluate<M: FusionNet>(
         for (k, &i) in chunk.iter().enumerate() {
             for f in 0..t {
                 let (g, r) = (i * t + f, k * t + f);
-                if set.va_valid[g] > 0.5 {
+                // Metrics on real labels only (weight 1), never on pseudo-labels.
+                if set.va_valid[g] >= 1.0 {
                     pv.push([va[2 * r], va[2 * r + 1]]);
                     tv.push([set.va[2 * g], set.va[2 * g + 1]]);
                 }
-                if set.expr[g] >= 0 {
+                if set.expr[g] >= 0 && set.expr_weight.get(g).is_none_or(|&w| w >= 1.0) {
                     let row = &logits[8 * r..8 * r + 8];
                     pe.push(crate::metrics::argmax(row).map_or(-1, |c| c as i64));
                     te.push(set.expr[g]);
@@ -461,6 +630,7 @@ fn check_set(name: &str, s: &SequenceSet, spec: &ModelSpec) -> Result<(), FitErr
         || s.va.len() != 2 * n
         || s.va_valid.len() != n
         || s.expr.len() != n
+        || !(s.expr_weight.is_empty() || s.expr_weight.len() == n)
     {
         return Err(FitError::Data(format!(
             "the {name} set's arrays do not match n={}, t={}",
@@ -490,6 +660,11 @@ pub fn fit(
 ) -> Result<FitReport, FitError> {
     check_set("training", train, &cfg.spec)?;
     check_set("validation", val, &cfg.spec)?;
+    if has_pseudo_labels(val) {
+        return Err(FitError::Data(
+            "the validation set holds pseudo-labels (weights below 1): validation uses real labels only".into(),
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|e| file_err(out, e))?;
     let device = crate::train::train_device();
     device.seed(cfg.seed);
@@ -727,6 +902,128 @@ mod tests {
         assert!(props.contains(&("affect.fusion.window".into(), "16".into())));
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&dir2);
+    }
+
+    /// Two windows of 4 frames: subject 0 frames 0..4, subject 1 frames 2..5 (+1 padding).
+    /// Frame (0, 2) has no modality; (1, 3) is padding.
+    fn pseudo_set(va_valid: [f32; 8], expr: [i64; 8]) -> (SequenceSet, Vec<WindowOrigin>) {
+        let set = SequenceSet {
+            n: 2,
+            t: 4,
+            dv: 1,
+            da: 1,
+            visual: vec![0.0; 8],
+            audio: vec![0.0; 8],
+            visual_mask: vec![1., 1., 0., 1., 1., 1., 0., 0.],
+            audio_mask: vec![0., 0., 0., 0., 0., 0., 1., 0.],
+            va: (0..16).map(|i| i as f32 / 20.0).collect(),
+            va_valid: va_valid.to_vec(),
+            expr: expr.to_vec(),
+            expr_weight: Vec::new(),
+        };
+        let origins = vec![
+            WindowOrigin {
+                subject: 0,
+                start: 0,
+                len: 4,
+            },
+            WindowOrigin {
+                subject: 1,
+                start: 2,
+                len: 3,
+            },
+        ];
+        (set, origins)
+    }
+
+    fn teacher() -> Vec<TeacherOutput> {
+        let va = |n: usize, base: f32| (0..n).map(move |i| [base + i as f32, -base - i as f32]);
+        let mut s0 = TeacherOutput {
+            va: va(4, 0.1).collect(),
+            expr: vec![[0.0; 8]; 4],
+        };
+        let mut s1 = TeacherOutput {
+            va: va(5, 0.5).collect(),
+            expr: vec![[0.0; 8]; 5],
+        };
+        s1.va[4] = [f32::NAN, 0.0];
+        // Subject 0 frame 1: class 4, p = 9 / (9 + 7) = 0.5625. Subject 1 frame 2: class 6,
+        // p = e¹⁰ / (e¹⁰ + 7) ≈ 0.9997. Subject 1 frame 4: uniform, p = 1/8.
+        s0.expr[1][4] = 9f32.ln();
+        s1.expr[2][6] = 10.0;
+        vec![s0, s1]
+    }
+
+    #[test]
+    fn pseudo_labels_fill_exactly_the_unlabelled_frames_with_a_modality() {
+        // VA: candidates (0,1) → subject 0 frame 1, (1,0) → subject 1 frame 2, (1,2) →
+        // subject 1 frame 4 whose teacher value is NaN (stays invalid). (0,2) has no
+        // modality, (1,3) is padding.
+        let (mut set, origins) = pseudo_set([1., 0., 0., 1., 0., 1., 0., 0.], [-1; 8]);
+        let before = set.clone();
+        let c = pseudo_label(&mut set, &origins, &teacher(), TaskName::Va, 0.25, 0.9).unwrap();
+        assert_eq!(
+            c,
+            PseudoCount {
+                candidates: 3,
+                frames: 2
+            }
+        );
+        assert_eq!(set.va_valid, vec![1., 0.25, 0., 1., 0.25, 1., 0., 0.]);
+        let mut want = before.va.clone();
+        want[2..4].copy_from_slice(&[1.1, -1.1]); // teacher subject 0 frame 1
+        want[8..10].copy_from_slice(&[2.5, -2.5]); // teacher subject 1 frame 2
+        assert_eq!(set.va, want);
+        assert_eq!(
+            (set.expr.clone(), set.expr_weight.clone()),
+            (before.expr, vec![])
+        );
+
+        // Expr, min-confidence 0.9: only subject 1 frame 2 (p ≈ 0.9997) gets class 6.
+        let expr = [2, -1, -1, 5, -1, 3, -1, -1];
+        let (mut set, origins) = pseudo_set([0.; 8], expr);
+        let c = pseudo_label(&mut set, &origins, &teacher(), TaskName::Expr, 0.5, 0.9).unwrap();
+        assert_eq!(
+            c,
+            PseudoCount {
+                candidates: 3,
+                frames: 1
+            }
+        );
+        assert_eq!(set.expr, vec![2, -1, -1, 5, 6, 3, -1, -1]);
+        assert_eq!(set.expr_weight, vec![1., 1., 1., 1., 0.5, 1., 1., 1.]);
+        assert_eq!(set.va_valid, vec![0.; 8]);
+        // The batch carries the weights into the loss mask.
+        let b = Batch::new(&set, &[0, 1], &crate::train::cpu_device());
+        let m: Vec<f32> = b.expr_valid.into_data().iter::<f32>().collect();
+        assert_eq!(m, vec![1., 0., 0., 1., 0.5, 1., 0., 0.]);
+        // Min-confidence 0.5 also takes subject 0 frame 1 (p = 0.5625) as class 4.
+        let (mut set, origins) = pseudo_set([0.; 8], expr);
+        let c = pseudo_label(&mut set, &origins, &teacher(), TaskName::Expr, 0.5, 0.5).unwrap();
+        assert_eq!(c.frames, 2);
+        assert_eq!(set.expr, vec![2, 4, -1, 5, 6, 3, -1, -1]);
+
+        // Bad parameters and a teacher output too short are errors.
+        for (w, p) in [(0.0, 0.9), (1.5, 0.9), (f32::NAN, 0.9), (0.5, 1.1)] {
+            let e = pseudo_label(&mut set, &origins, &teacher(), TaskName::Expr, w, p);
+            assert!(e.is_err(), "{w} {p}");
+        }
+        let mut short = teacher();
+        short[1].va.truncate(4);
+        let e = pseudo_label(&mut set, &origins, &short, TaskName::Va, 0.5, 0.9).unwrap_err();
+        assert!(e.to_string().contains("need 5"), "{e}");
+    }
+
+    #[test]
+    fn validation_never_uses_pseudo_labels() {
+        let (tr, mut val) = sequences(&SynthConfig::default(), 2, 1, 32, 16);
+        let cfg = FitConfig::new(TaskName::Va, small(ModelKind::Attention));
+        let dir = std::env::temp_dir().join(format!("affect-fit-pseudo-{}", std::process::id()));
+        let i = val.va_valid.iter().position(|&w| w == 1.0).unwrap();
+        val.va_valid[i] = 0.5;
+        let e = fit(&cfg, &tr, &val, &dir, &meta(), false, |_, _, _| {}).unwrap_err();
+        assert!(e.to_string().contains("pseudo-labels"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //!
 //! No NaN: a batch without a valid frame gives a finite loss with zero gradient
 //! (CCC 0, cross-entropy 0, soft F1 0).
+//!
+//! The `valid` masks are per-frame **weights**: 0 leaves a frame out, 1 is a real label,
+//! a weight `w` in (0, 1) (a pseudo-label, `affect-train fit --pseudo-labels`) counts the
+//! frame as `w` frames — weighted means and variances in the CCC, the weighted mean
+//! `Σ w·l / Σ w` of the cross-entropy, and `w`-weighted soft counts in the soft F1. A frame
+//! of weight ½ thus weighs exactly like one of weight 1 appearing half as often.
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, softmax};
@@ -14,8 +20,9 @@ use burn::tensor::activation::{log_softmax, softmax};
 /// Keeps denominators away from 0.
 pub const EPS: f32 = 1e-8;
 
-/// 1 − CCC averaged over the last axis of `pred`/`target` [B,T,K] (K = 2 for VA), on the
-/// frames where `valid` [B,T] is 1. Returns a 1-element tensor.
+/// 1 − CCC averaged over the last axis of `pred`/`target` [B,T,K] (K = 2 for VA), over the
+/// frames weighted by `valid` [B,T] (weighted means, variances and covariance; 0 = left
+/// out). Returns a 1-element tensor.
 pub fn ccc_loss(pred: Tensor<3>, target: Tensor<3>, valid: Tensor<2>) -> Tensor<1> {
     let [_, _, k] = pred.dims();
     let w = valid.unsqueeze_dim::<3>(2); // [B,T,1]
@@ -35,8 +42,8 @@ pub fn ccc_loss(pred: Tensor<3>, target: Tensor<3>, valid: Tensor<2>) -> Tensor<
 }
 
 /// Cross-entropy of `logits` [B,T,C] against one-hot `target` [B,T,C] smoothed to
-/// `(1 − smoothing) · onehot + smoothing / C`, averaged over the frames where `valid`
-/// [B,T] is 1. Returns a 1-element tensor.
+/// `(1 − smoothing) · onehot + smoothing / C`, averaged over the frames weighted by
+/// `valid` [B,T] (`Σ w·l / Σ w`; 0 = left out). Returns a 1-element tensor.
 pub fn cross_entropy(
     logits: Tensor<3>,
     target: Tensor<3>,
@@ -47,18 +54,20 @@ pub fn cross_entropy(
     let q = target * (1.0 - smoothing) + smoothing / c as f32;
     let per_frame = (q * log_softmax(logits, 2)).sum_dim(2).neg(); // [B,T,1]
     let w = valid.unsqueeze_dim::<3>(2);
-    let n = w.clone().sum().clamp_min(1.0);
+    // Σ w, not clamped to 1: a batch of pseudo-labels only (all w < 1) is still a mean.
+    let n = w.clone().sum().clamp_min(EPS);
     (per_frame * w).sum() / n
 }
 
 /// 1 − soft macro-F1 over the C classes of `logits` [B,T,C] against one-hot `target`,
-/// on the frames where `valid` [B,T] is 1: per class `2·tp / (2·tp + fp + fn)` with
-/// softmax probabilities as soft counts. Returns a 1-element tensor.
+/// over the frames weighted by `valid` [B,T]: per class `2·tp / (2·tp + fp + fn)` with
+/// softmax probabilities as soft counts, each frame's counts times its weight (`tp = Σ w·p·y`,
+/// not `Σ w²·p·y`). Returns a 1-element tensor.
 pub fn soft_f1_loss(logits: Tensor<3>, target: Tensor<3>, valid: Tensor<2>) -> Tensor<1> {
     let w = valid.unsqueeze_dim::<3>(2);
     let p = softmax(logits, 2) * w.clone();
+    let tp = (p.clone() * target.clone()).sum_dims_squeeze::<1, _>(&[0, 1]);
     let y = target * w;
-    let tp = (p.clone() * y.clone()).sum_dims_squeeze::<1, _>(&[0, 1]);
     let sp = p.sum_dims_squeeze::<1, _>(&[0, 1]);
     let sy = y.sum_dims_squeeze::<1, _>(&[0, 1]);
     // 2tp + fp + fn = Σp + Σy.
@@ -161,6 +170,44 @@ mod tests {
             0.2,
         ));
         assert!((l - 8f32.ln()).abs() < 1e-5, "{l}");
+    }
+
+    #[test]
+    fn fractional_mask_weights_a_frame_by_its_weight() {
+        let d = cpu_device();
+        // CCC, weights (1, 1, ½): the weighted statistics of pred (1, 1, 2, 2, 3) vs target
+        // (2, 2, 4, 4, 6) with weights 2,2,1 → mean 1.8 / 3.6, var 0.56 / 2.24, cov 1.12,
+        // CCC = 2.24 / (0.56 + 2.24 + 1.8²) = 2.24 / 6.04; arousal: constant pred → 0.
+        let pred = t3(&[1., 0.5, 2., 0.5, 3., 0.5], [1, 3, 2], &d);
+        let target = t3(&[2., 1., 4., 2., 6., 3.], [1, 3, 2], &d);
+        let l = scalar(ccc_loss(pred, target, t2(&[1., 1., 0.5], [1, 3], &d)));
+        let want = 1.0 - (2.24 / 6.04) / 2.0;
+        assert!((l - want).abs() < 1e-6, "{l} vs {want}");
+        // Cross-entropy (no smoothing): frame 1 real, p = (¼, ¾), class 1 → −ln ¾; frame 2
+        // weight ½, p = (½, ½), class 0 → ln 2: (ln 4/3 + ½ ln 2) / 1.5.
+        let logits = t3(&[0., 3f32.ln(), 0., 0.], [1, 2, 2], &d);
+        let target = t3(&[0., 1., 1., 0.], [1, 2, 2], &d);
+        let half = t2(&[1., 0.5], [1, 2], &d);
+        let l = scalar(cross_entropy(
+            logits.clone(),
+            target.clone(),
+            half.clone(),
+            0.0,
+        ));
+        let want = ((4.0f32 / 3.0).ln() + 0.5 * 2f32.ln()) / 1.5;
+        assert!((l - want).abs() < 1e-6, "{l} vs {want}");
+        // A batch of one pseudo-labelled frame alone is still its mean: ln 2.
+        let l = scalar(cross_entropy(
+            logits.clone(),
+            target.clone(),
+            t2(&[0., 0.5], [1, 2], &d),
+            0.0,
+        ));
+        assert!((l - 2f32.ln()).abs() < 1e-6, "{l}");
+        // Soft F1 with weights (1, ½): class 0: tp ½·½ = ¼, Σp ¼ + ½·½ = ½, Σy ½ → F1 ½;
+        // class 1: tp ¾, Σp ¾ + ½·½ = 1, Σy 1 → F1 ¾. Loss 1 − (½ + ¾)/2 = 0.375.
+        let l = scalar(soft_f1_loss(logits, target, half));
+        assert!((l - 0.375).abs() < 1e-6, "{l}");
     }
 
     #[test]

@@ -133,7 +133,7 @@ pub struct Report {
 }
 
 /// The fusion spec of a loaded model.
-fn fusion_spec(model: &Model) -> Result<FusionSpec, String> {
+pub fn fusion_spec(model: &Model) -> Result<FusionSpec, String> {
     match &model.contract().input {
         InputSpec::Fusion(s) => Ok(s.clone()),
         _ => Err(format!("{} is not a fusion model", model.path().display())),

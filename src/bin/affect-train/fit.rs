@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use affect::dataset::layout::{DataRoot, Fold, Split, sequences};
+use affect::dataset::layout::{DataRoot, Fold, Split, Subject, WindowOrigin, sequences};
 use affect::dataset::{SequenceSet, Task};
-use affect::runtime::FeatureModelRef;
+use affect::runtime::{FeatureModelRef, Model, Role, SessionConfig};
 use affect::train::export::FusionMeta;
-use affect::train::fit::{FitConfig, TaskName, fit};
+use affect::train::fit::{FitConfig, PseudoLabels, TaskName, TeacherOutput, fit, pseudo_label};
 use affect::train::models::{ModelKind, ModelSpec};
 
 /// `--task`.
@@ -85,11 +85,26 @@ pub fn load_split(
     d: &DataArgs,
     split: Split,
 ) -> Result<(SequenceSet, Option<FeatureRefs>), String> {
+    let (set, _, _, refs) = load_split_subjects(d, split)?;
+    Ok((set, refs))
+}
+
+/// A loaded split: its sequences, the windows they come from, its subjects and the
+/// metadata of their features.
+type LoadedSplit = (
+    SequenceSet,
+    Vec<WindowOrigin>,
+    Vec<Subject>,
+    Option<FeatureRefs>,
+);
+
+/// [`load_split`], also returning the subjects and the windows the sequences come from.
+fn load_split_subjects(d: &DataArgs, split: Split) -> Result<LoadedSplit, String> {
     let root = DataRoot::new(&d.data).map_err(|e| e.to_string())?;
     let task: Task = TaskName::from(d.task).into();
     let fold = d.fold.map(|f| (f, d.fold_seed));
     let subjects = root.load(task, split, fold).map_err(|e| e.to_string())?;
-    let (set, _) = sequences(&subjects, task, d.window, d.hop.unwrap_or(d.window))
+    let (set, origins) = sequences(&subjects, task, d.window, d.hop.unwrap_or(d.window))
         .map_err(|e| e.to_string())?;
     let refs = subjects.first().and_then(|s| {
         let m = &s.features.meta;
@@ -107,7 +122,7 @@ pub fn load_split(
             )
         })
     });
-    Ok((set, refs))
+    Ok((set, origins, subjects, refs))
 }
 
 /// The contract metadata of a model trained on features described by `refs`.
@@ -182,11 +197,96 @@ pub struct Args {
     /// `affect.name` of the exported model (default: affect-<model>-<task>).
     #[arg(long)]
     name: Option<String>,
+    /// Teacher: an exported fusion .onnx run (as `eval --mode stream` runs it) over the
+    /// training subjects; its predictions become the labels of unlabelled frames that
+    /// have a modality present (never of the validation set).
+    #[arg(long, value_name = "TEACHER_ONNX")]
+    pseudo_labels: Option<PathBuf>,
+    /// Loss weight of a pseudo-labelled frame, in (0, 1] (real labels weigh 1).
+    #[arg(long, default_value_t = 0.5, requires = "pseudo_labels")]
+    pseudo_weight: f32,
+    /// expr: minimum softmax probability of the teacher's class for a pseudo-label.
+    #[arg(long, default_value_t = 0.9, requires = "pseudo_labels")]
+    pseudo_min_confidence: f32,
+    /// ONNX Runtime library for the teacher (else ORT_DYLIB_PATH or the cached wheel).
+    #[arg(long, requires = "pseudo_labels")]
+    ort_library: Option<PathBuf>,
+}
+
+/// Runs the teacher over `subjects` and pseudo-labels `train` (see
+/// [`affect::train::fit::pseudo_label`]).
+fn add_pseudo_labels(
+    a: &Args,
+    teacher: &Path,
+    train: &mut SequenceSet,
+    origins: &[WindowOrigin],
+    subjects: &[Subject],
+) -> Result<PseudoLabels, String> {
+    let cfg = SessionConfig {
+        ort_library: a.ort_library.clone(),
+        ..Default::default()
+    };
+    let mut model = Model::load(teacher, Some(Role::Fusion), &cfg)
+        .map_err(|e| format!("teacher {}: {e}", teacher.display()))?;
+    let spec = crate::eval::fusion_spec(&model)?;
+    crate::eval::check_features(&model, &spec, subjects)?;
+    let total: usize = subjects.iter().map(Subject::frames).sum();
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "pseudo-labels {bar:30} {pos}/{len} frames {per_sec} {eta}",
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let mut outputs = Vec::with_capacity(subjects.len());
+    for s in subjects {
+        let p = crate::eval::predict(
+            &mut model,
+            s,
+            spec.window,
+            crate::eval::Mode::Stream,
+            256,
+            &bar,
+        )?;
+        outputs.push(TeacherOutput {
+            va: p.va,
+            expr: p.expr,
+        });
+    }
+    bar.finish_and_clear();
+    let c = pseudo_label(
+        train,
+        origins,
+        &outputs,
+        a.data.task.into(),
+        a.pseudo_weight,
+        a.pseudo_min_confidence,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(PseudoLabels {
+        teacher: teacher.display().to_string(),
+        weight: a.pseudo_weight,
+        min_confidence: a.pseudo_min_confidence,
+        candidates: c.candidates,
+        frames: c.frames,
+    })
 }
 
 /// Runs `affect-train fit`.
 pub fn run(a: Args) -> Result<(), String> {
-    let (train, refs) = load_split(&a.data, Split::Train)?;
+    let (mut train, origins, subjects, refs) = load_split_subjects(&a.data, Split::Train)?;
+    let pseudo = match &a.pseudo_labels {
+        Some(teacher) => {
+            let p = add_pseudo_labels(&a, teacher, &mut train, &origins, &subjects)?;
+            println!(
+                "pseudo-labels from {}: {} of {} unlabelled frames with a modality (weight {})",
+                p.teacher, p.frames, p.candidates, p.weight
+            );
+            Some(p)
+        }
+        None => None,
+    };
+    drop(subjects);
     let (val, _) = load_split(&a.data, Split::Validation)?;
     let kind = ModelKind::from(a.model);
     let mut spec = ModelSpec::seed(kind, train.dv, train.da);
@@ -207,6 +307,7 @@ pub fn run(a: Args) -> Result<(), String> {
         seed: a.seed,
         smoothing: a.smoothing,
         f1_weight: a.f1_weight,
+        pseudo_labels: pseudo,
         ..FitConfig::new(task, spec)
     };
     let task_s = match task {
