@@ -451,7 +451,8 @@ pub struct Preprocessor {
     plan: Option<Plan>,
     /// One vertically filtered source row (`Y_BITS` fixed point, all bytes per pixel).
     mid: Vec<u32>,
-    /// The same as `f32`, zero-padded by `x_taps` pixels.
+    /// The same as `f32`, zero-padded by `x_taps` pixels; packed RGB rows get a fourth,
+    /// zero value per pixel so that a pixel is one 4-lane vector in the horizontal pass.
     midf: Vec<f32>,
     /// One output row, RGB.
     acc: Vec<f32>,
@@ -508,6 +509,25 @@ impl Preprocessor {
     /// returns the geometry, for mapping detections back with
     /// [`Letterbox::normalised_to_frame`].
     pub fn prepare(&mut self, frame: &Frame<'_>, out: &mut [f32]) -> Result<Letterbox, FaceError> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.prepare_avx2(frame, out) };
+        }
+        self.prepare_impl(frame, out)
+    }
+
+    /// [`prepare`](Self::prepare) compiled for AVX2: the same operations in the same
+    /// order (integer sums and unfused float operations, so the results are identical),
+    /// on vectors twice as wide as baseline x86-64's SSE2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn prepare_avx2(&mut self, frame: &Frame<'_>, out: &mut [f32]) -> Result<Letterbox, FaceError> {
+        self.prepare_impl(frame, out)
+    }
+
+    #[inline(always)]
+    fn prepare_impl(&mut self, frame: &Frame<'_>, out: &mut [f32]) -> Result<Letterbox, FaceError> {
         if out.len() != self.spec.len() {
             return Err(FaceError::Size(format!(
                 "tensor buffer has {} values, {:?} needs {}",
@@ -533,9 +553,10 @@ impl Preprocessor {
         let bpp = frame.format().bytes_per_pixel();
         let row_bytes = frame.width() * bpp;
         mid.resize(row_bytes, 0);
-        // the padding pixels stay zero
+        // values per pixel in `midf` (RGB gets a fourth lane); the padding pixels stay zero
+        let fpp = if bpp == 3 { 4 } else { bpp };
         midf.clear();
-        midf.resize((frame.width() + plan.x_taps) * bpp, 0.0);
+        midf.resize((frame.width() + plan.x_taps) * fpp, 0.0);
         acc.resize(ow * 3, 0.0);
 
         let channels = spec.channels();
@@ -555,9 +576,12 @@ impl Preprocessor {
                 _ => rows_horizontal_pass::<4>(frame, rf, rows, row_len, offsets),
             }
         }
+        // whether `acc` holds a black row already (padding rows come in runs)
+        let mut acc_black = false;
         for o in 0..oh {
             let count = plan.y_count[o] as usize;
             if let Some(rf) = &plan.rows_first {
+                acc_black = false;
                 acc.fill(0.0);
                 let (start, weights) = rf.y.taps(o);
                 for (r, &w) in (start..start + weights.len()).zip(weights) {
@@ -569,20 +593,37 @@ impl Preprocessor {
                 }
             } else if count == 0 {
                 // padding row: black
-                acc.fill(0.0);
+                if !acc_black {
+                    acc.fill(0.0);
+                    acc_black = true;
+                }
             } else {
+                acc_black = false;
                 // 1. vertical pass over whole source rows, fixed point
                 let start = plan.y_start[o] as usize;
                 let weights = &plan.y_weights[o * plan.y_stride..][..count];
                 vertical_pass(frame, start, weights, mid);
-                for (f, &m) in midf.iter_mut().zip(mid.iter()) {
-                    // below 2^23: exact, and i32 → f32 is one SIMD instruction
-                    *f = m as i32 as f32;
+                // below 2^23: exact, and i32 → f32 is one SIMD instruction
+                if bpp == 3 {
+                    let (dst, _) = midf.as_chunks_mut::<4>();
+                    let (src, _) = mid.as_chunks::<3>();
+                    for (f, m) in dst.iter_mut().zip(src) {
+                        *f = [
+                            m[0] as i32 as f32,
+                            m[1] as i32 as f32,
+                            m[2] as i32 as f32,
+                            0.0,
+                        ];
+                    }
+                } else {
+                    for (f, &m) in midf.iter_mut().zip(mid.iter()) {
+                        *f = m as i32 as f32;
+                    }
                 }
-                // 2. horizontal pass into RGB
-                match bpp {
+                // 2. horizontal pass into RGB (a fourth lane per pixel costs nothing and
+                // changes no sum: each lane adds the same products in the same order)
+                match fpp {
                     1 => horizontal_pass::<1>(plan, midf, acc, offsets),
-                    3 => horizontal_pass::<3>(plan, midf, acc, offsets),
                     _ => horizontal_pass::<4>(plan, midf, acc, offsets),
                 }
             }
@@ -635,37 +676,35 @@ impl Preprocessor {
 /// (`Y_BITS` fixed point, every byte of the row). The products of 8-bit pixels and
 /// 16-bit weights are exact and their sums fit 32 bits (weights add up to at most
 /// `1 << Y_BITS`), so the only rounding is that of the weights.
+#[inline(always)]
 fn vertical_pass(frame: &Frame<'_>, start: usize, weights: &[u16], mid: &mut [u32]) {
-    const CHUNK: usize = 32;
-    let (chunks, tail) = mid.as_chunks_mut::<CHUNK>();
-    let n_chunks = chunks.len();
-    for (ci, dst) in chunks.iter_mut().enumerate() {
-        let base = ci * CHUNK;
-        let mut sum = [0u32; CHUNK];
-        for (r, &w) in (start..).zip(weights) {
-            let src: &[u8; CHUNK] = frame.row(r)[base..base + CHUNK]
-                .try_into()
-                .expect("chunk of CHUNK bytes");
-            // (a no-op on weights up to 1 << Y_BITS) both factors are known to fit i16,
-            // so the multiply is a single 16×16→32-bit SIMD instruction
-            let w = w as u32 & 0x7fff;
-            for (a, &s) in sum.iter_mut().zip(src) {
+    // One tap at a time over the whole row: the row slice is looked up once per tap and
+    // the inner loop is a plain multiply-add over contiguous memory (`mid` stays in L1).
+    // Integer sums: the order of the taps does not change the result.
+    let n = mid.len();
+    for (k, (r, &w)) in (start..).zip(weights).enumerate() {
+        // (a no-op on weights up to 1 << Y_BITS) both factors are known to fit i16,
+        // so the multiply is a single 16×16→32-bit SIMD instruction
+        let w = w as u32 & 0x7fff;
+        let src = &frame.row(r)[..n];
+        if k == 0 {
+            for (a, &s) in mid.iter_mut().zip(src) {
+                *a = s as u32 * w;
+            }
+        } else {
+            for (a, &s) in mid.iter_mut().zip(src) {
                 *a = a.wrapping_add(s as u32 * w);
             }
         }
-        *dst = sum;
     }
-    let base = n_chunks * CHUNK;
-    tail.fill(0);
-    for (r, &w) in (start..).zip(weights) {
-        for (a, &s) in tail.iter_mut().zip(&frame.row(r)[base..]) {
-            *a = a.wrapping_add(s as u32 * w as u32);
-        }
+    if weights.is_empty() {
+        mid.fill(0);
     }
 }
 
 /// Horizontal-first order: filters each needed source row horizontally into `rows` (RGB
 /// f32, `row_len` per slot).
+#[inline(always)]
 fn rows_horizontal_pass<const BPP: usize>(
     frame: &Frame<'_>,
     rf: &RowsFirst,
@@ -694,6 +733,7 @@ fn rows_horizontal_pass<const BPP: usize>(
 /// Horizontal pass over one vertically filtered row (`midf`, `BPP` values per pixel,
 /// zero-padded) into `acc` (RGB). `BPP` is a constant so that a pixel is one small
 /// vector and the accesses need no bounds checks.
+#[inline(always)]
 fn horizontal_pass<const BPP: usize>(
     plan: &Plan,
     midf: &[f32],
@@ -1057,6 +1097,81 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// The AVX2 build of `prepare` (used where the CPU has it) and the baseline build
+    /// give bit-identical tensors, for every pixel size (1, 3, 4 bytes), both layouts and
+    /// filters, shrinking and enlarging.
+    #[test]
+    fn simd_and_baseline_builds_agree() {
+        let mut state = 0x0bad_cafe_u32;
+        let noise: Vec<u8> = (0..331 * 187 * 4)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 24) as u8
+            })
+            .collect();
+        let cases = [
+            (
+                331,
+                187,
+                PixelFormat::Rgb,
+                192,
+                Layout::Nhwc,
+                PixelColour::Rgb,
+            ),
+            (
+                331,
+                187,
+                PixelFormat::Bgrx,
+                128,
+                Layout::Nchw,
+                PixelColour::Bgr,
+            ),
+            (
+                331,
+                187,
+                PixelFormat::Gray8,
+                96,
+                Layout::Nhwc,
+                PixelColour::Grey,
+            ),
+            (
+                97,
+                61,
+                PixelFormat::Bgr,
+                160,
+                Layout::Nhwc,
+                PixelColour::Rgb,
+            ),
+            (
+                61,
+                97,
+                PixelFormat::Xrgb,
+                128,
+                Layout::Nchw,
+                PixelColour::Rgb,
+            ),
+        ];
+        for (w, h, format, side, layout, colour) in cases {
+            let bytes = &noise[..w * h * format.bytes_per_pixel()];
+            let frame = Frame::packed(bytes, w, h, format).unwrap();
+            for resample in [Resample::Antialiased, Resample::Bilinear] {
+                let mut p = Preprocessor::new(spec(side, side, layout, colour), resample).unwrap();
+                let mut simd = vec![0.0f32; p.spec().len()];
+                let mut base = vec![1.0f32; p.spec().len()];
+                let la = p.prepare(&frame, &mut simd).unwrap();
+                let lb = p.prepare_impl(&frame, &mut base).unwrap();
+                assert_eq!(la, lb);
+                let same = simd
+                    .iter()
+                    .zip(&base)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{format:?} {w}x{h} → {side} {layout:?} {resample:?}");
+            }
+        }
     }
 
     #[test]

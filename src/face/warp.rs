@@ -32,6 +32,19 @@ pub fn warp_rgb_into(
     height: usize,
     out: &mut [u8],
 ) -> Result<(), FaceError> {
+    warp_with(frame, frame_to_crop, width, height, out, true)
+}
+
+/// [`warp_rgb_into`], with the AVX2 build of the warp allowed (`simd`, where the CPU has
+/// it) or not (the baseline build, for tests that both give the same bytes).
+fn warp_with(
+    frame: &Frame<'_>,
+    frame_to_crop: &Similarity,
+    width: usize,
+    height: usize,
+    out: &mut [u8],
+    simd: bool,
+) -> Result<(), FaceError> {
     if width == 0 || height == 0 || width > MAX_CROP || height > MAX_CROP {
         return Err(FaceError::Size(format!(
             "crop is {width}x{height} (each side must be 1..={MAX_CROP})"
@@ -58,12 +71,33 @@ pub fn warp_rgb_into(
     } else {
         1
     };
-    match frame.format().bytes_per_pixel() {
-        1 => warp_rows::<1>(frame, &inv, ss, width, out),
-        3 => warp_rows::<3>(frame, &inv, ss, width, out),
-        _ => warp_rows::<4>(frame, &inv, ss, width, out),
+    #[cfg(target_arch = "x86_64")]
+    if simd && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { warp_avx2(frame, &inv, ss, width, out) };
+        return Ok(());
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
+    warp_any(frame, &inv, ss, width, out);
     Ok(())
+}
+
+/// [`warp_any`] compiled for AVX2: the same operations in the same order (no fused
+/// multiply-adds), so the same bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn warp_avx2(frame: &Frame<'_>, inv: &Similarity, ss: usize, width: usize, out: &mut [u8]) {
+    warp_any(frame, inv, ss, width, out);
+}
+
+#[inline(always)]
+fn warp_any(frame: &Frame<'_>, inv: &Similarity, ss: usize, width: usize, out: &mut [u8]) {
+    match frame.format().bytes_per_pixel() {
+        1 => warp_rows::<1>(frame, inv, ss, width, out),
+        3 => warp_rows::<3>(frame, inv, ss, width, out),
+        _ => warp_rows::<4>(frame, inv, ss, width, out),
+    }
 }
 
 /// Fractional bits of the fixed-point frame coordinates.
@@ -72,6 +106,7 @@ const COORD_BITS: u32 = 16;
 /// The warp proper: `ss`² bilinear samples per crop pixel, stepped along each crop row
 /// in fixed point (`COORD_BITS`: no float → int conversions per sample), interpolated
 /// and summed per row in `f32` with all bytes of a pixel as one small vector.
+#[inline(always)]
 fn warp_rows<const BPP: usize>(
     frame: &Frame<'_>,
     inv: &Similarity,
@@ -112,6 +147,39 @@ fn warp_rows<const BPP: usize>(
                 // frame continuous coordinates → pixel-centre index space
                 let mut x = fixed(inv.a * cx - inv.b * cy + inv.tx - 0.5);
                 let mut y = fixed(inv.b * cx + inv.a * cy + inv.ty - 0.5);
+                // Sample positions move linearly along the row, so when the first and the
+                // last have all four pixels inside the frame, every one in between does:
+                // then the row needs no per-sample bounds tests (same arithmetic).
+                let last = width as i64 - 1;
+                let end = |v: i64, d: i64| d.checked_mul(last).and_then(|d| v.checked_add(d));
+                let fast = match (end(x, dx), end(y, dy)) {
+                    (Some(xe), Some(ye)) => {
+                        all_four_inside(x, y, iw, ih) && all_four_inside(xe, ye, iw, ih)
+                    }
+                    _ => false,
+                };
+                if fast {
+                    for a in acc.iter_mut() {
+                        let (x0, y0) = (x >> COORD_BITS, y >> COORD_BITS);
+                        let wx = (x & wmask) as i32 as f32 * unit;
+                        let wy = (y & wmask) as i32 as f32 * unit;
+                        x += dx;
+                        y += dy;
+                        let i00 = y0 as usize * stride + x0 as usize * BPP;
+                        let (top, _) = data[i00..i00 + 2 * BPP].as_chunks::<BPP>();
+                        let (bottom, _) =
+                            data[i00 + stride..i00 + stride + 2 * BPP].as_chunks::<BPP>();
+                        let (t0, t1, b0, b1) = (&top[0], &top[1], &bottom[0], &bottom[1]);
+                        for c in 0..BPP {
+                            let (q0, q1) = (t0[c] as f32, t1[c] as f32);
+                            let (q2, q3) = (b0[c] as f32, b1[c] as f32);
+                            let t = q0 + (q1 - q0) * wx;
+                            let b = q2 + (q3 - q2) * wx;
+                            a[c] += t + (b - t) * wy;
+                        }
+                    }
+                    continue;
+                }
                 for a in acc.iter_mut() {
                     let (x0, y0) = (x >> COORD_BITS, y >> COORD_BITS);
                     let wx = (x & wmask) as i32 as f32 * unit;
@@ -152,10 +220,20 @@ fn warp_rows<const BPP: usize>(
         }
         for (o, a) in out_row.chunks_exact_mut(3).zip(&acc) {
             for (d, &k) in o.iter_mut().zip(&[ro, go, bo]) {
-                *d = ((a[k] * scale).clamp(0.0, 255.0) + 0.5) as u8;
+                // in 0.5..=255.5 (NaN: 0 either way): through i32 is the same value and
+                // converts in one instruction
+                *d = ((a[k] * scale).clamp(0.0, 255.0) + 0.5) as i32 as u8;
             }
         }
     }
+}
+
+/// Whether the bilinear sample at fixed-point pixel-centre coordinates `(x, y)` has all
+/// four of its pixels inside an `iw`×`ih` frame.
+#[inline(always)]
+fn all_four_inside(x: i64, y: i64, iw: i64, ih: i64) -> bool {
+    let (x0, y0) = (x >> COORD_BITS, y >> COORD_BITS);
+    x0 >= 0 && y0 >= 0 && x0 + 1 < iw && y0 + 1 < ih
 }
 
 #[cfg(test)]
@@ -270,6 +348,71 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The AVX2 build (used where the CPU has it) and the baseline build give the same
+    /// bytes: crops wholly inside the frame (the row fast path), partly and wholly
+    /// outside, every pixel layout, 1 to 4×4 samples per pixel.
+    #[test]
+    fn simd_and_baseline_builds_agree() {
+        let (w, h) = (211, 157);
+        let mut state = 0x1234_5678_u32;
+        let noise: Vec<u8> = (0..w * h * 4)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 24) as u8
+            })
+            .collect();
+        let rgb: Vec<u8> = noise.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+        let grey: Vec<u8> = noise.chunks(4).map(|p| p[0]).collect();
+        let frames = [
+            Frame::packed(&noise, w, h, PixelFormat::Bgrx).unwrap(),
+            Frame::packed(&rgb, w, h, PixelFormat::Rgb).unwrap(),
+            Frame::packed(&grey, w, h, PixelFormat::Gray8).unwrap(),
+        ];
+        let mut inside_rows = 0;
+        for (scale, angle, t) in [
+            (1.0, 0.0, [-10.25, -20.5]),
+            (0.6, 0.2, [-40.0, -30.0]),
+            (2.3, 0.4, [-30.0, 40.0]),
+            (0.3, 0.1, [5.0, -2.0]),
+            (0.12, -2.5, [40.0, 30.0]),
+            (1.0, 0.0, [-500.0, 0.0]),
+        ] {
+            let s = Similarity::new(scale, angle, t);
+            let inv = s.inverse().unwrap();
+            let (cw, ch) = (48, 40);
+            // rows whose first and last samples are inside take the fast path
+            inside_rows += (0..ch)
+                .filter(|&j| {
+                    let p = |x: f64| {
+                        let y = j as f64 + 0.5;
+                        let fx = inv.a * x - inv.b * y + inv.tx - 0.5;
+                        let fy = inv.b * x + inv.a * y + inv.ty - 0.5;
+                        fx >= 0.0 && fy >= 0.0 && fx < w as f64 - 1.0 && fy < h as f64 - 1.0
+                    };
+                    p(0.5) && p(cw as f64 - 0.5)
+                })
+                .count();
+            for frame in &frames {
+                let mut simd = vec![0u8; cw * ch * 3];
+                let mut base = vec![1u8; cw * ch * 3];
+                warp_with(frame, &s, cw, ch, &mut simd, true).unwrap();
+                warp_with(frame, &s, cw, ch, &mut base, false).unwrap();
+                assert_eq!(
+                    simd,
+                    base,
+                    "{:?} scale {scale} angle {angle}",
+                    frame.format()
+                );
+            }
+        }
+        assert!(
+            inside_rows >= 2 * 40,
+            "fast path exercised on {inside_rows} rows"
+        );
     }
 
     #[test]
