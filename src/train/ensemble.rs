@@ -136,6 +136,7 @@ mod tests {
 
     #[test]
     fn ensemble_output_is_the_weighted_sum_of_the_members() {
+        let _rng = crate::train::models::testing::rng_lock();
         let (b, t) = (2, 8);
         let d = crate::train::cpu_device();
         let members: Vec<Vec<u8>> = [ModelKind::Attention, ModelKind::Tcn, ModelKind::Transformer]
@@ -189,6 +190,7 @@ mod tests {
 
     #[test]
     fn search_finds_the_best_mixture_and_rejects_bad_input() {
+        let _rng = crate::train::models::testing::rng_lock();
         // Score peaks at w = (0.7, 0.3): the search must come close, beating uniform.
         let (w, s) = search_weights(2, 400, 1, |w| -((w[0] - 0.7).powi(2)));
         assert!((w[0] - 0.7).abs() < 0.02 && s > -0.04 * 0.04, "{w:?} {s}");

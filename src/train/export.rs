@@ -451,6 +451,7 @@ mod tests {
 
     #[test]
     fn linear_layer_norm_and_activations_match_burn() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         d.seed(1);
         let l = LinearConfig::new(6, 4).init(&d);
@@ -491,6 +492,7 @@ mod tests {
 
     #[test]
     fn attention_with_key_mask_matches_burn() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         d.seed(3);
         let m = MultiHeadAttentionConfig::new(8, 2).init(&d).valid();
@@ -544,6 +546,7 @@ mod tests {
 
     #[test]
     fn causal_dilated_conv_matches_burn_and_same_padding_is_refused() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         d.seed(5);
         let (k, dil) = (3, 2);
@@ -575,6 +578,7 @@ mod tests {
 
     #[test]
     fn mask_time_zeroes_missing_frames() {
+        let _rng = crate::train::models::testing::rng_lock();
         let mut g = GraphBuilder::new("t");
         g.input("x", &[Dim::from("batch"), 3.into(), 2.into()])
             .input("m", &[Dim::from("batch"), 3.into()]);

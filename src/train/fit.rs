@@ -817,6 +817,7 @@ mod tests {
 
     #[test]
     fn fit_writes_reports_checkpoints_and_resumes_identically() {
+        let _rng = crate::train::models::testing::rng_lock();
         let (tr, val) = sequences(&SynthConfig::default(), 4, 2, 64, 16);
         let dir = std::env::temp_dir().join(format!("affect-fit-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -956,6 +957,7 @@ mod tests {
 
     #[test]
     fn pseudo_labels_fill_exactly_the_unlabelled_frames_with_a_modality() {
+        let _rng = crate::train::models::testing::rng_lock();
         // VA: candidates (0,1) → subject 0 frame 1, (1,0) → subject 1 frame 2, (1,2) →
         // subject 1 frame 4 whose teacher value is NaN (stays invalid). (0,2) has no
         // modality, (1,3) is padding.
@@ -1016,6 +1018,7 @@ mod tests {
 
     #[test]
     fn validation_never_uses_pseudo_labels() {
+        let _rng = crate::train::models::testing::rng_lock();
         let (tr, mut val) = sequences(&SynthConfig::default(), 2, 1, 32, 16);
         let cfg = FitConfig::new(TaskName::Va, small(ModelKind::Attention));
         let dir = std::env::temp_dir().join(format!("affect-fit-pseudo-{}", std::process::id()));
@@ -1028,6 +1031,7 @@ mod tests {
 
     #[test]
     fn bad_sets_are_clear_errors() {
+        let _rng = crate::train::models::testing::rng_lock();
         let (tr, val) = sequences(&SynthConfig::default(), 2, 1, 32, 16);
         let cfg = FitConfig::new(TaskName::Expr, small(ModelKind::Tcn));
         let dir = std::env::temp_dir().join(format!("affect-fit-bad-{}", std::process::id()));

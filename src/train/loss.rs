@@ -93,6 +93,7 @@ mod tests {
 
     #[test]
     fn ccc_loss_matches_hand_computation_and_masks_invalid_frames() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         // Valence: pred 1,2,3 vs target 2,4,6 → means 2, 4; var 2/3, 8/3; cov 4/3;
         // CCC = (8/3) / (2/3 + 8/3 + 4) = 8/22. Arousal: constant prediction → CCC 0.
@@ -115,6 +116,7 @@ mod tests {
 
     #[test]
     fn all_invalid_frames_give_finite_losses_and_zero_gradients() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = train_device();
         let logits = t3(&[1., 2., 3., 4.], [1, 2, 2], &d).require_grad();
         let target = t3(&[1., 0., 0., 1.], [1, 2, 2], &d);
@@ -140,6 +142,7 @@ mod tests {
 
     #[test]
     fn cross_entropy_with_label_smoothing_by_hand() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         // p = softmax(0, ln 3) = (0.25, 0.75); class 1, ε = 0.1 → q = (0.05, 0.95):
         // −(0.05 ln 0.25 + 0.95 ln 0.75) = 0.342612675. Frame 2 is invalid (garbage logits).
@@ -174,6 +177,7 @@ mod tests {
 
     #[test]
     fn fractional_mask_weights_a_frame_by_its_weight() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         // CCC, weights (1, 1, ½): the weighted statistics of pred (1, 1, 2, 2, 3) vs target
         // (2, 2, 4, 4, 6) with weights 2,2,1 → mean 1.8 / 3.6, var 0.56 / 2.24, cov 1.12,
@@ -212,6 +216,7 @@ mod tests {
 
     #[test]
     fn soft_f1_loss_by_hand() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         // Frame 1: p = (0.25, 0.75), class 1; frame 2: p = (0.5, 0.5), class 0.
         // Class 0: tp 0.5, fp 0.25, fn 0.5 → F1 = 1/1.75; class 1: tp 0.75, fp 0.5,

@@ -162,6 +162,7 @@ mod tests {
 
     #[test]
     fn export_matches_burn_forward() {
+        let _rng = crate::train::models::testing::rng_lock();
         let m = small().valid();
         let e = export_parity(&m, 3, 32, 16, 12);
         assert!(e <= 1e-4, "max |ORT - burn| = {e}");
@@ -169,6 +170,7 @@ mod tests {
 
     #[test]
     fn learns_synth() {
+        let _rng = crate::train::models::testing::rng_lock();
         let (tr, val) = sequences(&SynthConfig::default(), 32, 8, 128, 32);
         let m = train(small(), &tr, EPOCHS, 3e-3);
         let (ccc, f1) = evaluate(&m, &val);

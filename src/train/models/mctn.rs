@@ -219,6 +219,7 @@ mod tests {
 
     #[test]
     fn export_matches_burn_with_missing_frames() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         d.seed(21);
         let model = small(&d);
@@ -232,6 +233,7 @@ mod tests {
 
     #[test]
     fn inference_reads_no_audio() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         d.seed(22);
         let model = small(&d);
@@ -253,6 +255,7 @@ mod tests {
 
     #[test]
     fn translation_loss_is_the_masked_mean_squared_error() {
+        let _rng = crate::train::models::testing::rng_lock();
         // Two frames of 2 values: errors (1, 3) and (2, 2) → per-frame means 5 and 4;
         // with the second frame masked out the loss is 5, with both (5 + 4) / 2.
         let d = cpu_device();
@@ -267,6 +270,7 @@ mod tests {
 
     #[test]
     fn training_adds_the_translation_and_cycle_losses() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = train_device();
         d.seed(23);
         let model = small(&d);
@@ -285,6 +289,7 @@ mod tests {
 
     #[test]
     fn learns_synth() {
+        let _rng = crate::train::models::testing::rng_lock();
         // Visual-only at inference, so the held-out CCC is bounded by what the face
         // carries (valence, 0.3 × arousal) and needs more training videos than MFN.
         let cfg = SynthConfig::default();

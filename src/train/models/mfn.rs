@@ -313,6 +313,7 @@ mod tests {
 
     #[test]
     fn export_matches_burn_with_missing_frames() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         d.seed(11);
         let model = small(&d);
@@ -326,6 +327,7 @@ mod tests {
 
     #[test]
     fn missing_frames_do_not_leak_into_the_output() {
+        let _rng = crate::train::models::testing::rng_lock();
         // Whatever a masked frame holds, the output is the same: its input is zeroed and
         // its LSTM keeps the state.
         let d = cpu_device();
@@ -350,6 +352,7 @@ mod tests {
 
     #[test]
     fn zero_length_sequences_give_empty_outputs() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         let model = small(&d);
         let out = model.forward(
@@ -364,6 +367,7 @@ mod tests {
 
     #[test]
     fn learns_synth() {
+        let _rng = crate::train::models::testing::rng_lock();
         let cfg = SynthConfig::default();
         let (train_set, val_set) = sequences(&cfg, 32, 6, 160, 32);
         let d = train_device();

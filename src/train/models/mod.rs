@@ -211,6 +211,7 @@ mod tests {
 
     #[test]
     fn seed_sizes_export_within_1e_4() {
+        let _rng = crate::train::models::testing::rng_lock();
         // hidden 256, window 64, 6 transformer layers / 2 TCN blocks, untrained weights.
         let d = crate::train::cpu_device();
         for kind in ModelKind::ALL {
@@ -222,6 +223,7 @@ mod tests {
 
     #[test]
     fn every_kind_exports_a_fusion_model_the_runtime_accepts() {
+        let _rng = crate::train::models::testing::rng_lock();
         let d = crate::train::cpu_device();
         let r = |n: &str, c: char| FeatureModelRef {
             name: n.into(),

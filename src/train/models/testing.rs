@@ -12,6 +12,15 @@ use crate::train::fit::Batch;
 use crate::train::loss::{ccc_loss, cross_entropy};
 use crate::train::model::FusionNet;
 
+/// burn's random generator is global per device, so tests running in parallel would
+/// interleave their draws and get different weights, dropout masks and numbers from run
+/// to run. Every test of the trainer that seeds or draws holds this lock for its whole
+/// body, so each sees exactly the stream its seed gives.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Masks with missing frames: sequence `i` misses visual frames `i, i+1, i+2` and audio
 /// frames `t−1−i, t−2−i, t−3−i` (mod t), so frame 0 and spans are covered; the last
 /// sequence of a batch (b > 1) has every frame.
