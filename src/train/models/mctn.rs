@@ -205,7 +205,7 @@ impl FusionNet for Mctn {
 mod tests {
     use super::*;
     use crate::dataset::synth::{SynthConfig, sequences};
-    use crate::train::models::testing::{evaluate, export_parity, train};
+    use crate::train::models::testing::{assert_learns, export_parity};
     use crate::train::{cpu_device, train_device};
     use burn::tensor::{Distribution, TensorData};
 
@@ -302,10 +302,6 @@ mod tests {
             ..MctnConfig::new(cfg.visual_dim, cfg.audio_dim)
         }
         .init(&d);
-        let model = train(model, &train_set, 36, 1e-2);
-        let (ccc, f1) = evaluate(&model, &val_set);
-        eprintln!("mctn held-out: VA CCC {ccc:.4}, macro-F1 {f1:.4}");
-        assert!(ccc >= 0.9, "VA CCC {ccc}");
-        assert!(f1 >= 0.9, "macro-F1 {f1}");
+        assert_learns("mctn", model, &train_set, &val_set, 36, 1e-2);
     }
 }

@@ -298,7 +298,7 @@ impl FusionNet for Mfn {
 mod tests {
     use super::*;
     use crate::dataset::synth::{SynthConfig, sequences};
-    use crate::train::models::testing::{evaluate, export_parity, test_masks, train};
+    use crate::train::models::testing::{assert_learns, export_parity, test_masks};
     use crate::train::{cpu_device, train_device};
     use burn::tensor::{Distribution, TensorData};
 
@@ -379,10 +379,6 @@ mod tests {
             ..MfnConfig::new(cfg.visual_dim, cfg.audio_dim)
         }
         .init(&d);
-        let model = train(model, &train_set, 40, 5e-3);
-        let (ccc, f1) = evaluate(&model, &val_set);
-        eprintln!("mfn held-out: VA CCC {ccc:.4}, macro-F1 {f1:.4}");
-        assert!(ccc >= 0.9, "VA CCC {ccc}");
-        assert!(f1 >= 0.9, "macro-F1 {f1}");
+        assert_learns("mfn", model, &train_set, &val_set, 40, 5e-3);
     }
 }

@@ -115,6 +115,24 @@ pub fn train<M: FusionNet + Module>(mut model: M, set: &SequenceSet, epochs: usi
     model
 }
 
+/// Trains `model` on `train_set` ([`train`]) and asserts that it learned: held-out VA CCC
+/// and macro-F1 on `val_set` both ≥ 0.9. Returns the trained model.
+pub fn assert_learns<M: FusionNet + Module>(
+    name: &str,
+    model: M,
+    train_set: &SequenceSet,
+    val_set: &SequenceSet,
+    epochs: usize,
+    lr: f64,
+) -> M {
+    let model = train(model, train_set, epochs, lr);
+    let (ccc, f1) = evaluate(&model, val_set);
+    eprintln!("{name} held-out: VA CCC {ccc:.4}, macro-F1 {f1:.4}");
+    assert!(ccc >= 0.9, "{name}: held-out VA CCC {ccc}");
+    assert!(f1 >= 0.9, "{name}: held-out macro-F1 {f1}");
+    model
+}
+
 /// Held-out metrics of `model` (inference mode) on `set`: (mean VA CCC, macro-F1).
 pub fn evaluate<M: FusionNet + Module>(model: &M, set: &SequenceSet) -> (f64, f64) {
     let model = model.valid();

@@ -188,7 +188,7 @@ impl FusionNet for Transformer {
 mod tests {
     use super::*;
     use crate::dataset::synth::{SynthConfig, sequences};
-    use crate::train::models::testing::{evaluate, export_parity, train};
+    use crate::train::models::testing::{assert_learns, export_parity};
 
     fn small() -> Transformer {
         let d = crate::train::train_device();
@@ -216,11 +216,7 @@ mod tests {
     fn learns_synth() {
         let _rng = crate::train::models::testing::rng_lock();
         let (tr, val) = sequences(&SynthConfig::default(), 32, 8, 128, 32);
-        let m = train(small(), &tr, EPOCHS, 3e-3);
-        let (ccc, f1) = evaluate(&m, &val);
-        eprintln!("held-out VA CCC {ccc:.4}, macro-F1 {f1:.4}");
-        assert!(ccc >= 0.9, "held-out VA CCC {ccc}");
-        assert!(f1 >= 0.9, "held-out macro-F1 {f1}");
+        let m = assert_learns("transformer", small(), &tr, &val, EPOCHS, 3e-3);
         // Trained weights still export exactly.
         let e = export_parity(&m.valid(), 2, 32, 16, 12);
         assert!(e <= 1e-4, "max |ORT - burn| = {e}");
