@@ -7,7 +7,8 @@
 #        → avfuse → affectoverlay → autovideosink (a window)
 # audio: autoaudiosrc (the default microphone) → audiodenoise → featextract ─┘
 # avfuse writes OUT_DIR/affect.ndjson while it runs, in causal mode (no lookahead
-# latency: each frame uses the latest finished audio window). Stop with Ctrl-C.
+# latency: each frame uses the latest finished audio window; audiodenoise without its
+# VAD look-ahead, 50 ms). Stop with Ctrl-C.
 # NO_AUDIO=1 runs on the camera alone.
 #
 # Not run by the tests: it needs a camera, a microphone and a display, which the build
@@ -23,7 +24,7 @@ mkdir -p "$out"
 
 audio=(autoaudiosrc ! queue ! audioconvert ! audioresample
   ! audio/x-raw,format=F32LE,rate=48000,channels=1
-  ! audiodenoise ! featextract ! queue ! f.audio_sink)
+  ! audiodenoise vad-lookahead-ms=0 ! featextract ! queue ! f.audio_sink)
 [[ "${NO_AUDIO:-0}" == 1 ]] && audio=()
 
 gst-launch-1.0 -e \

@@ -173,13 +173,23 @@ fn stereo_channels_stay_independent() {
 
 #[test]
 fn latency_is_answered() {
-    for (vad, ms) in [("rnnoise", 20), ("silero", 120)] {
-        let el = element(&[("vad", vad)]);
+    // Silero: its 32 ms chunks, the decimator's look-ahead and the configurable look-ahead
+    // (default 64 ms) on top of RNNoise's two frames.
+    for (vad, lookahead, ms) in [
+        ("rnnoise", "64", 20),
+        ("silero", "64", 120),
+        ("silero", "0", 50),
+    ] {
+        let el = element(&[("vad", vad), ("vad-lookahead-ms", lookahead)]);
         let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
         h.set_src_caps_str(&caps(1));
         h.play();
         let lat = h.query_latency().expect("latency answered");
-        assert_eq!(lat, gst::ClockTime::from_mseconds(ms), "vad={vad}");
+        assert_eq!(
+            lat,
+            gst::ClockTime::from_mseconds(ms),
+            "vad={vad} vad-lookahead-ms={lookahead}"
+        );
     }
 }
 
@@ -328,6 +338,61 @@ fn clip() -> (Vec<f32>, Vec<(u64, u64)>) {
     .unwrap_or_else(|e| panic!("cannot make test speech: {e} (run `make setup`)"))
 }
 
+fn speech_messages(r: &Run) -> Vec<SpeechMessage> {
+    r.messages
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => {
+                e.structure().and_then(|s| SpeechMessage::try_from(s).ok())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `vad-lookahead-ms=0` (live, causal pipelines): 70 ms less latency, the same speech
+/// segments, boundaries later by at most the look-ahead given up (and one 10 ms frame).
+#[test]
+fn zero_vad_lookahead_finds_the_same_segments() {
+    let (clean, bounds) = clip();
+    let ms = |m: &SpeechMessage| m.timestamp.unwrap().mseconds() as i64;
+    let default = speech_messages(&run(&[("vad", "silero")], &clean, 1, 4096));
+    let causal = speech_messages(&run(
+        &[("vad", "silero"), ("vad-lookahead-ms", "0")],
+        &clean,
+        1,
+        4096,
+    ));
+    println!(
+        "boundaries (ms) lookahead 64: {:?}; lookahead 0: {:?}; true {:?}",
+        default.iter().map(ms).collect::<Vec<_>>(),
+        causal.iter().map(ms).collect::<Vec<_>>(),
+        bounds
+            .iter()
+            .map(|(a, b)| (a / 48, b / 48))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(causal.len(), 2 * bounds.len());
+    for (pair, (s, e)) in causal.chunks(2).zip(&bounds) {
+        assert!(pair[0].start && !pair[1].start);
+        let (s, e) = ((s / 48) as i64, (e / 48) as i64);
+        assert!(
+            (ms(&pair[0]) - s).abs() <= 100,
+            "start {} vs {s}",
+            ms(&pair[0])
+        );
+        assert!(
+            (-100..=170).contains(&(ms(&pair[1]) - e)),
+            "end {} vs {e}",
+            ms(&pair[1])
+        );
+    }
+    for (c, d) in causal.iter().zip(&default) {
+        let late = ms(c) - ms(d);
+        assert!((0..=74).contains(&late), "lookahead 0 vs 64: {late} ms");
+    }
+}
+
 #[test]
 fn quality_through_the_element() {
     let (clean, bounds) = clip();
@@ -362,17 +427,7 @@ fn quality_through_the_element() {
     // Messages: speech-start / speech-end within 100 ms of the true boundaries.
     let noisy = mix_at_snr(&clean, &pink_noise(n, 31), 5.0);
     for x in [&clean, &noisy] {
-        let r = run(&[("vad", "silero")], x, 1, 4096);
-        let msgs: Vec<SpeechMessage> = r
-            .messages
-            .iter()
-            .filter_map(|m| match m.view() {
-                gst::MessageView::Element(e) => {
-                    e.structure().and_then(|s| SpeechMessage::try_from(s).ok())
-                }
-                _ => None,
-            })
-            .collect();
+        let msgs = speech_messages(&run(&[("vad", "silero")], x, 1, 4096));
         let ms = |m: &SpeechMessage| m.timestamp.unwrap().mseconds();
         println!(
             "messages (ms): {:?}; true {:?}",

@@ -11,8 +11,9 @@
 //!
 //! Latency (how long after a sample enters its output frame leaves):
 //! RNNoise VAD 960 samples (20 ms: 10 ms to fill a frame + RNNoise's 10 ms look-ahead);
-//! Silero VAD up to [`SpeechEngine::latency_samples`] (≈ 63 ms: the 32 ms chunk and the
-//! decimation filter's 1.5 ms look-ahead on top).
+//! Silero VAD up to [`SpeechEngine::latency_samples`]: 50 ms without look-ahead (the 32 ms
+//! chunk, the decimation filter's 1.5 ms look-ahead and the frame grid), 120 ms with the
+//! default [`EngineConfig::silero_lookahead`] of 64 ms.
 
 use std::collections::VecDeque;
 
@@ -547,6 +548,11 @@ mod tests {
         };
         assert_eq!(latency_samples(&cfg, false), 960);
         assert_eq!(latency_samples(&cfg, true), 5_760);
+        let causal = EngineConfig {
+            silero_lookahead: 0,
+            ..cfg
+        };
+        assert_eq!(latency_samples(&causal, true), 2_400);
     }
 
     #[test]

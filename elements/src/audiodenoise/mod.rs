@@ -8,8 +8,9 @@
 //!   element compensates that delay, so output sample *n* is the denoised input sample *n*
 //!   with the same timestamp. The price is latency, answered in the LATENCY query:
 //!   20 ms with `vad=rnnoise` (10 ms framing + RNNoise's 10 ms look-ahead), 120 ms with
-//!   `vad=silero` (its 32 ms chunks, the decimator's look-ahead and 64 ms that put Silero's
-//!   late-reacting probability back on the speech boundaries).
+//!   `vad=silero` (its 32 ms chunks, the decimator's look-ahead and `vad-lookahead-ms`,
+//!   default 64 ms, that puts Silero's late-reacting probability back on the speech
+//!   boundaries). Live causal pipelines set `vad-lookahead-ms=0`: 50 ms with Silero.
 //! - Voice activity: `vad=silero` (weights/silero-vad.onnx through ONNX Runtime, on the
 //!   denoised mono mix decimated 48k→16k with a 145-tap anti-alias FIR) or `vad=rnnoise`
 //!   (RNNoise's own probability: free but clearly weaker in noise — trust `silero`).
