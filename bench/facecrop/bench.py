@@ -6,8 +6,8 @@ lasts several seconds. Every measurement runs in its own child process started w
 `taskset` (the orchestrator only starts children and prints), interleaved, best of
 `--repeat`:
 
-* element: `filesrc ! rawvideoparse (RGB 640x360) ! facecrop ! fakesink sync=false`,
-  prerolled in PAUSED (first frame: model loaded, first run done), then timed from
+* element: `appsrc (RGB 640x360, every frame queued in memory before timing, as the
+  Python loop's frames are) ! facecrop ! fakesink sync=false`, prerolled in PAUSED (first frame: model loaded, first run done), then timed from
   PLAYING to EOS over the remaining frames;
 * python: the loop a user writes: cv2.resize letterbox (whole-pixel padding) ->
   onnxruntime InferenceSession.run -> numpy anchor decode + weighted NMS ->
@@ -110,12 +110,25 @@ def child_element(a):
     if Gst.ElementFactory.find("facecrop") is None:
         raise SystemExit("facecrop not found (GST_PLUGIN_PATH)")
     post = "true" if a.boxes else "false"
+    # The frames come from memory, as in the Python loop: every frame is a buffer queued
+    # in appsrc before the clock starts (no file reads inside the timed span).
     p = Gst.parse_launch(
-        f"filesrc location={a.frames} blocksize={FRAME_BYTES} ! "
-        f"rawvideoparse width={W} height={H} format=rgb framerate={FPS}/1 ! "
+        f"appsrc name=src format=time caps=video/x-raw,format=RGB,width={W},height={H},framerate={FPS}/1 ! "
         f"facecrop name=fc model={a.model} threads={a.threads} detect-interval={a.interval} "
         f"post-messages={post} ! fakesink name=sink sync=false"
     )
+    src = p.get_by_name("src")
+    with open(a.frames, "rb") as f:
+        raw = f.read()
+    n_frames = len(raw) // FRAME_BYTES
+    src.set_property("max-bytes", len(raw) + 1)
+    for i in range(n_frames):
+        buf = Gst.Buffer.new_wrapped(raw[i * FRAME_BYTES : (i + 1) * FRAME_BYTES])
+        buf.pts = i * Gst.SECOND // FPS
+        buf.duration = Gst.SECOND // FPS
+        src.emit("push-buffer", buf)
+    src.emit("end-of-stream")
+    del raw
     count = [0]
 
     def probe(_pad, _info):
