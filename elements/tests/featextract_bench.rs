@@ -149,8 +149,21 @@ fn bench_featextract() {
         v
     };
     write_f32(&dir.join("faces5.f32"), &prep(&five, &mut pre));
+    // The crops themselves (packed RGB, all the same size), for the Python loop's own
+    // preprocessing at equal work.
+    let raw = |faces: &[Arc<FaceCrop>]| -> Vec<u8> {
+        faces.iter().flat_map(|c| c.rgb.iter().copied()).collect()
+    };
+    std::fs::write(dir.join("faces5.rgb"), raw(&five)).unwrap();
     let clip_faces: Vec<Arc<FaceCrop>> = clip.iter().map(|f| f[0].clone()).collect();
     write_f32(&dir.join("clip.f32"), &prep(&clip_faces, &mut pre));
+    std::fs::write(dir.join("clip.rgb"), raw(&clip_faces)).unwrap();
+    let crop = &five[0];
+    assert!(
+        five.iter()
+            .chain(&clip_faces)
+            .all(|c| (c.width, c.height) == (crop.width, crop.height))
+    );
 
     // Five faces per frame, `reps` frames; the clip's one-face frames, repeated to ≥ reps.
     let photo_frames: Vec<_> = (0..reps).map(|_| five.clone()).collect();
@@ -215,11 +228,16 @@ fn bench_featextract() {
     let json = format!(
         "{{\"five_frames\":{reps},\"five_batched_s\":{five_batched},\"five_single_s\":{five_single},\
          \"clip_frames\":{},\"clip_unique\":{},\"clip_batched_s\":{clip_batched},\"clip_single_s\":{clip_single},\
-         \"audio_windows\":{windows},\"audio_single_s\":{},\"audio_batched_s\":{}}}",
+         \"audio_windows\":{windows},\"audio_single_s\":{},\"audio_batched_s\":{},\
+         \"crop_width\":{},\"crop_height\":{},\"mean\":{},\"std\":{}}}",
         clip_frames.len(),
         clip.len(),
         audio_secs[0],
-        audio_secs[1]
+        audio_secs[1],
+        crop.width,
+        crop.height,
+        img.mean[0],
+        img.std[0]
     );
     std::fs::write(dir.join("rust.json"), &json).unwrap();
     println!("{json}");

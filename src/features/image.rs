@@ -41,6 +41,8 @@ pub enum CropError {
 pub struct CropPreprocessor {
     spec: ImageInput,
     scratch: Vec<f32>,
+    /// Per output column: the two source columns and the weight of the second.
+    xs: Vec<(usize, usize, f32)>,
 }
 
 impl CropPreprocessor {
@@ -49,6 +51,7 @@ impl CropPreprocessor {
         CropPreprocessor {
             spec: spec.clone(),
             scratch: Vec::new(),
+            xs: Vec::new(),
         }
     }
 
@@ -99,27 +102,40 @@ impl CropPreprocessor {
             });
         }
         let c = self.spec.colour.channels();
-        // 1. colour, planar float at the source resolution.
+        // 1. colour, planar float at the source resolution (one loop per colour kind so
+        //    that each vectorises).
         let plane = width * height;
         self.scratch.clear();
         self.scratch.resize(c * plane, 0.0);
-        for (i, px) in rgb.chunks_exact(3).enumerate() {
-            let (r, g, b) = (px[0] as f32, px[1] as f32, px[2] as f32);
-            match self.spec.colour {
-                PixelColour::Grey => self.scratch[i] = 0.299 * r + 0.587 * g + 0.114 * b,
-                PixelColour::Rgb => {
-                    self.scratch[i] = r;
-                    self.scratch[plane + i] = g;
-                    self.scratch[2 * plane + i] = b;
+        let px = rgb.chunks_exact(3);
+        match self.spec.colour {
+            PixelColour::Grey => {
+                for (d, p) in self.scratch.iter_mut().zip(px) {
+                    let (r, g, b) = (p[0] as f32, p[1] as f32, p[2] as f32);
+                    *d = 0.299 * r + 0.587 * g + 0.114 * b;
                 }
-                PixelColour::Bgr => {
-                    self.scratch[i] = b;
-                    self.scratch[plane + i] = g;
-                    self.scratch[2 * plane + i] = r;
+            }
+            PixelColour::Rgb | PixelColour::Bgr => {
+                let (first, rest) = self.scratch.split_at_mut(plane);
+                let (second, third) = rest.split_at_mut(plane);
+                let (ri, bi) = match self.spec.colour {
+                    PixelColour::Bgr => (2, 0),
+                    _ => (0, 2),
+                };
+                for (((a, g), b), p) in first
+                    .iter_mut()
+                    .zip(second.iter_mut())
+                    .zip(third.iter_mut())
+                    .zip(px)
+                {
+                    *a = p[ri] as f32;
+                    *g = p[1] as f32;
+                    *b = p[bi] as f32;
                 }
             }
         }
-        // 2.–4. resize, normalise, lay out.
+        // 2.–4. resize, normalise, lay out: per channel and output row, the two source
+        //       rows are fixed; per column the taps come from one table.
         let (ow, oh) = (self.spec.width, self.spec.height);
         let sx = width as f32 / ow as f32;
         let sy = height as f32 / oh as f32;
@@ -129,21 +145,33 @@ impl CropPreprocessor {
             let x1 = (x0 + 1).min(n - 1);
             (x0, x1, x - x0 as f32)
         };
-        let xs: Vec<(usize, usize, f32)> = (0..ow).map(|x| coord(x, sx, width)).collect();
-        for y in 0..oh {
-            let (y0, y1, fy) = coord(y, sy, height);
-            for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
-                for ch in 0..c {
-                    let p = &self.scratch[ch * plane..(ch + 1) * plane];
-                    let top = p[y0 * width + x0] * (1.0 - fx) + p[y0 * width + x1] * fx;
-                    let bot = p[y1 * width + x0] * (1.0 - fx) + p[y1 * width + x1] * fx;
+        self.xs.clear();
+        self.xs.extend((0..ow).map(|x| coord(x, sx, width)));
+        for ch in 0..c {
+            let p = &self.scratch[ch * plane..(ch + 1) * plane];
+            let (mean, std) = (self.spec.mean[ch], self.spec.std[ch]);
+            for y in 0..oh {
+                let (y0, y1, fy) = coord(y, sy, height);
+                let (r0, r1) = (&p[y0 * width..][..width], &p[y1 * width..][..width]);
+                let value = |&(x0, x1, fx): &(usize, usize, f32)| {
+                    let top = r0[x0] * (1.0 - fx) + r0[x1] * fx;
+                    let bot = r1[x0] * (1.0 - fx) + r1[x1] * fx;
                     let v = top * (1.0 - fy) + bot * fy;
-                    let v = (v - self.spec.mean[ch]) / self.spec.std[ch];
-                    let idx = match self.spec.layout {
-                        Layout::Nchw => (ch * oh + y) * ow + x,
-                        Layout::Nhwc => (y * ow + x) * c + ch,
-                    };
-                    out[idx] = v;
+                    (v - mean) / std
+                };
+                match self.spec.layout {
+                    Layout::Nchw => {
+                        let row = &mut out[(ch * oh + y) * ow..][..ow];
+                        for (o, t) in row.iter_mut().zip(&self.xs) {
+                            *o = value(t);
+                        }
+                    }
+                    Layout::Nhwc => {
+                        let row = &mut out[y * ow * c..][..ow * c];
+                        for (o, t) in row.iter_mut().skip(ch).step_by(c).zip(&self.xs) {
+                            *o = value(t);
+                        }
+                    }
                 }
             }
         }
@@ -206,5 +234,79 @@ mod tests {
             (out[0] - 42.5).abs() < 1e-3 && (out[1] - 212.5).abs() < 1e-3,
             "{out:?}"
         );
+    }
+
+    /// The steps of the module doc, one value at a time (the first implementation).
+    fn reference(spec: &ImageInput, rgb: &[u8], width: usize, height: usize) -> Vec<f32> {
+        let c = spec.colour.channels();
+        let px = |x: usize, y: usize, ch: usize| -> f32 {
+            let p = &rgb[(y * width + x) * 3..][..3];
+            let (r, g, b) = (p[0] as f32, p[1] as f32, p[2] as f32);
+            match (spec.colour, ch) {
+                (PixelColour::Grey, _) => 0.299 * r + 0.587 * g + 0.114 * b,
+                (PixelColour::Rgb, 0) | (PixelColour::Bgr, 2) => r,
+                (_, 1) => g,
+                _ => b,
+            }
+        };
+        let (ow, oh) = (spec.width, spec.height);
+        let coord = |d: usize, s: f32, n: usize| {
+            let x = ((d as f32 + 0.5) * s - 0.5).max(0.0);
+            let x0 = (x.floor() as usize).min(n - 1);
+            (x0, (x0 + 1).min(n - 1), x - x0 as f32)
+        };
+        let mut out = vec![0.0; c * ow * oh];
+        for y in 0..oh {
+            let (y0, y1, fy) = coord(y, height as f32 / oh as f32, height);
+            for x in 0..ow {
+                let (x0, x1, fx) = coord(x, width as f32 / ow as f32, width);
+                for ch in 0..c {
+                    let top = px(x0, y0, ch) * (1.0 - fx) + px(x1, y0, ch) * fx;
+                    let bot = px(x0, y1, ch) * (1.0 - fx) + px(x1, y1, ch) * fx;
+                    let v = (top * (1.0 - fy) + bot * fy - spec.mean[ch]) / spec.std[ch];
+                    let idx = match spec.layout {
+                        Layout::Nchw => (ch * oh + y) * ow + x,
+                        Layout::Nhwc => (y * ow + x) * c + ch,
+                    };
+                    out[idx] = v;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn equals_the_per_value_reference_bit_for_bit() {
+        let mut seed = 3u32;
+        for (w, h, ow, oh) in [
+            (112, 112, 64, 64),
+            (7, 5, 3, 4),
+            (5, 9, 11, 2),
+            (1, 1, 2, 2),
+        ] {
+            let rgb: Vec<u8> = (0..w * h * 3)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (seed >> 24) as u8
+                })
+                .collect();
+            for colour in [PixelColour::Grey, PixelColour::Rgb, PixelColour::Bgr] {
+                for layout in [Layout::Nchw, Layout::Nhwc] {
+                    let mut sp = spec(colour, layout, ow, oh);
+                    sp.mean = (0..colour.channels()).map(|k| 100.0 + k as f32).collect();
+                    sp.std = (0..colour.channels())
+                        .map(|k| 50.0 + 3.0 * k as f32)
+                        .collect();
+                    let mut p = CropPreprocessor::new(&sp);
+                    let mut out = vec![f32::NAN; p.item_len()];
+                    p.prepare(&rgb, w, h, &mut out).unwrap();
+                    assert_eq!(
+                        out,
+                        reference(&sp, &rgb, w, h),
+                        "{w}x{h}->{ow}x{oh} {colour:?} {layout:?}"
+                    );
+                }
+            }
+        }
     }
 }
