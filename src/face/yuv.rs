@@ -342,42 +342,71 @@ mod tests {
             .collect()
     }
 
+    /// Random planes of a `w`×`h` 4:2:0 frame with padded strides, as I420 and as NV12
+    /// (the same U and V samples interleaved).
+    struct Planes {
+        w: usize,
+        h: usize,
+        y: (Vec<u8>, usize),
+        u: (Vec<u8>, usize),
+        v: (Vec<u8>, usize),
+        uv: (Vec<u8>, usize),
+    }
+
+    impl Planes {
+        fn new(w: usize, h: usize, seed: u32) -> Self {
+            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+            let (ys, cs, uvs) = (w + 3, cw + 5, 2 * cw + 4);
+            let (u, v) = (bytes(cs * ch, seed + 1), bytes(cs * ch, seed + 2));
+            let mut uv = vec![0u8; uvs * ch];
+            for r in 0..ch {
+                for x in 0..cw {
+                    uv[r * uvs + 2 * x] = u[r * cs + x];
+                    uv[r * uvs + 2 * x + 1] = v[r * cs + x];
+                }
+            }
+            Planes {
+                w,
+                h,
+                y: (bytes(ys * h, seed), ys),
+                u: (u, cs),
+                v: (v, cs),
+                uv: (uv, uvs),
+            }
+        }
+
+        /// The frame as I420 and as NV12.
+        fn frames(&self, matrix: YuvMatrix, full_range: bool) -> [Yuv420<'_>; 2] {
+            let i420 = Yuv420 {
+                width: self.w,
+                height: self.h,
+                y: (&self.y.0, self.y.1),
+                u: (&self.u.0, self.u.1),
+                v: (&self.v.0, self.v.1),
+                nv12: false,
+                matrix,
+                full_range,
+            };
+            let nv12 = Yuv420 {
+                u: (&self.uv.0, self.uv.1),
+                v: (&[], 0),
+                nv12: true,
+                ..i420
+            };
+            [i420, nv12]
+        }
+    }
+
     #[test]
     fn i420_and_nv12_match_the_float_reference_within_one_level() {
         // Odd sizes (a last column/row sharing half a chroma sample) and padded strides.
         for &(w, h) in &[(7usize, 5usize), (16, 9), (1, 1), (33, 2)] {
-            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-            let (ys, cs) = (w + 3, cw + 5);
-            let yp = bytes(ys * h, 1);
-            let up = bytes(cs * ch, 2);
-            let vp = bytes(cs * ch, 3);
-            // NV12: the same U and V interleaved.
-            let uvs = 2 * cw + 4;
-            let mut uv = vec![0u8; uvs * ch];
-            for r in 0..ch {
-                for x in 0..cw {
-                    uv[r * uvs + 2 * x] = up[r * cs + x];
-                    uv[r * uvs + 2 * x + 1] = vp[r * cs + x];
-                }
-            }
+            let planes = Planes::new(w, h, 1);
+            let (yp, ys) = (&planes.y.0, planes.y.1);
+            let (up, vp, cs) = (&planes.u.0, &planes.v.0, planes.u.1);
             for m in [YuvMatrix::Bt601, YuvMatrix::Bt709] {
                 for full in [false, true] {
-                    let i420 = Yuv420 {
-                        width: w,
-                        height: h,
-                        y: (&yp, ys),
-                        u: (&up, cs),
-                        v: (&vp, cs),
-                        nv12: false,
-                        matrix: m,
-                        full_range: full,
-                    };
-                    let nv12 = Yuv420 {
-                        u: (&uv, uvs),
-                        v: (&[], 0),
-                        nv12: true,
-                        ..i420
-                    };
+                    let [i420, nv12] = planes.frames(m, full);
                     let (mut a, mut b) = (Vec::new(), Vec::new());
                     i420.to_rgb(&mut a).unwrap();
                     nv12.to_rgb(&mut b).unwrap();
@@ -411,34 +440,10 @@ mod tests {
     fn simd_rows_equal_the_scalar_path_bit_for_bit() {
         // Widths around the 16-pixel groups, odd widths, padded strides, every byte value.
         for w in [1usize, 15, 16, 17, 31, 32, 33, 47, 64, 100, 641] {
-            let h = 3usize;
-            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-            let (ys, cs, uvs) = (w + 7, cw + 3, 2 * cw + 5);
-            let (yp, up, vp, uv) = (
-                bytes(ys * h, 7 + w as u32),
-                bytes(cs * ch, 8),
-                bytes(cs * ch, 9),
-                bytes(uvs * ch, 10),
-            );
+            let planes = Planes::new(w, 3, 7 + w as u32);
             for m in [YuvMatrix::Bt601, YuvMatrix::Bt709] {
                 for full in [false, true] {
-                    let i420 = Yuv420 {
-                        width: w,
-                        height: h,
-                        y: (&yp, ys),
-                        u: (&up, cs),
-                        v: (&vp, cs),
-                        nv12: false,
-                        matrix: m,
-                        full_range: full,
-                    };
-                    let nv12 = Yuv420 {
-                        u: (&uv, uvs),
-                        v: (&[], 0),
-                        nv12: true,
-                        ..i420
-                    };
-                    for f in [i420, nv12] {
+                    for f in planes.frames(m, full) {
                         let (mut a, mut b) = (Vec::new(), Vec::new());
                         f.convert(&mut a, true).unwrap();
                         f.convert(&mut b, false).unwrap();
