@@ -23,9 +23,10 @@ best of `--repeat`:
   elements), averaged over the real inputs of one pass of the clip (letterboxed frames,
   aligned face crops, 16 kHz audio windows / VAD chunks, fusion inputs), times the number
   of runs the pipeline made: detector per frame, FER per face, speech embedding per 80 ms
-  window, Silero VAD per 32 ms chunk, fusion per frame with a face. Two bounds: CPU (the
-  sum: what the pipeline's CPU time is compared with) and wall on the same cores
-  (max(sum / cores, the video thread's detector + FER chain)).
+  window, Silero VAD per 32 ms chunk, fusion per frame with a face. Two bounds: the sum
+  (the issue's "models-only bound"; the pipeline's wall and CPU time are compared with
+  it) and, stricter, wall on the same cores (max(sum / cores, the video thread's
+  detector + FER chain)).
 * python: the same steps as the loop a user writes: cv2.VideoCapture decode -> letterbox
   -> BlazeFace -> decode + weighted NMS -> similarity alignment (OpenCV) -> grey 64x64 ->
   FER; 16 kHz audio: Silero VAD per chunk, speech embedding per window; fusion per frame
@@ -152,11 +153,13 @@ def pipeline_desc(clip, mode, ndjson=None, realtime=False, vad="silero", variant
     sync = "! identity sync=true " if realtime else ""
     # demo: as scripts/demo.sh (FER in its own thread: a queue between facecrop and
     # featextract); noqueue: FER on facecrop's thread; track: demo with facecrop
-    # detect-interval=3 (tracker in between).
+    # detect-interval=3 (tracker in between); threads2: demo with the detector on two
+    # intra-op threads.
     face = {
         "demo": "facecrop name=fc ! queue ! featextract",
         "noqueue": "facecrop name=fc ! featextract",
         "track": "facecrop name=fc detect-interval=3 ! queue ! featextract",
+        "threads2": "facecrop name=fc threads=2 ! queue ! featextract",
     }[variant]
     loc = f'location="{ndjson}" ' if ndjson else ""
     return (
@@ -476,7 +479,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--vad", default="silero")
     ap.add_argument("--vad-lookahead", type=int, default=64)
-    ap.add_argument("--variant", default="demo", choices=["demo", "noqueue", "track"])
+    ap.add_argument("--variant", default="demo", choices=["demo", "noqueue", "track", "threads2"])
     a = ap.parse_args()
     if a.child:
         return {"pipeline": child_pipeline, "latency": child_latency, "python": child_python,
@@ -497,6 +500,8 @@ def main():
                                                "--variant", "noqueue"], "pipeline noqueue"),
         "pipe_track": lambda: run_child(cpus, [*base, "--child", "pipeline", "--clip", f["clip"],
                                                "--variant", "track"], "pipeline track"),
+        "pipe_threads2": lambda: run_child(cpus, [*base, "--child", "pipeline", "--clip", f["clip"],
+                                                  "--variant", "threads2"], "pipeline threads2"),
         "py": lambda: run_child(cpus, [*base, "--child", "python", "--clip", f["clip"], "--audio", f["audio"],
                                        "--threads", str(cores)], "python"),
         "py_1": lambda: run_child(cpus, [*base, "--child", "python", "--clip", f["clip"], "--audio", f["audio"],
@@ -519,6 +524,7 @@ def main():
 
     pipe, causal = best["pipe"][1], best["pipe_causal"][1]
     pqueue, ptrack = best["pipe_queue"][1], best["pipe_track"][1]
+    pthr = best["pipe_threads2"][1]
     py = max((best["py"][1], best["py_1"][1]), key=lambda r: r["fps"])
     py_threads = cores if py is best["py"][1] else 1
     mt = best["models"][1]
@@ -556,6 +562,8 @@ def main():
          f"{py['seconds'] / pqueue['seconds'] * pqueue['frames'] / py['frames']:.2f}x the Python loop"),
         ("  + facecrop detect-interval=3 (tracking): RTF", ptrack["media_s"] / ptrack["seconds"], "x",
          f"wall {ptrack['seconds']:.3f} s, CPU {ptrack['cpu']:.2f} s (less work than the Python loop)"),
+        ("  + facecrop threads=2 (detector on both cores): RTF", pthr["media_s"] / pthr["seconds"], "x",
+         f"wall {pthr['seconds']:.3f} s, CPU {pthr['cpu']:.2f} s (same work)"),
         ("models-only, per call: detector", mt["detector"] * 1e3, "ms", f"x {counts['detector']:.0f} frames"),
         ("  FER (per face)", mt["fer"] * 1e3, "ms", f"x {counts['fer']:.0f} faces"),
         ("  speech embedding (per 80 ms window)", mt["embedding"] * 1e3, "ms", f"x {counts['embedding']:.0f}"),
@@ -564,7 +572,10 @@ def main():
         ("models-only bound, CPU (sum)", bound_cpu, "s", ", ".join(f"{k} {v:.2f}" for k, v in model_s.items())),
         ("models-only bound, wall on the cores", bound_wall, "s",
          f"max(sum/{cores}, detector+FER chain {video_chain:.2f} s)"),
-        ("  pipeline wall / wall bound", pipe["seconds"] / bound_wall, "x", "target <= 1.15x"),
+        ("  pipeline wall / models-only bound (CPU sum)", pipe["seconds"] / bound_cpu, "x",
+         "target <= 1.15x (the issue's bound: the sum of the models' times)"),
+        ("  pipeline wall / wall bound", pipe["seconds"] / bound_wall, "x",
+         "stricter: the sum spread over the cores, or the detector+FER chain"),
         ("  pipeline CPU / CPU bound", pipe["cpu"] / bound_cpu, "x", "decode, resample, denoise, glue included"),
         (f"Python loop (ORT + OpenCV, threads={py_threads})", py["seconds"], "s",
          f"{py['frames']} frames, {py_rtf:.2f}x real time"),
