@@ -86,6 +86,36 @@ impl CropPreprocessor {
         height: usize,
         out: &mut [f32],
     ) -> Result<(), CropError> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { self.prepare_avx2(rgb, width, height, out) };
+        }
+        self.prepare_impl(rgb, width, height, out)
+    }
+
+    /// [`prepare`](Self::prepare) compiled for AVX2: the same operations in the same
+    /// order (no fused multiply-adds), so the same values.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn prepare_avx2(
+        &mut self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        out: &mut [f32],
+    ) -> Result<(), CropError> {
+        self.prepare_impl(rgb, width, height, out)
+    }
+
+    #[inline(always)]
+    fn prepare_impl(
+        &mut self,
+        rgb: &[u8],
+        width: usize,
+        height: usize,
+        out: &mut [f32],
+    ) -> Result<(), CropError> {
         let expected = width * height * 3;
         if rgb.len() != expected || width == 0 || height == 0 {
             return Err(CropError::BadSize {
