@@ -14,6 +14,16 @@
 //! leaves the state unchanged, so the LSTM carries what it saw last across the gap. The
 //! initial state is zero. The input projection `x W_x + b` runs on all frames in one
 //! matrix product; only the recurrent part runs per step.
+//!
+//! On burn's Flex backend (the trainer's device, with or without autodiff) the recurrence
+//! runs as one fused operation with a handwritten backward pass (module `fused`); elsewhere, and
+//! inside [`with_composed_lstm`], it runs as composed per-step tensor operations
+//! ([`Lstm::step`]), the reference the fused operation is tested against.
+
+mod fused;
+
+pub use fused::memory::{MemoryParams, gated_memory};
+pub use fused::with_composed_lstm;
 
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
@@ -100,36 +110,78 @@ impl Lstm {
     }
 
     /// Runs the layer over `x` `[B, T, D]` with optional per-frame masks (`[B, 1]` each,
-    /// 1 = frame present; see [`mask_frames`]). The input projection runs on all frames at
-    /// once; returns every h_t and c_t (`[B, H]` each).
+    /// 1 = frame present; see [`mask_frames`]) as composed steps ([`Lstm::step`]). The input
+    /// projection runs on all frames at once; returns every h_t and c_t (`[B, H]` each).
     pub fn forward_frames(
         &self,
         x: Tensor<3>,
         masks: Option<&[Tensor<2>]>,
     ) -> (Vec<Tensor<2>>, Vec<Tensor<2>>) {
-        let xs = split_frames(self.input.forward(x));
-        let mut hs = Vec::with_capacity(xs.len());
-        let mut cs = Vec::with_capacity(xs.len());
-        let mut state: Option<(Tensor<2>, Tensor<2>)> = None;
-        for (step, xp) in xs.into_iter().enumerate() {
-            let m = masks.map(|m| m[step].clone());
-            let (h, c) = self.step(xp, state, m);
-            hs.push(h.clone());
-            cs.push(c.clone());
-            state = Some((h, c));
-        }
-        (hs, cs)
+        self.run_steps(self.input.forward(x), masks)
     }
 
     /// Runs the layer over `x` `[B, T, D]`; `mask` `[B, T]` (1 = frame present) gates the
     /// state updates. Returns all hidden and cell states.
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<2>>) -> LstmStates {
-        let masks = mask.map(mask_frames);
-        let (hs, cs) = self.forward_frames(x, masks.as_deref());
+        let [_, t, _] = x.dims();
+        let h = self.hidden;
+        let xp = self.input.forward(x);
+        if t > 0
+            && self.recurrent.bias.is_none()
+            && let Some(hc) =
+                fused::lstm_sequence(&xp, &self.recurrent.weight.val(), mask.as_ref(), true)
+        {
+            return LstmStates {
+                h: hc.clone().narrow(2, 0, h),
+                c: hc.narrow(2, h, h),
+            };
+        }
+        let (hs, cs) = self.steps(xp, mask);
         LstmStates {
             h: Tensor::stack(hs, 1),
             c: Tensor::stack(cs, 1),
         }
+    }
+
+    /// [`Lstm::forward`]'s hidden states only, `[B, T, H]` (the fused operation then keeps
+    /// no cell-state output).
+    pub fn forward_hidden(&self, x: Tensor<3>, mask: Option<Tensor<2>>) -> Tensor<3> {
+        let [_, t, _] = x.dims();
+        let xp = self.input.forward(x);
+        if t > 0
+            && self.recurrent.bias.is_none()
+            && let Some(h) =
+                fused::lstm_sequence(&xp, &self.recurrent.weight.val(), mask.as_ref(), false)
+        {
+            return h;
+        }
+        Tensor::stack(self.steps(xp, mask).0, 1)
+    }
+
+    /// The composed steps over the projected input `xp` `[B, T, 4H]`, mask `[B, T]`.
+    fn steps(&self, xp: Tensor<3>, mask: Option<Tensor<2>>) -> (Vec<Tensor<2>>, Vec<Tensor<2>>) {
+        let masks = mask.map(mask_frames);
+        self.run_steps(xp, masks.as_deref())
+    }
+
+    /// The composed steps over the projected input `xp` `[B, T, 4H]`, per-frame masks.
+    fn run_steps(
+        &self,
+        xp: Tensor<3>,
+        masks: Option<&[Tensor<2>]>,
+    ) -> (Vec<Tensor<2>>, Vec<Tensor<2>>) {
+        let xs = split_frames(xp);
+        let mut hs = Vec::with_capacity(xs.len());
+        let mut cs = Vec::with_capacity(xs.len());
+        let mut state: Option<(Tensor<2>, Tensor<2>)> = None;
+        for (step, xt) in xs.into_iter().enumerate() {
+            let m = masks.map(|m| m[step].clone());
+            let (h, c) = self.step(xt, state, m);
+            hs.push(h.clone());
+            cs.push(c.clone());
+            state = Some((h, c));
+        }
+        (hs, cs)
     }
 
     /// Writes the layer into `g`: `x` names a `[B, T, D]` value, `mask` a `[B, T, 1]` one;

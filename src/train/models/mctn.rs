@@ -24,7 +24,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::lstm::{Lstm, mask_frames, no_frames, stack_steps};
+use super::lstm::{Lstm, no_frames, stack_steps};
 use crate::onnx::GraphBuilder;
 use crate::train::export as ex;
 use crate::train::model::{ExportNames, FusionNet, FusionOutput};
@@ -127,19 +127,16 @@ impl Mctn {
         e: Tensor<3>,
         visual: Tensor<3>,
         audio: Tensor<3>,
-        vm: &[Tensor<2>],
         visual_mask: Tensor<2>,
         audio_mask: Tensor<2>,
     ) -> Tensor<1> {
-        let decode = |x: Tensor<3>| -> Tensor<3> {
-            Tensor::stack(self.decoder.forward_frames(x, None).0, 1)
-        };
+        let decode = |x: Tensor<3>| self.decoder.forward_hidden(x, None);
         let a_hat = self.to_audio.forward(decode(e));
-        let e_a = self
-            .encoder
-            .forward_frames(self.embed_a.forward(a_hat.clone()), Some(vm))
-            .0;
-        let v_hat = self.to_visual.forward(decode(Tensor::stack(e_a, 1)));
+        let e_a = self.encoder.forward_hidden(
+            self.embed_a.forward(a_hat.clone()),
+            Some(visual_mask.clone()),
+        );
+        let v_hat = self.to_visual.forward(decode(e_a));
         let both = visual_mask.clone() * audio_mask;
         let translation = masked_mse(a_hat, audio, both);
         let cycle = masked_mse(v_hat, visual, visual_mask);
@@ -161,19 +158,17 @@ impl FusionNet for Mctn {
             return no_frames(b, &device);
         }
         let visual = visual * visual_mask.clone().unsqueeze_dim::<3>(2);
-        let vm = mask_frames(visual_mask.clone());
         // The joint representation.
-        let (e, _) = self
-            .encoder
-            .forward_frames(self.embed_v.forward(visual.clone()), Some(&vm));
-        let e: Tensor<3> = Tensor::stack(e, 1);
+        let e = self.encoder.forward_hidden(
+            self.embed_v.forward(visual.clone()),
+            Some(visual_mask.clone()),
+        );
         // The translation branch only trains the representation: skip it where no
         // gradient can flow (inference, or a model in `valid()` mode).
         let training = self.dropout.training.is_enabled() && device.is_autodiff();
         let aux_loss = training
-            .then(|| self.translation_loss(e.clone(), visual, audio, &vm, visual_mask, audio_mask));
-        let (r, _) = self.regressor.forward_frames(self.dropout.forward(e), None);
-        let r: Tensor<3> = Tensor::stack(r, 1);
+            .then(|| self.translation_loss(e.clone(), visual, audio, visual_mask, audio_mask));
+        let r = self.regressor.forward_hidden(self.dropout.forward(e), None);
         let hid = self.dropout.forward(relu(self.head.forward(r)));
         FusionOutput {
             va: self.va.forward(hid.clone()).tanh(),

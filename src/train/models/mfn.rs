@@ -23,7 +23,8 @@ use burn::tensor::activation::{relu, sigmoid, softmax};
 use burn::tensor::{Device, Tensor};
 
 use super::lstm::{
-    LinearConsts, Lstm, gather_step, mask_frames, no_frames, split_frames, stack_steps,
+    LinearConsts, Lstm, MemoryParams, gated_memory, gather_step, no_frames, split_frames,
+    stack_steps,
 };
 use crate::onnx::{Attr, GraphBuilder};
 use crate::train::export as ex;
@@ -120,51 +121,28 @@ pub struct Mfn {
     pub memory: usize,
 }
 
-impl FusionNet for Mfn {
-    fn forward(
-        &self,
-        visual: Tensor<3>,
-        audio: Tensor<3>,
-        visual_mask: Tensor<2>,
-        audio_mask: Tensor<2>,
-    ) -> FusionOutput {
-        let [b, t, _] = visual.dims();
-        let device = visual.device();
-        if t == 0 {
-            return no_frames(b, &device);
-        }
+impl Mfn {
+    /// The gated memory over all frames: every `u_t`, `[B,T,M]`, from the gates' input
+    /// `[B,T,2H]` and the proposal `[B,T,M]`. One fused operation on the training device,
+    /// composed per-step operations elsewhere.
+    fn memory(&self, gate_in: Tensor<3>, proposal: Tensor<3>) -> Tensor<3> {
         let (h, m) = (self.hidden, self.memory);
-        let visual = visual * visual_mask.clone().unsqueeze_dim::<3>(2);
-        let audio = audio * audio_mask.clone().unsqueeze_dim::<3>(2);
-        let (hv, cv) = self
-            .lstm_v
-            .forward_frames(visual, Some(&mask_frames(visual_mask)));
-        let (ha, ca) = self
-            .lstm_a
-            .forward_frames(audio, Some(&mask_frames(audio_mask)));
-
-        // DMAN over [c_{t-1}; c_t] of both LSTMs, all frames at once.
-        let c = Tensor::cat(
-            vec![Tensor::stack::<3>(cv, 1), Tensor::stack::<3>(ca, 1)],
-            2,
-        ); // [B,T,2H]
-        let zero = Tensor::<3>::zeros([b, 1, 2 * h], &device);
-        let c_prev = if t > 1 {
-            Tensor::cat(vec![zero, c.clone().narrow(1, 0, t - 1)], 1)
-        } else {
-            zero
-        };
-        let cstar = Tensor::cat(vec![c_prev, c], 2); // [B,T,4H]
-        let mlp = |l1: &Linear, l2: &Linear, x: Tensor<3>| {
-            l2.forward(self.dropout.forward(relu(l1.forward(x))))
-        };
-        let att = softmax(mlp(&self.att1, &self.att2, cstar.clone()), 2);
-        let attended = cstar * att;
-        let proposal = mlp(&self.prop1, &self.prop2, attended.clone()).tanh(); // [B,T,M]
-        let gate_in = self.gate_att.forward(attended); // [B,T,2H]
+        let t = gate_in.dims()[1];
+        if let (Some(b_1), Some(b_2)) = (&self.gamma1.bias, &self.gamma2.bias) {
+            let params = MemoryParams {
+                w_m: self.gate_mem.weight.val(),
+                w_1: self.gamma1.weight.val(),
+                b_1: b_1.val(),
+                w_2: self.gamma2.weight.val(),
+                b_2: b_2.val(),
+            };
+            let dropout = (self.dropout.training.is_enabled() && gate_in.device().is_autodiff())
+                .then_some(self.dropout.prob);
+            if let Some(u) = gated_memory(&gate_in, &proposal, &params, dropout) {
+                return u;
+            }
+        }
         let per_frame = split_frames(Tensor::cat(vec![gate_in, proposal], 2));
-
-        // Gated memory, frame by frame.
         let mut mems: Vec<Tensor<2>> = Vec::with_capacity(t);
         let mut mem: Option<Tensor<2>> = None;
         for f in per_frame {
@@ -188,15 +166,47 @@ impl FusionNet for Mfn {
             mems.push(next.clone());
             mem = Some(next);
         }
+        Tensor::stack(mems, 1)
+    }
+}
 
-        let z = Tensor::cat(
-            vec![
-                Tensor::stack::<3>(hv, 1),
-                Tensor::stack::<3>(ha, 1),
-                Tensor::stack::<3>(mems, 1),
-            ],
-            2,
-        );
+impl FusionNet for Mfn {
+    fn forward(
+        &self,
+        visual: Tensor<3>,
+        audio: Tensor<3>,
+        visual_mask: Tensor<2>,
+        audio_mask: Tensor<2>,
+    ) -> FusionOutput {
+        let [b, t, _] = visual.dims();
+        let device = visual.device();
+        if t == 0 {
+            return no_frames(b, &device);
+        }
+        let h = self.hidden;
+        let visual = visual * visual_mask.clone().unsqueeze_dim::<3>(2);
+        let audio = audio * audio_mask.clone().unsqueeze_dim::<3>(2);
+        let sv = self.lstm_v.forward(visual, Some(visual_mask));
+        let sa = self.lstm_a.forward(audio, Some(audio_mask));
+
+        // DMAN over [c_{t-1}; c_t] of both LSTMs, all frames at once.
+        let c = Tensor::cat(vec![sv.c, sa.c], 2); // [B,T,2H]
+        let zero = Tensor::<3>::zeros([b, 1, 2 * h], &device);
+        let c_prev = if t > 1 {
+            Tensor::cat(vec![zero, c.clone().narrow(1, 0, t - 1)], 1)
+        } else {
+            zero
+        };
+        let cstar = Tensor::cat(vec![c_prev, c], 2); // [B,T,4H]
+        let mlp = |l1: &Linear, l2: &Linear, x: Tensor<3>| {
+            l2.forward(self.dropout.forward(relu(l1.forward(x))))
+        };
+        let att = softmax(mlp(&self.att1, &self.att2, cstar.clone()), 2);
+        let attended = cstar * att;
+        let proposal = mlp(&self.prop1, &self.prop2, attended.clone()).tanh(); // [B,T,M]
+        let gate_in = self.gate_att.forward(attended); // [B,T,2H]
+        let mems = self.memory(gate_in, proposal);
+        let z = Tensor::cat(vec![sv.h, sa.h, mems], 2);
         let hid = self.dropout.forward(relu(self.head.forward(z)));
         FusionOutput {
             va: self.va.forward(hid.clone()).tanh(),
