@@ -318,68 +318,82 @@ fn extract_eval_and_pipeline_agree() {
     assert_eq!(records.len(), 72);
     assert_same(&records, &sample, &eval_va, "baseline");
 
-    // --- fit → export → eval → the exported model in avfuse (a window of 8 frames) ---
-    let run = dir.join("run");
-    let text = ok(&affect_train(
-        &[
-            "fit",
-            "--data",
-            data.to_str().unwrap(),
-            "--task",
-            "va",
-            "--model",
-            "attention",
-            "--window",
-            "8",
-            "--hidden",
-            "16",
-            "--epochs",
-            "2",
-            "--batch",
-            "4",
-            "--out",
-            run.to_str().unwrap(),
-        ],
-        &registry,
-    ));
-    assert!(text.contains("best epoch"), "{text}");
-    let exported = dir.join("attention.onnx");
-    ok(&affect_train(
-        &[
-            "export",
-            "--run",
-            run.to_str().unwrap(),
-            "--out",
-            exported.to_str().unwrap(),
-        ],
-        &registry,
-    ));
-    let json = dir.join("eval-trained.json");
-    ok(&affect_train(
-        &[
-            "eval",
-            "--model",
-            exported.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-            "--predictions",
-            preds.join("trained").to_str().unwrap(),
-        ],
-        &registry,
-    ));
-    let j = read_json(&json);
-    assert!(j["ccc"]["mean"].as_f64().is_some_and(f64::is_finite), "{j}");
-    let trained_va = read_va(&preds.join("trained").join("sample.txt")).unwrap();
-    let records = pipeline_records(
-        &videos.join("sample.mp4"),
-        Some(&exported),
-        &dir.join("sample-trained.ndjson"),
-        &registry,
-    );
-    assert_eq!(records.len(), 72);
-    assert_same(&records, &sample, &trained_va, "trained attention model");
+    // --- every model type: fit → export → eval → the exported model in avfuse (a
+    //     window of 8 frames, small sizes) reproduces eval's predictions ---
+    for model_type in ["attention", "tcn", "mfn", "mctn", "transformer"] {
+        let run = dir.join(format!("run-{model_type}"));
+        let text = ok(&affect_train(
+            &[
+                "fit",
+                "--data",
+                data.to_str().unwrap(),
+                "--task",
+                "va",
+                "--model",
+                model_type,
+                "--window",
+                "8",
+                "--hidden",
+                "16",
+                "--layers",
+                "2",
+                "--epochs",
+                "2",
+                "--batch",
+                "4",
+                "--out",
+                run.to_str().unwrap(),
+            ],
+            &registry,
+        ));
+        assert!(text.contains("best epoch"), "{model_type}: {text}");
+        let exported = dir.join(format!("{model_type}.onnx"));
+        ok(&affect_train(
+            &[
+                "export",
+                "--run",
+                run.to_str().unwrap(),
+                "--out",
+                exported.to_str().unwrap(),
+            ],
+            &registry,
+        ));
+        let json = dir.join(format!("eval-{model_type}.json"));
+        let predictions = preds.join(model_type);
+        ok(&affect_train(
+            &[
+                "eval",
+                "--model",
+                exported.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+                "--predictions",
+                predictions.to_str().unwrap(),
+            ],
+            &registry,
+        ));
+        let j = read_json(&json);
+        assert!(
+            j["ccc"]["mean"].as_f64().is_some_and(f64::is_finite),
+            "{model_type}: {j}"
+        );
+        let trained_va = read_va(&predictions.join("sample.txt")).unwrap();
+        let records = pipeline_records(
+            &videos.join("sample.mp4"),
+            Some(&exported),
+            &dir.join(format!("sample-{model_type}.ndjson")),
+            &registry,
+        );
+        assert_eq!(records.len(), 72, "{model_type}");
+        assert_same(
+            &records,
+            &sample,
+            &trained_va,
+            &format!("trained {model_type} model"),
+        );
+    }
 
     // --- eval refuses a model made for other feature models, naming both ---
     let other = FeatureModelRef {
@@ -487,6 +501,71 @@ fn extract_reports_bad_input() {
         &registry,
     ));
     assert!(e.contains("is not a folder"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A video with two people side by side (`<stem>_left` / `<stem>_right` annotations):
+/// extract writes one feature file per subject, from the track on that side.
+#[test]
+fn extract_two_subjects_left_and_right() {
+    let dir = scratch("two");
+    let registry = dir.join("registry.bin");
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    // sample.mp4 on the left half, single_face.mp4 on the right (both 640x360, 72 frames).
+    let two = videos.join("two.mp4");
+    let side = |name: &str, pad: &str| {
+        format!(
+            "filesrc location={} ! qtdemux name=d{pad} d{pad}.video_0 ! decodebin ! videoconvert \
+             ! videoscale ! video/x-raw,width=640,height=360 ! c.sink_{pad}",
+            media(name).display()
+        )
+    };
+    let desc = format!(
+        "compositor name=c sink_1::xpos=640 ! video/x-raw,width=1280,height=360,framerate=30/1 \
+         ! videoconvert ! openh264enc ! h264parse ! mp4mux ! filesink location={} {} {}",
+        two.display(),
+        side("sample.mp4", "0"),
+        side("single_face.mp4", "1")
+    );
+    let o = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .output()
+        .expect("gst-launch-1.0 runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let root = DataRoot::new(&data).unwrap();
+    annotate(&root, "two_left", Split::Train, 72);
+    annotate(&root, "two_right", Split::Train, 72);
+    let out = ok(&affect_train(
+        &[
+            "extract",
+            "--videos",
+            videos.to_str().unwrap(),
+            "--out",
+            data.to_str().unwrap(),
+        ],
+        &registry,
+    ));
+    assert!(out.contains("extracted 2 feature file(s)"), "{out}");
+    // Mean box centre x of the frames with a face: left half / right half.
+    let centre = |name: &str| {
+        let f = FeatureFile::read(&root.feature_path(name)).unwrap();
+        assert_eq!(f.meta.source, "two.mp4");
+        let xs: Vec<f32> = f
+            .boxes
+            .iter()
+            .zip(&f.visual_mask)
+            .filter(|(_, m)| **m > 0.0)
+            .map(|(b, _)| b[0] + b[2] / 2.0)
+            .collect();
+        assert!(xs.len() > 60, "{name}: {} frames with a face", xs.len());
+        xs.iter().sum::<f32>() / xs.len() as f32
+    };
+    let (l, r) = (centre("two_left"), centre("two_right"));
+    assert!(l < 640.0 && r > 640.0, "left {l}, right {r}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
