@@ -67,6 +67,20 @@ fn ok(o: &Output) -> String {
     text
 }
 
+/// `affect-train extract --videos VIDEOS --out DATA`, which must succeed; its output.
+fn extract(videos: &Path, data: &Path, registry: &Path) -> String {
+    ok(&affect_train(
+        &[
+            "extract",
+            "--videos",
+            videos.to_str().unwrap(),
+            "--out",
+            data.to_str().unwrap(),
+        ],
+        registry,
+    ))
+}
+
 fn failed(o: &Output) -> String {
     assert!(!o.status.success(), "affect-train should have failed");
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -187,16 +201,7 @@ fn extract_eval_and_pipeline_agree() {
     annotate(&root, "sample", Split::Validation, 72);
 
     // --- extract ---
-    let out = ok(&affect_train(
-        &[
-            "extract",
-            "--videos",
-            videos.to_str().unwrap(),
-            "--out",
-            data.to_str().unwrap(),
-        ],
-        &registry,
-    ));
+    let out = extract(&videos, &data, &registry);
     assert!(out.contains("extracted 3 feature file(s)"), "{out}");
     let (vref, aref) = affect::fusion::feature_refs(&affect::weights::weights_dir()).unwrap();
     let sample = FeatureFile::read(&root.feature_path("sample")).unwrap();
@@ -539,16 +544,7 @@ fn extract_two_subjects_left_and_right() {
     let root = DataRoot::new(&data).unwrap();
     annotate(&root, "two_left", Split::Train, 72);
     annotate(&root, "two_right", Split::Train, 72);
-    let out = ok(&affect_train(
-        &[
-            "extract",
-            "--videos",
-            videos.to_str().unwrap(),
-            "--out",
-            data.to_str().unwrap(),
-        ],
-        &registry,
-    ));
+    let out = extract(&videos, &data, &registry);
     assert!(out.contains("extracted 2 feature file(s)"), "{out}");
     // Mean box centre x of the frames with a face: left half / right half.
     let centre = |name: &str| {

@@ -54,29 +54,19 @@ def prepare(crop):
 prep_diff = float(np.abs(np.stack([prepare(c) for c in crops5]) - faces5).max())
 
 
-def run_crops(frames, batched):
-    """frames: list of [n,H,W,3] uint8 crops; preprocessing inside the timed loop."""
-    fer.run(["features", "probs"], {"input": np.stack([prepare(c) for c in frames[0]])})
+def run_faces(frames, batched, prep=None):
+    """Seconds for `frames` (each an array of faces): prepared [n,1,64,64] tensors, or
+    with `prep` RGB crops [n,H,W,3] prepared inside the timed loop."""
+    one = (lambda c: c[None]) if prep is None else (lambda c: prep(c)[None])
+    many = (lambda f: f) if prep is None else (lambda f: np.stack([prep(c) for c in f]))
+    fer.run(["features", "probs"], {"input": many(frames[0])})  # warm-up
     t = time.perf_counter()
     for f in frames:
         if batched:
-            fer.run(["features", "probs"], {"input": np.stack([prepare(c) for c in f])})
+            fer.run(["features", "probs"], {"input": many(f)})
         else:
             for c in f:
-                fer.run(["features", "probs"], {"input": prepare(c)[None]})
-    return time.perf_counter() - t
-
-
-def run_faces(frames, batched):
-    """frames: list of [n,1,64,64] arrays; returns seconds."""
-    fer.run(["features", "probs"], {"input": frames[0]})  # warm-up
-    t = time.perf_counter()
-    for f in frames:
-        if batched:
-            fer.run(["features", "probs"], {"input": f})
-        else:
-            for i in range(len(f)):
-                fer.run(["features", "probs"], {"input": f[i : i + 1]})
+                fer.run(["features", "probs"], {"input": one(c)})
     return time.perf_counter() - t
 
 
@@ -91,10 +81,10 @@ py = {
 five_crops = [crops5] * rust["five_frames"]
 clip_crops = [crops_clip[i % len(crops_clip)][None] for i in range(rust["clip_frames"])]
 py_eq = {
-    "five_batched_s": run_crops(five_crops, True),
-    "five_single_s": run_crops(five_crops, False),
-    "clip_batched_s": run_crops(clip_crops, True),
-    "clip_single_s": run_crops(clip_crops, False),
+    "five_batched_s": run_faces(five_crops, True, prepare),
+    "five_single_s": run_faces(five_crops, False, prepare),
+    "clip_batched_s": run_faces(clip_crops, True, prepare),
+    "clip_single_s": run_faces(clip_crops, False, prepare),
 }
 n = rust["audio_windows"]
 oww.run(None, {"audio": audio[None, :12512]})
