@@ -10,5 +10,7 @@ echo "== featextract =="
 bash bench/featextract/run.sh
 echo "== full AV pipeline =="
 bash bench/pipeline/run.sh
+echo "== long run (stability) =="
+bash bench/longrun/run.sh
 echo "== train (mfn, mctn) =="
 bash bench/train/run.sh
