@@ -79,7 +79,7 @@ fn warp_with(
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = simd;
-    warp_any(frame, &inv, ss, width, out);
+    warp_any::<false>(frame, &inv, ss, width, out);
     Ok(())
 }
 
@@ -88,15 +88,21 @@ fn warp_with(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn warp_avx2(frame: &Frame<'_>, inv: &Similarity, ss: usize, width: usize, out: &mut [u8]) {
-    warp_any(frame, inv, ss, width, out);
+    warp_any::<true>(frame, inv, ss, width, out);
 }
 
 #[inline(always)]
-fn warp_any(frame: &Frame<'_>, inv: &Similarity, ss: usize, width: usize, out: &mut [u8]) {
+fn warp_any<const SIMD: bool>(
+    frame: &Frame<'_>,
+    inv: &Similarity,
+    ss: usize,
+    width: usize,
+    out: &mut [u8],
+) {
     match frame.format().bytes_per_pixel() {
-        1 => warp_rows::<1>(frame, inv, ss, width, out),
-        3 => warp_rows::<3>(frame, inv, ss, width, out),
-        _ => warp_rows::<4>(frame, inv, ss, width, out),
+        1 => warp_rows::<1, SIMD>(frame, inv, ss, width, out),
+        3 => warp_rows::<3, SIMD>(frame, inv, ss, width, out),
+        _ => warp_rows::<4, SIMD>(frame, inv, ss, width, out),
     }
 }
 
@@ -107,7 +113,7 @@ const COORD_BITS: u32 = 16;
 /// in fixed point (`COORD_BITS`: no float → int conversions per sample), interpolated
 /// and summed per row in `f32` with all bytes of a pixel as one small vector.
 #[inline(always)]
-fn warp_rows<const BPP: usize>(
+fn warp_rows<const BPP: usize, const SIMD: bool>(
     frame: &Frame<'_>,
     inv: &Similarity,
     ss: usize,
@@ -138,9 +144,11 @@ fn warp_rows<const BPP: usize>(
         p
     };
     // sums of the samples of each crop pixel, all bytes of the pixel (one small vector)
-    let mut acc = vec![[0f32; BPP]; width];
+    // four lanes whatever BPP (the first BPP are used), so that the SIMD path adds whole
+    // 128-bit vectors
+    let mut acc = vec![[0f32; 4]; width];
     for (j, out_row) in out.chunks_exact_mut(width * 3).enumerate() {
-        acc.fill([0.0; BPP]);
+        acc.fill([0.0; 4]);
         for &sy in &sub {
             for &sx in &sub {
                 let (cx, cy) = (sx, j as f64 + sy);
@@ -158,6 +166,29 @@ fn warp_rows<const BPP: usize>(
                     }
                     _ => false,
                 };
+                // SIMD (AVX2 build, 3- or 4-byte pixels): both pixels of a bilinear row
+                // in one 8-byte load, all channels of a sample as one 4-lane vector;
+                // the same operations in the same order as the scalar loop below (no
+                // fused multiply-adds), so the same bytes. The 8-byte loads need the
+                // last sample's bottom row to have 8 bytes left.
+                #[cfg(target_arch = "x86_64")]
+                if SIMD && BPP >= 3 && fast {
+                    let (x_end, y_end) = (
+                        (x + dx * (width as i64 - 1)) >> COORD_BITS,
+                        (y + dy * (width as i64 - 1)) >> COORD_BITS,
+                    );
+                    // pixel indices move monotonically along the row: the largest are
+                    // at one end or the other
+                    let x_max = (x >> COORD_BITS).max(x_end) as usize;
+                    let y_max = (y >> COORD_BITS).max(y_end) as usize;
+                    if (y_max + 1) * stride + x_max * BPP + 8 <= data.len() {
+                        // SAFETY: every sample's four pixels are inside the frame (`fast`),
+                        // so its indices are non-negative, and its 8-byte loads end inside
+                        // `data` (checked for the largest indices just above).
+                        unsafe { simd::bilinear_row::<BPP>(data, stride, x, y, dx, dy, &mut acc) };
+                        continue;
+                    }
+                }
                 if fast {
                     for a in acc.iter_mut() {
                         let (x0, y0) = (x >> COORD_BITS, y >> COORD_BITS);
@@ -223,6 +254,65 @@ fn warp_rows<const BPP: usize>(
                 // in 0.5..=255.5 (NaN: 0 either way): through i32 is the same value and
                 // converts in one instruction
                 *d = ((a[k] * scale).clamp(0.0, 255.0) + 0.5) as i32 as u8;
+            }
+        }
+    }
+}
+
+/// The AVX2 build's bilinear row (see [`warp_rows`]).
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    use super::COORD_BITS;
+
+    /// Adds, to each of `acc`'s pixels, the bilinear sample at fixed-point position
+    /// `(x, y) + k (dx, dy)` of a 3- or 4-byte-per-pixel frame, all channels at once
+    /// (lanes past `BPP` get unused values).
+    ///
+    /// # Safety
+    /// The CPU must have SSE4.1; for every sample the 8 bytes from its top-left pixel in
+    /// its row and in the next row must lie inside `data`, at non-negative indices.
+    #[inline(always)]
+    pub(super) unsafe fn bilinear_row<const BPP: usize>(
+        data: &[u8],
+        stride: usize,
+        mut x: i64,
+        mut y: i64,
+        dx: i64,
+        dy: i64,
+        acc: &mut [[f32; 4]],
+    ) {
+        let wmask = (1i64 << COORD_BITS) - 1;
+        let unit = 1.0 / (1i64 << COORD_BITS) as f32;
+        let base = data.as_ptr();
+        for a in acc.iter_mut() {
+            let (x0, y0) = (x >> COORD_BITS, y >> COORD_BITS);
+            let wx = (x & wmask) as i32 as f32 * unit;
+            let wy = (y & wmask) as i32 as f32 * unit;
+            x += dx;
+            y += dy;
+            let i00 = y0 as usize * stride + x0 as usize * BPP;
+            // SAFETY: the caller's contract (loads inside `data`, SSE4.1).
+            unsafe {
+                let top = _mm_loadl_epi64(base.add(i00).cast());
+                let bottom = _mm_loadl_epi64(base.add(i00 + stride).cast());
+                let px = |v: __m128i| _mm_cvtepi32_ps(_mm_cvtepu8_epi32(v));
+                let next = |v: __m128i| {
+                    if BPP == 3 {
+                        _mm_srli_si128::<3>(v)
+                    } else {
+                        _mm_srli_si128::<4>(v)
+                    }
+                };
+                let (q0, q1) = (px(top), px(next(top)));
+                let (q2, q3) = (px(bottom), px(next(bottom)));
+                let (wx, wy) = (_mm_set1_ps(wx), _mm_set1_ps(wy));
+                let t = _mm_add_ps(q0, _mm_mul_ps(_mm_sub_ps(q1, q0), wx));
+                let b = _mm_add_ps(q2, _mm_mul_ps(_mm_sub_ps(q3, q2), wx));
+                let sample = _mm_add_ps(t, _mm_mul_ps(_mm_sub_ps(b, t), wy));
+                let sum = _mm_add_ps(_mm_loadu_ps(a.as_ptr()), sample);
+                _mm_storeu_ps(a.as_mut_ptr(), sum);
             }
         }
     }
