@@ -200,7 +200,7 @@ impl FusionNet for Mctn {
 mod tests {
     use super::*;
     use crate::dataset::synth::{SynthConfig, sequences};
-    use crate::train::models::testing::{assert_learns, export_parity};
+    use crate::train::models::testing::{assert_export_parity, assert_learns};
     use crate::train::{cpu_device, train_device};
     use burn::tensor::{Distribution, TensorData};
 
@@ -218,12 +218,9 @@ mod tests {
         let d = cpu_device();
         d.seed(21);
         let model = small(&d);
-        let diff = export_parity(&model, 3, 7, 5, 4);
-        eprintln!("max |ORT − burn| = {diff:e}");
-        assert!(diff <= 1e-4, "max |ORT − burn| = {diff}");
+        assert_export_parity("mctn", &model, 3, 7, 5, 4);
         // A one-frame window (no previous frame, no recurrence).
-        let diff = export_parity(&model, 2, 1, 5, 4);
-        assert!(diff <= 1e-4, "T = 1: max |ORT − burn| = {diff}");
+        assert_export_parity("mctn T = 1", &model, 2, 1, 5, 4);
     }
 
     #[test]

@@ -308,7 +308,7 @@ impl FusionNet for Mfn {
 mod tests {
     use super::*;
     use crate::dataset::synth::{SynthConfig, sequences};
-    use crate::train::models::testing::{assert_learns, export_parity, test_masks};
+    use crate::train::models::testing::{assert_export_parity, assert_learns, test_masks};
     use crate::train::{cpu_device, train_device};
     use burn::tensor::{Distribution, TensorData};
 
@@ -327,12 +327,9 @@ mod tests {
         let d = cpu_device();
         d.seed(11);
         let model = small(&d);
-        let diff = export_parity(&model, 3, 7, 5, 4);
-        eprintln!("max |ORT − burn| = {diff:e}");
-        assert!(diff <= 1e-4, "max |ORT − burn| = {diff}");
+        assert_export_parity("mfn", &model, 3, 7, 5, 4);
         // A one-frame window (no previous frame, no recurrence).
-        let diff = export_parity(&model, 2, 1, 5, 4);
-        assert!(diff <= 1e-4, "T = 1: max |ORT − burn| = {diff}");
+        assert_export_parity("mfn T = 1", &model, 2, 1, 5, 4);
     }
 
     #[test]

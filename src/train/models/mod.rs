@@ -216,8 +216,7 @@ mod tests {
         let d = crate::train::cpu_device();
         for kind in ModelKind::ALL {
             let m = ModelSpec::seed(kind, 16, 12).init(&d);
-            let e = super::testing::export_parity(&m, 2, 64, 16, 12);
-            assert!(e <= 1e-4, "{}: max |ORT - burn| = {e}", kind.name());
+            super::testing::assert_export_parity(kind.name(), &m, 2, 64, 16, 12);
         }
     }
 

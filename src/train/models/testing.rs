@@ -36,10 +36,21 @@ pub fn test_masks(b: usize, t: usize) -> (Vec<f32>, Vec<f32>) {
     (vm, am)
 }
 
+/// Largest |ORT − burn| an export may show (the bound).
+pub const EXPORT_TOLERANCE: f32 = 1e-4;
+
 /// Runs `model` (inference mode, plain CPU device) in burn and its export in ONNX Runtime
-/// on random inputs with masks containing zeros; returns max |ORT − burn| over `va` and
-/// `expr` and checks the output shapes.
-pub fn export_parity<M: FusionNet>(model: &M, b: usize, t: usize, dv: usize, da: usize) -> f32 {
+/// on random inputs with masks containing zeros, checks the output shapes and asserts
+/// that max |ORT − burn| over `va` and `expr` is within [`EXPORT_TOLERANCE`]; returns it.
+/// `what` names the case in the failure message.
+pub fn assert_export_parity<M: FusionNet>(
+    what: &str,
+    model: &M,
+    b: usize,
+    t: usize,
+    dv: usize,
+    da: usize,
+) -> f32 {
     let device = crate::train::cpu_device();
     let mut rng = Rng::new(7);
     let visual: Vec<f32> = (0..b * t * dv).map(|_| rng.normal() as f32).collect();
@@ -82,6 +93,11 @@ pub fn export_parity<M: FusionNet>(model: &M, b: usize, t: usize, dv: usize, da:
             worst = worst.max((g - w).abs());
         }
     }
+    eprintln!("{what}: max |ORT − burn| = {worst:e}");
+    assert!(
+        worst <= EXPORT_TOLERANCE,
+        "{what}: max |ORT − burn| = {worst}"
+    );
     worst
 }
 
@@ -153,9 +169,9 @@ pub fn evaluate<M: FusionNet + Module>(model: &M, set: &SequenceSet) -> (f64, f6
             te.push(set.expr[f]);
         }
     }
-    let ccc = crate::metrics::va_ccc(&pv, &tv).expect("valid VA frames");
-    eprintln!("held-out {ccc}");
-    let ccc = ccc.mean;
+    let ccc = crate::metrics::va_ccc(&pv, &tv)
+        .expect("valid VA frames")
+        .mean;
     let f1 = crate::metrics::macro_f1(&pe, &te).expect("valid expression frames");
     (ccc, f1)
 }

@@ -188,7 +188,7 @@ impl FusionNet for Transformer {
 mod tests {
     use super::*;
     use crate::dataset::synth::{SynthConfig, sequences};
-    use crate::train::models::testing::{assert_learns, export_parity};
+    use crate::train::models::testing::{assert_export_parity, assert_learns};
 
     fn small() -> Transformer {
         let d = crate::train::train_device();
@@ -208,8 +208,7 @@ mod tests {
     fn export_matches_burn_forward() {
         let _rng = crate::train::models::testing::rng_lock();
         let m = small().valid();
-        let e = export_parity(&m, 3, 32, 16, 12);
-        assert!(e <= 1e-4, "max |ORT - burn| = {e}");
+        assert_export_parity("transformer", &m, 3, 32, 16, 12);
     }
 
     #[test]
@@ -218,8 +217,7 @@ mod tests {
         let (tr, val) = sequences(&SynthConfig::default(), 32, 8, 128, 32);
         let m = assert_learns("transformer", small(), &tr, &val, EPOCHS, 3e-3);
         // Trained weights still export exactly.
-        let e = export_parity(&m.valid(), 2, 32, 16, 12);
-        assert!(e <= 1e-4, "max |ORT - burn| = {e}");
+        assert_export_parity("transformer trained", &m.valid(), 2, 32, 16, 12);
     }
 
     const EPOCHS: usize = 60;
