@@ -67,18 +67,22 @@ fn ok(o: &Output) -> String {
     text
 }
 
-/// `affect-train extract --videos VIDEOS --out DATA`, which must succeed; its output.
+/// `affect-train extract --videos VIDEOS --out DATA` followed by `extra`.
+fn run_extract(videos: &Path, data: &Path, extra: &[&str], registry: &Path) -> Output {
+    let mut args = vec![
+        "extract",
+        "--videos",
+        videos.to_str().unwrap(),
+        "--out",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    affect_train(&args, registry)
+}
+
+/// [`run_extract`] without extra arguments, which must succeed; its output.
 fn extract(videos: &Path, data: &Path, registry: &Path) -> String {
-    ok(&affect_train(
-        &[
-            "extract",
-            "--videos",
-            videos.to_str().unwrap(),
-            "--out",
-            data.to_str().unwrap(),
-        ],
-        registry,
-    ))
+    ok(&run_extract(videos, data, &[], registry))
 }
 
 fn failed(o: &Output) -> String {
@@ -433,44 +437,17 @@ fn extract_reports_bad_input() {
     let dir = scratch("bad");
     let registry = dir.join("registry.bin");
     let out = dir.join("out");
-    let e = failed(&affect_train(
-        &[
-            "extract",
-            "--videos",
-            dir.join("none").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &registry,
-    ));
+    let e = failed(&run_extract(&dir.join("none"), &out, &[], &registry));
     assert!(e.contains("does not exist"), "{e}");
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let e = failed(&affect_train(
-        &[
-            "extract",
-            "--videos",
-            empty.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &registry,
-    ));
+    let e = failed(&run_extract(&empty, &out, &[], &registry));
     assert!(e.contains("no videos"), "{e}");
     // Not a video: the pipeline's own error, from gst-launch's stderr.
     let bad = dir.join("badvids");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("broken.mp4"), b"this is not a video").unwrap();
-    let e = failed(&affect_train(
-        &[
-            "extract",
-            "--videos",
-            bad.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &registry,
-    ));
+    let e = failed(&run_extract(&bad, &out, &[], &registry));
     assert!(
         e.contains("the pipeline failed on") && e.contains("broken.mp4"),
         "{e}"
@@ -480,18 +457,7 @@ fn extract_reports_bad_input() {
     let vids = dir.join("vids");
     std::fs::create_dir_all(&vids).unwrap();
     std::fs::copy(media("sample.mp4"), vids.join("sample.mp4")).unwrap();
-    let e = failed(&affect_train(
-        &[
-            "extract",
-            "--videos",
-            vids.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--timeout",
-            "0",
-        ],
-        &registry,
-    ));
+    let e = failed(&run_extract(&vids, &out, &["--timeout", "0"], &registry));
     assert!(e.contains("no end after 0 s"), "{e}");
     // eval: no data root.
     let model = affect::weights::weights_dir().join("fusion-baseline.onnx");
@@ -574,16 +540,10 @@ fn extract_features_mode_dumps_face_feature_vectors() {
     std::fs::copy(media("sample.mp4"), videos.join("clip.mp4")).unwrap();
     let data = dir.join("data");
     // No annotations: the longest track is written under the video's stem.
-    let out = ok(&affect_train(
-        &[
-            "extract",
-            "--videos",
-            videos.to_str().unwrap(),
-            "--out",
-            data.to_str().unwrap(),
-            "--visual-input",
-            "features",
-        ],
+    let out = ok(&run_extract(
+        &videos,
+        &data,
+        &["--visual-input", "features"],
         &registry,
     ));
     assert!(out.contains("extracted 1 feature file(s)"), "{out}");
