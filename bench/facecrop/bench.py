@@ -28,10 +28,11 @@ import argparse
 import json
 import os
 import re
-import resource
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import FOREIGN, gst_init, make_session, run_child as run_script  # noqa: E402
 
 W, H, FPS = 640, 360, 30
 FRAME_BYTES = W * H * 3
@@ -50,16 +51,6 @@ ARCFACE_4 = [
 
 
 # --------------------------------------------------------------------------- frames
-
-
-def gst_init():
-    import gi
-
-    gi.require_version("Gst", "1.0")
-    from gi.repository import Gst
-
-    Gst.init(None)
-    return Gst
 
 
 def prepare_frames(media, work, passes):
@@ -191,15 +182,6 @@ def load_frames(path):
     return raw.reshape(-1, H, W, 3)
 
 
-def make_session(model, threads):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
-
-
 class PyFaceCrop:
     """Per-frame BlazeFace full range + ArcFace alignment, the straightforward way."""
 
@@ -325,35 +307,9 @@ def frame_ious(ref, test):
     return out
 
 
-def cpu_busy(cpus):
-    """Busy seconds (not idle, not iowait) of the given CPUs so far, from /proc/stat."""
-    tick = os.sysconf("SC_CLK_TCK")
-    busy = 0
-    with open("/proc/stat") as f:
-        for line in f:
-            name, *vals = line.split()
-            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
-                v = [int(x) for x in vals]
-                busy += sum(v[:8]) - v[3] - v[4]  # user..steal, less idle and iowait
-    return busy / tick
-
-
-FOREIGN = []  # (label, share of the measured cores used by other processes)
-
-
 def run_child(cpus, args, label=""):
-    """Runs one measurement in a child pinned with taskset; notes how much of the pinned
-    cores other processes took meanwhile (a busy machine makes the numbers meaningless)."""
-    cmd = ["taskset", "-c", cpus, sys.executable, os.path.abspath(__file__), *args]
-    ids = {int(c) for c in cpus.split(",")}
-    r0, b0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_busy(ids), time.perf_counter()
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    r1, b1, t1 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_busy(ids), time.perf_counter()
-    if res.returncode != 0:
-        raise SystemExit(f"benchmark child failed ({res.returncode}): {' '.join(cmd)}")
-    own = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
-    FOREIGN.append((label, max(0.0, (b1 - b0) - own) / ((t1 - t0) * len(ids))))
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    """One measurement of this script in a pinned child (benchlib.run_child)."""
+    return run_script(__file__, cpus, args, label)
 
 
 def main():

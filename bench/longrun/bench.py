@@ -16,6 +16,7 @@ last / first segment frame rate, and memory growth after the first segment.
 
 import argparse
 import os
+import sys
 import threading
 import time
 
@@ -31,9 +32,12 @@ def _facecrop_bench():
     return mod
 
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import gst_init  # noqa: E402
+
 fb = _facecrop_bench()
 FPS, FRAME_BYTES, H, W = fb.FPS, fb.FRAME_BYTES, fb.H, fb.W
-gst_init, prepare_frames = fb.gst_init, fb.prepare_frames
+prepare_frames = fb.prepare_frames
 
 
 def rss_mb():

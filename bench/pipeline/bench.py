@@ -44,9 +44,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import FOREIGN, gst_init, make_session, run_child as run_script  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,16 +60,6 @@ FER_MAP = [1, 2, 3, 4, 5, 6, 0]  # fer 7-class index -> Aff-Wild2 8-class index
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-def gst_init():
-    import gi
-
-    gi.require_version("Gst", "1.0")
-    from gi.repository import Gst
-
-    Gst.init(None)
-    return Gst
 
 
 def gst_run(Gst, desc, what):
@@ -268,15 +260,6 @@ def child_latency(a):
 # --------------------------------------------------------------------------- python children
 
 
-def make_session(path, threads):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
-
-
 class Models:
     """The five models and the per-step Python code around them."""
 
@@ -434,32 +417,9 @@ def child_models(a):
 # --------------------------------------------------------------------------- orchestrator
 
 
-def cpu_busy(cpus):
-    tick = os.sysconf("SC_CLK_TCK")
-    busy = 0
-    with open("/proc/stat") as f:
-        for line in f:
-            name, *vals = line.split()
-            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
-                v = [int(x) for x in vals]
-                busy += sum(v[:8]) - v[3] - v[4]
-    return busy / tick
-
-
-FOREIGN = []
-
-
-def run_child(cpus, args, label):
-    cmd = ["taskset", "-c", cpus, sys.executable, os.path.abspath(__file__), *args]
-    ids = {int(c) for c in cpus.split(",")}
-    r0, b0, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_busy(ids), time.perf_counter()
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-    r1, b1, t1 = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_busy(ids), time.perf_counter()
-    if res.returncode != 0:
-        raise SystemExit(f"benchmark child failed ({res.returncode}): {' '.join(cmd)}")
-    own = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
-    FOREIGN.append((label, max(0.0, (b1 - b0) - own) / ((t1 - t0) * len(ids))))
-    return json.loads(res.stdout.strip().splitlines()[-1])
+def run_child(cpus, args, label=""):
+    """One measurement of this script in a pinned child (benchlib.run_child)."""
+    return run_script(__file__, cpus, args, label)
 
 
 def main():
