@@ -244,31 +244,54 @@ fn requested_but_unlinked_audio_pad_does_not_stall_a_non_live_pipeline() {
     }
 }
 
-#[test]
-fn late_and_early_ending_audio_give_mask_zero_there() {
-    let dir = common::scratch("avfuse-late-audio");
+/// Runs single_face.mp4 through `avfuse` with the probe model (its valence is the audio
+/// mask) and a pink-noise audio branch of `buffers` × 10 ms at 16 kHz starting
+/// `start_s` seconds in; returns the audio mask of every face in frames whose pts lies
+/// in each of `spans` (seconds, half-open), and the number of frames out.
+fn audio_masks_with_audio_span(
+    tag: &str,
+    start_s: u64,
+    buffers: u32,
+    spans: &[(f64, f64)],
+) -> (Vec<Vec<f32>>, usize) {
+    let dir = common::scratch(tag);
     let probe = probe_model(&dir, 1);
     let media = common::media("single_face.mp4");
-    // Audio from 1.0 s to 2.0 s only (16 kHz, 100 buffers of 160 samples).
     let desc = format!(
         "{} ! avfuse name=f model={} ! fakesink name=out \
-         audiotestsrc wave=pink-noise timestamp-offset=1000000000 samplesperbuffer=160 num-buffers=100 \
+         audiotestsrc wave=pink-noise timestamp-offset={} samplesperbuffer=160 num-buffers={buffers} \
          ! audio/x-raw,rate=16000,channels=1 ! featextract ! queue ! f.audio_sink",
         video_branch(&media),
-        probe.display()
+        probe.display(),
+        start_s * 1_000_000_000
     );
     let out = run_with_meta(&desc);
-    assert!(out.len() >= 60, "{}", out.len());
+    let masks = spans
+        .iter()
+        .map(|&(lo, hi)| {
+            out.iter()
+                .filter(|(pts, _)| (lo..hi).contains(&(*pts as f64 / 1e9)))
+                .flat_map(|(_, f)| f.iter().map(|f| f.valence))
+                .collect()
+        })
+        .collect();
+    (masks, out.len())
+}
+
+#[test]
+fn late_and_early_ending_audio_give_mask_zero_there() {
+    // Audio from 1.0 s to 2.0 s only (16 kHz, 100 buffers of 160 samples).
     // Window 0.78 s: vectors centred at 1.39 s .. ~1.61 s; lookahead 0.2 s.
-    let mask_at = |lo: f64, hi: f64| -> Vec<f32> {
-        out.iter()
-            .filter(|(pts, _)| (lo..hi).contains(&(*pts as f64 / 1e9)))
-            .flat_map(|(_, f)| f.iter().map(|f| f.valence))
-            .collect()
+    let (masks, n) = audio_masks_with_audio_span(
+        "avfuse-late-audio",
+        1,
+        100,
+        &[(0.0, 1.1), (1.4, 1.6), (1.9, 10.0)],
+    );
+    assert!(n >= 60, "{n}");
+    let [before, during, after] = &masks[..] else {
+        unreachable!()
     };
-    let before = mask_at(0.0, 1.1);
-    let during = mask_at(1.4, 1.6);
-    let after = mask_at(1.9, 10.0);
     assert!(!before.is_empty() && !during.is_empty() && !after.is_empty());
     assert!(before.iter().all(|m| *m == 0.0), "{before:?}");
     assert!(during.iter().all(|m| *m == 1.0), "{during:?}");
@@ -277,30 +300,16 @@ fn late_and_early_ending_audio_give_mask_zero_there() {
 
 #[test]
 fn audio_starting_two_seconds_late_is_masked_until_its_first_vector() {
-    let dir = common::scratch("avfuse-audio-2s-late");
-    let probe = probe_model(&dir, 1);
-    let media = common::media("single_face.mp4");
     // Audio from 2.0 s to 3.5 s (16 kHz, 150 buffers of 160 samples): the first speech
     // vector covers 2.0 .. 2.782 s (window 12512 samples), centre 2.391 s; with the
     // 0.2 s lookahead, frames whose centre is before 2.191 s have no audio vector in
     // reach (mask 0), later ones have (mask 1).
-    let desc = format!(
-        "{} ! avfuse name=f model={} ! fakesink name=out \
-         audiotestsrc wave=pink-noise timestamp-offset=2000000000 samplesperbuffer=160 num-buffers=150 \
-         ! audio/x-raw,rate=16000,channels=1 ! featextract ! queue ! f.audio_sink",
-        video_branch(&media),
-        probe.display()
-    );
-    let out = run_with_meta(&desc);
-    assert_eq!(out.len(), 72, "every frame came out");
-    let masks = |lo: f64, hi: f64| -> Vec<f32> {
-        out.iter()
-            .filter(|(pts, _)| (lo..hi).contains(&(*pts as f64 / 1e9)))
-            .flat_map(|(_, f)| f.iter().map(|f| f.valence))
-            .collect()
+    let (masks, n) =
+        audio_masks_with_audio_span("avfuse-audio-2s-late", 2, 150, &[(0.0, 2.1), (2.25, 10.0)]);
+    assert_eq!(n, 72, "every frame came out");
+    let [before, after] = &masks[..] else {
+        unreachable!()
     };
-    let before = masks(0.0, 2.1);
-    let after = masks(2.25, 10.0);
     assert!(
         before.len() >= 55 && !after.is_empty(),
         "{} / {}",
