@@ -117,7 +117,7 @@ impl Yuv420<'_> {
         #[cfg(target_arch = "x86_64")]
         let simd = simd && std::arch::is_x86_feature_detected!("avx2");
         #[cfg(not(target_arch = "x86_64"))]
-        let simd = simd && false;
+        let _ = simd;
         for (row, dst) in out.chunks_exact_mut(w * 3).enumerate().take(h) {
             let yrow = &self.y.0[row * self.y.1..row * self.y.1 + w];
             let cy = row / 2;
@@ -130,14 +130,17 @@ impl Yuv420<'_> {
                     &self.v.0[cy * self.v.1..cy * self.v.1 + cw],
                 )
             };
-            let mut done = 0;
+            // Whole 16-pixel groups with AVX2, the rest (or everything) scalar.
             #[cfg(target_arch = "x86_64")]
-            if simd {
+            let done = if simd {
                 // SAFETY: AVX2 is present (checked above); the row function reads and
                 // writes only within the slices it is given.
-                done = unsafe { avx2::row(yrow, urow, vrow, self.nv12, dst, &c) };
-            }
-            let _ = simd;
+                unsafe { avx2::row(yrow, urow, vrow, self.nv12, dst, &c) }
+            } else {
+                0
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let done = 0;
             scalar_row(
                 &yrow[done..],
                 urow,
