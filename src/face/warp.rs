@@ -130,8 +130,6 @@ fn warp_rows<const BPP: usize, const SIMD: bool>(
     let (dx, dy) = (fixed(inv.a), fixed(inv.b));
     let sub: Vec<f64> = (0..ss).map(|k| (k as f64 + 0.5) / ss as f64).collect();
     let scale = 1.0 / (ss * ss) as f32;
-    let wmask = (1i64 << COORD_BITS) - 1;
-    let unit = 1.0 / (1i64 << COORD_BITS) as f32;
     // pixel (x, y), black outside
     let fetch = |x: i64, y: i64| -> [f32; BPP] {
         let mut p = [0.0; BPP];
@@ -191,11 +189,7 @@ fn warp_rows<const BPP: usize, const SIMD: bool>(
                 }
                 if fast {
                     for a in acc.iter_mut() {
-                        let (x0, y0) = (x >> COORD_BITS, y >> COORD_BITS);
-                        let wx = (x & wmask) as i32 as f32 * unit;
-                        let wy = (y & wmask) as i32 as f32 * unit;
-                        x += dx;
-                        y += dy;
+                        let (x0, y0, wx, wy) = next_sample(&mut x, &mut y, dx, dy);
                         let i00 = y0 as usize * stride + x0 as usize * BPP;
                         let (top, _) = data[i00..i00 + 2 * BPP].as_chunks::<BPP>();
                         let (bottom, _) =
@@ -212,11 +206,7 @@ fn warp_rows<const BPP: usize, const SIMD: bool>(
                     continue;
                 }
                 for a in acc.iter_mut() {
-                    let (x0, y0) = (x >> COORD_BITS, y >> COORD_BITS);
-                    let wx = (x & wmask) as i32 as f32 * unit;
-                    let wy = (y & wmask) as i32 as f32 * unit;
-                    x += dx;
-                    y += dy;
+                    let (x0, y0, wx, wy) = next_sample(&mut x, &mut y, dx, dy);
                     if x0 < -1 || y0 < -1 || x0 >= iw || y0 >= ih {
                         continue; // wholly outside: black
                     }
@@ -264,7 +254,7 @@ fn warp_rows<const BPP: usize, const SIMD: bool>(
 mod simd {
     use std::arch::x86_64::*;
 
-    use super::COORD_BITS;
+    use super::next_sample;
 
     /// Adds, to each of `acc`'s pixels, the bilinear sample at fixed-point position
     /// `(x, y) + k (dx, dy)` of a 3- or 4-byte-per-pixel frame, all channels at once
@@ -283,15 +273,9 @@ mod simd {
         dy: i64,
         acc: &mut [[f32; 4]],
     ) {
-        let wmask = (1i64 << COORD_BITS) - 1;
-        let unit = 1.0 / (1i64 << COORD_BITS) as f32;
         let base = data.as_ptr();
         for a in acc.iter_mut() {
-            let (x0, y0) = (x >> COORD_BITS, y >> COORD_BITS);
-            let wx = (x & wmask) as i32 as f32 * unit;
-            let wy = (y & wmask) as i32 as f32 * unit;
-            x += dx;
-            y += dy;
+            let (x0, y0, wx, wy) = next_sample(&mut x, &mut y, dx, dy);
             let i00 = y0 as usize * stride + x0 as usize * BPP;
             // SAFETY: the caller's contract (loads inside `data`, SSE4.1).
             unsafe {
@@ -316,6 +300,20 @@ mod simd {
             }
         }
     }
+}
+
+/// The sample at fixed-point position `(x, y)`: its top-left pixel and the bilinear
+/// weights `(x0, y0, wx, wy)`; then steps the position by `(dx, dy)` (the next crop pixel).
+#[inline(always)]
+fn next_sample(x: &mut i64, y: &mut i64, dx: i64, dy: i64) -> (i64, i64, f32, f32) {
+    let wmask = (1i64 << COORD_BITS) - 1;
+    let unit = 1.0 / (1i64 << COORD_BITS) as f32;
+    let (x0, y0) = (*x >> COORD_BITS, *y >> COORD_BITS);
+    let wx = (*x & wmask) as i32 as f32 * unit;
+    let wy = (*y & wmask) as i32 as f32 * unit;
+    *x += dx;
+    *y += dy;
+    (x0, y0, wx, wy)
 }
 
 /// Whether the bilinear sample at fixed-point pixel-centre coordinates `(x, y)` has all
