@@ -170,21 +170,20 @@ def child_pipeline(a):
             raise SystemExit(f"{name} not found (GST_PLUGIN_PATH)")
     ndjson = os.path.join(a.work, f"pipeline-{os.getpid()}.ndjson")
     p = Gst.parse_launch(pipeline_desc(a.clip, a.mode, ndjson, variant=a.variant))
-    pts = []
+    sink = p.get_by_name("out")
 
-    def probe(_pad, info):
-        pts.append(info.get_buffer().pts)
-        return Gst.PadProbeReturn.OK
+    def rendered():
+        # the sink's own counter: no Python callback runs in a streaming thread
+        return sink.get_property("stats").get_uint64("rendered")[1]
 
-    p.get_by_name("out").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, probe)
     bus = p.get_bus()
     p.set_state(Gst.State.PAUSED)
     ret, _, _ = p.get_state(120 * Gst.SECOND)
     if ret == Gst.StateChangeReturn.FAILURE:
         msg = bus.pop_filtered(Gst.MessageType.ERROR)
         raise SystemExit(f"pipeline failed to preroll: {msg.parse_error() if msg else ret}")
-    before = len(pts)
-    first_pts = pts[-1] if pts else 0
+    # prerolled: avfuse has handed frame 0 to the sink, which renders it in PLAYING
+    before = 1
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     th0 = thread_cpu()
     t0 = time.perf_counter()
@@ -193,6 +192,7 @@ def child_pipeline(a):
     t1 = time.perf_counter()
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     th1 = thread_cpu()
+    total = rendered()
     by_name = {}
     for tid, (comm, cpu1) in th1.items():
         d = cpu1 - th0.get(tid, (comm, 0.0))[1]
@@ -202,14 +202,15 @@ def child_pipeline(a):
         raise SystemExit(f"pipeline run failed: {msg.parse_error() if msg else 'timeout'}")
     records = [json.loads(line) for line in open(ndjson)]
     os.remove(ndjson)
-    frames = len(pts) - before
-    media_s = (max(pts) + Gst.SECOND // FPS - first_pts) / 1e9 if pts else 0.0
+    frames = total - before
+    # the frames processed in the timed span, at the clip's constant frame rate
+    media_s = frames / FPS
     cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
     faces_per_pts = {}
     for r in records:
         faces_per_pts[r["pts"]] = faces_per_pts.get(r["pts"], 0) + 1
     print(json.dumps({
-        "seconds": t1 - t0, "cpu": cpu, "frames": frames, "frames_total": len(pts),
+        "seconds": t1 - t0, "cpu": cpu, "frames": frames, "frames_total": total,
         "media_s": media_s, "faces": len(records), "frames_with_faces": len(faces_per_pts),
         "fps": frames / (t1 - t0),
         "threads": sorted(by_name.items(), key=lambda kv: -kv[1])[:8],
