@@ -5,8 +5,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::ArrayD;
-
 use super::anchors::{Anchor, SsdAnchorOptions, ssd_anchors};
 use super::{BBox, Detection, FaceError};
 use crate::runtime::ModelContract;
@@ -178,9 +176,9 @@ impl BlazeFaceDecoder {
     /// [`decode`](Self::decode) on the outputs of
     /// [`Model::run_f32`](crate::runtime::Model::run_f32): reads `regressors` and
     /// `classificators` and checks their shapes (`[1,N,16]`, `[1,N,1]`).
-    pub fn decode_outputs(
+    pub fn decode_outputs<S: ndarray::Data<Elem = f32>>(
         &self,
-        outputs: &BTreeMap<String, ArrayD<f32>>,
+        outputs: &BTreeMap<String, ndarray::ArrayBase<S, ndarray::IxDyn>>,
         score_threshold: f32,
     ) -> Result<Vec<Detection>, FaceError> {
         let n = self.anchors.len();
@@ -218,6 +216,7 @@ fn sigmoid(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::ArrayD;
 
     fn empty(dec: &BlazeFaceDecoder) -> (Vec<f32>, Vec<f32>) {
         let n = dec.anchors().len();

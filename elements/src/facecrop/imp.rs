@@ -100,12 +100,12 @@ impl Detector {
                     .map_err(|e| format!("preprocessing failed: {e}"))?;
                 let view = ArrayViewD::from_shape(IxDyn(&b.input_shape), &b.input)
                     .map_err(|e| e.to_string())?;
-                let out = b
-                    .model
-                    .run_f32(&[(b.input_name.as_str(), view)])
-                    .map_err(|e| e.to_string())?;
-                b.decoder
-                    .decode_outputs(&out, p.score_threshold)
+                let decoder = &b.decoder;
+                b.model
+                    .run_f32_with(&[(b.input_name.as_str(), view)], |out| {
+                        decoder.decode_outputs(out, p.score_threshold)
+                    })
+                    .map_err(|e| e.to_string())?
                     .and_then(|d| postprocess(&d, &lb, &p.post))
                     .map_err(|e| format!("detector output: {e}"))
             }
