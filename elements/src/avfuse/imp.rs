@@ -48,7 +48,7 @@ const MAX_WALK_DEPTH: usize = 64;
 /// How audio features are aligned onto video frames (the `mode` property).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
 #[repr(u32)]
-#[enum_type(name = "GstAvFuseMode")]
+#[enum_type(name = "GstAffectAvFuseMode")]
 pub enum FusionMode {
     /// Linear interpolation between the audio vectors around the frame (vector time =
     /// window centre); waits for `lookahead` ns of audio after the frame.
@@ -239,7 +239,7 @@ pub struct AvFuse {
 
 #[glib::object_subclass]
 impl ObjectSubclass for AvFuse {
-    const NAME: &'static str = "GstAvFuse";
+    const NAME: &'static str = "GstAffectAvFuse";
     type Type = super::AvFuse;
     type ParentType = gst_base::Aggregator;
 }

@@ -142,7 +142,7 @@ pub struct FaceCrop {
 
 #[glib::object_subclass]
 impl ObjectSubclass for FaceCrop {
-    const NAME: &'static str = "GstFaceCrop";
+    const NAME: &'static str = "GstAffectFaceCrop";
     type Type = super::FaceCrop;
     type ParentType = gst_base::BaseTransform;
 }
