@@ -20,6 +20,14 @@ fn generated_model_runs_on_cpu_with_expected_numbers() {
     let out = m.run_f32(&[("x", x.view())]).unwrap();
     let y = out["y"].as_slice().unwrap().to_vec();
     assert_eq!(y, vec![1.5, 1.5, 3.0, 14.0, -1.5, 0.5, 12.0, 11.0]);
+    // The same run read in place (views into ONNX Runtime's buffers): the same numbers.
+    let (shape, in_place) = m
+        .run_f32_with(&[("x", x.view())], |out| {
+            let v = &out["y"];
+            (v.shape().to_vec(), v.iter().copied().collect::<Vec<f32>>())
+        })
+        .unwrap();
+    assert_eq!((shape, in_place), (vec![2, 4], y));
     assert!(
         m.runtime().version().starts_with("1."),
         "{}",
