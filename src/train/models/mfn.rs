@@ -308,25 +308,18 @@ impl FusionNet for Mfn {
 mod tests {
     use super::*;
     use crate::dataset::synth::{SynthConfig, sequences};
-    use crate::train::models::testing::{assert_export_parity, assert_learns, test_masks};
+    use crate::train::models::testing::{
+        assert_export_parity, assert_learns, small_mfn, test_masks,
+    };
     use crate::train::{cpu_device, train_device};
     use burn::tensor::{Distribution, TensorData};
-
-    fn small(device: &Device) -> Mfn {
-        MfnConfig {
-            hidden: 8,
-            memory: 6,
-            ..MfnConfig::new(5, 4)
-        }
-        .init(device)
-    }
 
     #[test]
     fn export_matches_burn_with_missing_frames() {
         let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
         d.seed(11);
-        let model = small(&d);
+        let model = small_mfn(&d, 0.2);
         assert_export_parity("mfn", &model, 3, 7, 5, 4);
         // A one-frame window (no previous frame, no recurrence).
         assert_export_parity("mfn T = 1", &model, 2, 1, 5, 4);
@@ -339,7 +332,7 @@ mod tests {
         // its LSTM keeps the state.
         let d = cpu_device();
         d.seed(12);
-        let model = small(&d);
+        let model = small_mfn(&d, 0.2);
         let (b, t) = (2, 6);
         let (vm, am) = test_masks(b, t);
         let vm = Tensor::<2>::from_data(TensorData::new(vm, [b, t]), &d);
@@ -361,7 +354,7 @@ mod tests {
     fn zero_length_sequences_give_empty_outputs() {
         let _rng = crate::train::models::testing::rng_lock();
         let d = cpu_device();
-        let model = small(&d);
+        let model = small_mfn(&d, 0.2);
         let out = model.forward(
             Tensor::zeros([2, 0, 5], &d),
             Tensor::zeros([2, 0, 4], &d),

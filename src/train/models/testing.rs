@@ -11,6 +11,7 @@ use crate::train::export::{FusionMeta, export_fusion, ort_run};
 use crate::train::fit::Batch;
 use crate::train::loss::{ccc_loss, cross_entropy};
 use crate::train::model::FusionNet;
+use crate::train::models::mfn::{Mfn, MfnConfig};
 
 /// burn's random generator is global per device, so tests running in parallel would
 /// interleave their draws and get different weights, dropout masks and numbers from run
@@ -34,6 +35,18 @@ pub fn test_masks(b: usize, t: usize) -> (Vec<f32>, Vec<f32>) {
         }
     }
     (vm, am)
+}
+
+/// A small MFN (visual 5, audio 4, hidden 8, memory 6) for the model's own tests and
+/// the fused LSTM / memory ops' comparisons with the composed steps.
+pub fn small_mfn(device: &burn::tensor::Device, dropout: f64) -> Mfn {
+    MfnConfig {
+        hidden: 8,
+        memory: 6,
+        dropout,
+        ..MfnConfig::new(5, 4)
+    }
+    .init(device)
 }
 
 /// Largest |ORT − burn| an export may show (the bound).

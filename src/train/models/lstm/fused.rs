@@ -827,8 +827,7 @@ mod tests {
     use super::super::Lstm;
     use super::*;
     use crate::train::models::mctn::MctnConfig;
-    use crate::train::models::mfn::MfnConfig;
-    use crate::train::models::testing::{rng_lock, test_masks};
+    use crate::train::models::testing::{rng_lock, small_mfn, test_masks};
     use crate::train::{FusionNet, cpu_device, train_device};
     use burn::module::{Module, ModuleVisitor, Param};
     use burn::tensor::{Device, Distribution, Gradients as TensorGradients};
@@ -1037,13 +1036,7 @@ mod tests {
         let _rng = rng_lock();
         let device = train_device();
         device.seed(33);
-        let mfn = MfnConfig {
-            hidden: 8,
-            memory: 6,
-            dropout: 0.0,
-            ..MfnConfig::new(5, 4)
-        }
-        .init(&device);
+        let mfn = small_mfn(&device, 0.0);
         let g = model_grads(&mfn, 3, 7);
         assert!(g.iter().filter(|g| !g.is_empty()).count() > 20);
         let mctn = MctnConfig {

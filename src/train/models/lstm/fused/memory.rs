@@ -448,8 +448,7 @@ impl Backward<Flex, 7> for MemoryBackward {
 mod tests {
     use super::*;
     use crate::train::models::lstm::with_composed_lstm;
-    use crate::train::models::mfn::MfnConfig;
-    use crate::train::models::testing::rng_lock;
+    use crate::train::models::testing::{rng_lock, small_mfn};
     use crate::train::{FusionNet, train_device};
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -512,13 +511,7 @@ mod tests {
         let _rng = rng_lock();
         let d = train_device();
         d.seed(42);
-        let model = MfnConfig {
-            hidden: 8,
-            memory: 6,
-            dropout: 0.0,
-            ..MfnConfig::new(5, 4)
-        }
-        .init(&d);
+        let model = small_mfn(&d, 0.0);
         let (b, t) = (3, 7);
         let v = Tensor::<3>::random([b, t, 5], Distribution::Normal(0.0, 1.0), &d);
         let a = Tensor::<3>::random([b, t, 4], Distribution::Normal(0.0, 1.0), &d);
