@@ -1,5 +1,5 @@
 """Shared pieces of the Python-side benchmarks (bench/facecrop, bench/pipeline,
-bench/longrun): GStreamer start-up, an onnxruntime session, and the orchestrator's
+bench/longrun): GStreamer start-up, counting rendered frames, an onnxruntime session, and the orchestrator's
 pinned child processes with their check for other processes on the measured cores."""
 
 import json
@@ -18,6 +18,16 @@ def gst_init():
 
     Gst.init(None)
     return Gst
+
+
+def rendered(sink):
+    """Buffers a sink has rendered, from its own `stats` counter: counting this way runs no
+    Python callback in a streaming thread the benchmark measures. After preroll the sink
+    holds one buffer (already processed upstream) that it renders in PLAYING."""
+    return sink.get_property("stats").get_uint64("rendered")[1]
+
+
+PREROLLED = 1  # buffers processed before PLAYING: the one the sink prerolled on
 
 
 def make_session(path, threads):

@@ -32,7 +32,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import FOREIGN, gst_init, make_session, run_child as run_script  # noqa: E402
+from benchlib import (  # noqa: E402
+    FOREIGN, PREROLLED, gst_init, make_session, rendered, run_child as run_script,
+)
 
 W, H, FPS = 640, 360, 30
 FRAME_BYTES = W * H * 3
@@ -127,18 +129,12 @@ def child_element(a):
     del frames
     sink = p.get_by_name("sink")
 
-    def rendered():
-        # the sink's own counter: no Python callback runs in the streaming thread
-        return sink.get_property("stats").get_uint64("rendered")[1]
-
     bus = p.get_bus()
     p.set_state(Gst.State.PAUSED)
     ret, _, _ = p.get_state(60 * Gst.SECOND)
     if ret == Gst.StateChangeReturn.FAILURE:
         msg = bus.pop_filtered(Gst.MessageType.ERROR)
         raise SystemExit(f"facecrop failed to preroll: {msg.parse_error() if msg else ret}")
-    # prerolled: the element has handed frame 0 to the sink, which renders it in PLAYING
-    before = 1
     boxes = {}
     t0 = time.perf_counter()
     p.set_state(Gst.State.PLAYING)
@@ -159,13 +155,13 @@ def child_element(a):
             for _tid, x, y, w, h in FACE_RE.findall(s.to_string().replace("\\", ""))
         ]
     t1 = time.perf_counter()
-    total = rendered()
+    total = rendered(sink)
     p.set_state(Gst.State.NULL)
     if msg is None or msg.type != Gst.MessageType.EOS:
         raise SystemExit(f"facecrop run failed: {msg.parse_error() if msg else 'timeout'}")
     if total != n_frames:
         raise SystemExit(f"facecrop run lost frames: {total} of {n_frames} reached the sink")
-    frames = total - before
+    frames = total - PREROLLED  # the prerolled frame was processed before t0
     out = {"seconds": t1 - t0, "frames": frames, "fps": frames / (t1 - t0)}
     if a.boxes:
         out["boxes"] = [boxes.get(i, []) for i in range(total)]

@@ -48,7 +48,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import FOREIGN, gst_init, make_session, run_child as run_script  # noqa: E402
+from benchlib import (  # noqa: E402
+    FOREIGN, PREROLLED, gst_init, make_session, rendered, run_child as run_script,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -172,18 +174,12 @@ def child_pipeline(a):
     p = Gst.parse_launch(pipeline_desc(a.clip, a.mode, ndjson, variant=a.variant))
     sink = p.get_by_name("out")
 
-    def rendered():
-        # the sink's own counter: no Python callback runs in a streaming thread
-        return sink.get_property("stats").get_uint64("rendered")[1]
-
     bus = p.get_bus()
     p.set_state(Gst.State.PAUSED)
     ret, _, _ = p.get_state(120 * Gst.SECOND)
     if ret == Gst.StateChangeReturn.FAILURE:
         msg = bus.pop_filtered(Gst.MessageType.ERROR)
         raise SystemExit(f"pipeline failed to preroll: {msg.parse_error() if msg else ret}")
-    # prerolled: avfuse has handed frame 0 to the sink, which renders it in PLAYING
-    before = 1
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     th0 = thread_cpu()
     t0 = time.perf_counter()
@@ -192,7 +188,7 @@ def child_pipeline(a):
     t1 = time.perf_counter()
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     th1 = thread_cpu()
-    total = rendered()
+    total = rendered(sink)
     by_name = {}
     for tid, (comm, cpu1) in th1.items():
         d = cpu1 - th0.get(tid, (comm, 0.0))[1]
@@ -202,7 +198,7 @@ def child_pipeline(a):
         raise SystemExit(f"pipeline run failed: {msg.parse_error() if msg else 'timeout'}")
     records = [json.loads(line) for line in open(ndjson)]
     os.remove(ndjson)
-    frames = total - before
+    frames = total - PREROLLED  # the prerolled frame was processed before t0
     # the frames processed in the timed span, at the clip's constant frame rate
     media_s = frames / FPS
     cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
