@@ -145,9 +145,12 @@ fn warp_rows<const BPP: usize, const SIMD: bool>(
     // four lanes whatever BPP (the first BPP are used), so that the SIMD path adds whole
     // 128-bit vectors
     let mut acc = vec![[0f32; 4]; width];
+    let rows = out.len() / (width * 3);
     for (j, out_row) in out.chunks_exact_mut(width * 3).enumerate() {
         acc.fill([0.0; 4]);
-        prefetch_crop_row(frame, inv, width, j + PREFETCH_AHEAD);
+        if j + PREFETCH_AHEAD < rows {
+            prefetch_crop_row(frame, inv, width, j + PREFETCH_AHEAD);
+        }
         for &sy in &sub {
             for &sx in &sub {
                 let (cx, cy) = (sx, j as f64 + sy);
