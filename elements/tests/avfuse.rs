@@ -320,12 +320,25 @@ fn audio_starting_two_seconds_late_is_masked_until_its_first_vector() {
     assert!(after.iter().all(|m| *m == 1.0), "{after:?}");
 }
 
-#[test]
-fn live_blocked_audio_never_stalls_video_beyond_latency() {
+/// What a live pipeline with a closed valve on its audio branch gave: EOS seen, the
+/// latency avfuse reports (live, min) and, per output frame, how far behind its running
+/// time it reached the sink (ns).
+struct LiveRun {
+    eos: bool,
+    live: bool,
+    min: gst::ClockTime,
+    late: Vec<i64>,
+}
+
+/// 45 live frames through avfuse while the audio branch sends nothing (a closed valve
+/// holds back even its caps). With `deny_latency_for`, latency queries into the audio
+/// branch fail for that long after PLAYING, as they do for a live source that has not
+/// negotiated yet.
+fn live_run_with_blocked_audio(deny_latency_for: Option<std::time::Duration>) -> LiveRun {
     common::init();
     let desc = "videotestsrc is-live=true num-buffers=45 ! video/x-raw,width=320,height=240,framerate=30/1 \
                 ! avfuse name=f ! fakesink name=out sync=true \
-                audiotestsrc is-live=true ! valve drop=true ! f.audio_sink";
+                audiotestsrc is-live=true ! valve name=v drop=true ! f.audio_sink";
     let pipe = gst::parse::launch(desc)
         .unwrap()
         .downcast::<gst::Pipeline>()
@@ -353,6 +366,25 @@ fn live_blocked_audio_never_stalls_video_beyond_latency() {
             }
             gst::PadProbeReturn::Ok
         });
+    if let Some(span) = deny_latency_for {
+        let t0 = std::time::Instant::now();
+        let valve = pipe.by_name("v").unwrap();
+        valve.static_pad("src").unwrap().add_probe(
+            gst::PadProbeType::QUERY_UPSTREAM,
+            move |_, info| {
+                let is_latency = matches!(
+                    info.query().map(|q| q.view()),
+                    Some(gst::QueryView::Latency(_))
+                );
+                // A dropped query fails.
+                if is_latency && t0.elapsed() < span {
+                    gst::PadProbeReturn::Drop
+                } else {
+                    gst::PadProbeReturn::Ok
+                }
+            },
+        );
+    }
     pipe.set_state(gst::State::Playing).unwrap();
     let bus = pipe.bus().unwrap();
     let mut eos = false;
@@ -371,18 +403,52 @@ fn live_blocked_audio_never_stalls_video_beyond_latency() {
     assert!(f.static_pad("src").unwrap().query(&mut q));
     let (live, min, _) = q.result();
     pipe.set_state(gst::State::Null).unwrap();
-    assert!(eos, "EOS with the audio branch blocked");
-    assert!(live);
+    let late = late.lock().unwrap().clone();
+    LiveRun {
+        eos,
+        live,
+        min,
+        late,
+    }
+}
+
+#[test]
+fn live_blocked_audio_never_stalls_video_beyond_latency() {
+    let run = live_run_with_blocked_audio(None);
+    assert!(run.eos, "EOS with the audio branch blocked");
+    assert!(run.live);
     // Upstream (one frame of videotestsrc) + the lookahead.
     assert!(
-        min >= gst::ClockTime::from_mseconds(200),
-        "lookahead not in the latency: {min}"
+        run.min >= gst::ClockTime::from_mseconds(200),
+        "lookahead not in the latency: {}",
+        run.min
     );
-    let late = late.lock().unwrap();
-    assert_eq!(late.len(), 45, "every frame came out");
-    let worst = late.iter().copied().max().unwrap();
+    assert_eq!(run.late.len(), 45, "every frame came out");
+    let worst = run.late.iter().copied().max().unwrap();
     assert!(
-        worst < min.nseconds() as i64 + 150_000_000,
+        worst < run.min.nseconds() as i64 + 150_000_000,
+        "output {} ms behind the frame's running time",
+        worst / 1_000_000
+    );
+}
+
+#[test]
+fn live_audio_answering_latency_late_does_not_stall_video() {
+    // The audio branch cannot tell its latency for the first 0.6 s (a live source before
+    // it negotiates) and then sends nothing. The aggregator, unable to learn the latency
+    // while the video starts, waits for audio as if not live; avfuse must ask again and
+    // then apply live deadlines. Before, the video stayed stuck until the state change
+    // (seen on a loaded 2-core CI machine with the test above).
+    let run = live_run_with_blocked_audio(Some(std::time::Duration::from_millis(600)));
+    assert!(run.eos, "EOS with the audio branch blocked");
+    assert!(run.live);
+    assert!(run.min >= gst::ClockTime::from_mseconds(200), "{}", run.min);
+    assert_eq!(run.late.len(), 45, "every frame came out");
+    // Frames of the first 0.6 s wait for the retry; the rest keep the live deadline.
+    let tail = &run.late[30..];
+    let worst = tail.iter().copied().max().unwrap();
+    assert!(
+        worst < run.min.nseconds() as i64 + 150_000_000,
         "output {} ms behind the frame's running time",
         worst / 1_000_000
     );

@@ -235,7 +235,13 @@ struct Output {
 pub struct AvFuse {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// Pending retry of the upstream latency query (see `schedule_latency_retry`).
+    latency_retry: Mutex<Option<gst::SingleShotClockId>>,
 }
+
+/// How long to wait before asking upstream for its latency again while the video branch
+/// is live but the aggregator could not learn the latency yet.
+const LATENCY_RETRY: gst::ClockTime = gst::ClockTime::from_mseconds(100);
 
 #[glib::object_subclass]
 impl ObjectSubclass for AvFuse {
@@ -550,6 +556,89 @@ impl AvFuse {
             if !audio.send_event(gst::event::Eos::new()) {
                 gst::warning!(CAT, imp = self, "could not end the unlinked audio_sink");
             }
+        }
+    }
+
+    /// GstAggregator learns the upstream latency by asking every sink pad's peer, and
+    /// while any of them cannot answer it treats the stream as not live: it waits for
+    /// data on every pad. It asks again only when a pad receives something. A live source
+    /// answers once it has negotiated, so an audio source that negotiates after the video
+    /// has started and whose data is then held back upstream (a closed valve, a stalled
+    /// network source) would leave the video waiting for audio that never comes. So while
+    /// the video branch is live and the aggregator's latency is still unknown, ask again
+    /// on a timer until upstream answers (`retry_latency`).
+    fn schedule_latency_retry(&self) {
+        if self.obj().latency().is_some() {
+            return;
+        }
+        let Some(video) = self.video_pad() else {
+            return;
+        };
+        let mut q = gst::query::Latency::new();
+        if !video.peer_query(&mut q) || !q.result().0 {
+            // Not live (or not answering either): the aggregator rightly waits for data.
+            return;
+        }
+        let clock = gst::SystemClock::obtain();
+        let id = clock.new_single_shot_id(clock.time() + LATENCY_RETRY);
+        {
+            // The lock is never held across clock calls: the clock may run the callback,
+            // which takes it, under its own lock.
+            let mut slot = self.latency_retry.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_some() {
+                return;
+            }
+            *slot = Some(id.clone());
+        }
+        let weak = self.obj().downgrade();
+        let scheduled = id.wait_async(move |_, _, _| {
+            if let Some(obj) = weak.upgrade() {
+                obj.imp().retry_latency();
+            }
+        });
+        if scheduled.is_err() {
+            self.latency_retry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+        }
+    }
+
+    /// The timer of `schedule_latency_retry`: a latency query on our own src pad makes the
+    /// aggregator ask upstream again; when that succeeds it wakes its thread (which then
+    /// applies live deadlines) and a latency message has the pipeline distribute the
+    /// latency it could not compute at start either. Otherwise try again later.
+    fn retry_latency(&self) {
+        self.latency_retry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let running = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        if !running || self.obj().latency().is_some() {
+            return;
+        }
+        let mut q = gst::query::Latency::new();
+        if self.obj().src_pad().query(&mut q) && q.result().0 {
+            gst::info!(
+                CAT,
+                imp = self,
+                "upstream latency known now (min {}): live deadlines apply",
+                q.result().1
+            );
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        } else {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "upstream latency still unknown, asking again later"
+            );
+            self.schedule_latency_retry();
         }
     }
 
@@ -1180,6 +1269,14 @@ impl AggregatorImpl for AvFuse {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let retry = self
+            .latency_retry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(id) = retry {
+            id.unschedule();
+        }
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
         // Stopped before EOS: the dump still gets written.
         if let Some(mut dump) = state.and_then(|s| s.dump)
@@ -1222,11 +1319,13 @@ impl AggregatorImpl for AvFuse {
                 let caps = c.caps_owned();
                 gst::debug!(CAT, imp = self, "video caps {caps}");
                 self.obj().set_src_caps(&caps);
+                self.schedule_latency_retry();
             }
             gst::EventView::Segment(s) if is_video => {
                 let seg = s.segment().clone();
                 self.obj().update_segment(&seg);
                 self.end_unlinked_audio();
+                self.schedule_latency_retry();
             }
             gst::EventView::Gap(g) if !is_video => {
                 let (ts, d) = g.get();

@@ -39,7 +39,10 @@
 //! **Timing.** The reported latency (LATENCY query) is `lookahead` in `mode=lookahead`
 //! and 0 in `mode=causal`. Live: a frame is output at the latest when its running time
 //! plus the latency has passed on the clock, with audio mask 0 where audio did not
-//! arrive in time — a missing or stalled audio branch never stalls video. Non-live: a
+//! arrive in time — a missing or stalled audio branch never stalls video. (A live audio
+//! source that cannot tell its latency yet when the video starts, because it has not
+//! negotiated, is asked again every 100 ms until it can; frames wait for that answer.)
+//! Non-live: a
 //! frame waits until the audio features around it are known, the audio pad is EOS, or
 //! there is no audio pad (or it is unlinked at the time the frame is processed).
 //! Flushing seeks reset every track and the audio alignment.
