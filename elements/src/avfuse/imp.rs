@@ -240,8 +240,11 @@ pub struct AvFuse {
 }
 
 /// How long to wait before asking upstream for its latency again while the video branch
-/// is live but the aggregator could not learn the latency yet.
+/// is live but the aggregator could not learn the latency yet; doubled after each
+/// unanswered try (each one logs a failed query) up to [`LATENCY_RETRY_MAX`].
 const LATENCY_RETRY: gst::ClockTime = gst::ClockTime::from_mseconds(100);
+/// The longest wait between two tries of [`LATENCY_RETRY`].
+const LATENCY_RETRY_MAX: gst::ClockTime = gst::ClockTime::from_mseconds(1600);
 
 #[glib::object_subclass]
 impl ObjectSubclass for AvFuse {
@@ -579,8 +582,13 @@ impl AvFuse {
             // Not live (or not answering either): the aggregator rightly waits for data.
             return;
         }
+        self.arm_latency_retry(LATENCY_RETRY);
+    }
+
+    /// Runs `retry_latency` in `wait` on the system clock, unless a try is pending.
+    fn arm_latency_retry(&self, wait: gst::ClockTime) {
         let clock = gst::SystemClock::obtain();
-        let id = clock.new_single_shot_id(clock.time() + LATENCY_RETRY);
+        let id = clock.new_single_shot_id(clock.time() + wait);
         {
             // The lock is never held across clock calls: the clock may run the callback,
             // which takes it, under its own lock.
@@ -593,7 +601,7 @@ impl AvFuse {
         let weak = self.obj().downgrade();
         let scheduled = id.wait_async(move |_, _, _| {
             if let Some(obj) = weak.upgrade() {
-                obj.imp().retry_latency();
+                obj.imp().retry_latency(wait);
             }
         });
         if scheduled.is_err() {
@@ -607,8 +615,8 @@ impl AvFuse {
     /// The timer of `schedule_latency_retry`: a latency query on our own src pad makes the
     /// aggregator ask upstream again; when that succeeds it wakes its thread (which then
     /// applies live deadlines) and a latency message has the pipeline distribute the
-    /// latency it could not compute at start either. Otherwise try again later.
-    fn retry_latency(&self) {
+    /// latency it could not compute at start either. Otherwise try again, later each time.
+    fn retry_latency(&self, waited: gst::ClockTime) {
         self.latency_retry
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -618,27 +626,30 @@ impl AvFuse {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some();
-        if !running || self.obj().latency().is_some() {
+        if !running {
             return;
         }
         let mut q = gst::query::Latency::new();
-        if self.obj().src_pad().query(&mut q) && q.result().0 {
-            gst::info!(
-                CAT,
-                imp = self,
-                "upstream latency known now (min {}): live deadlines apply",
-                q.result().1
-            );
-            let _ = self
-                .obj()
-                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        if self.obj().src_pad().query(&mut q) {
+            let (live, min, _) = q.result();
+            if live {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "upstream latency known now (min {min}): live deadlines apply"
+                );
+                let _ = self
+                    .obj()
+                    .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+            }
         } else {
+            let wait = (waited * 2).min(LATENCY_RETRY_MAX);
             gst::debug!(
                 CAT,
                 imp = self,
-                "upstream latency still unknown, asking again later"
+                "upstream latency still unknown, asking again in {wait}"
             );
-            self.schedule_latency_retry();
+            self.arm_latency_retry(wait);
         }
     }
 
