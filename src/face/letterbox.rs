@@ -578,8 +578,31 @@ impl Preprocessor {
         }
         // whether `acc` holds a black row already (padding rows come in runs)
         let mut acc_black = false;
+        // an output row already normalised from black: later padding rows are copies
+        let mut black_row: Option<usize> = None;
+        // NHWC in RGB order: the per-channel constants repeat every 3 values, so four
+        // pixels (12 values) are one fixed pattern and the loop vectorises
+        let mean12: [f32; 12] = std::array::from_fn(|k| spec.mean[k % 3]);
+        let inv12: [f32; 12] = std::array::from_fn(|k| inv_std[k % 3]);
         for o in 0..oh {
             let count = plan.y_count[o] as usize;
+            if count == 0
+                && plan.rows_first.is_none()
+                && let Some(b) = black_row
+            {
+                // the same values as normalising a black row again
+                match (spec.colour, spec.layout) {
+                    (PixelColour::Grey, _) => out.copy_within(b * ow..(b + 1) * ow, o * ow),
+                    (_, Layout::Nhwc) => out.copy_within(b * ow * 3..(b + 1) * ow * 3, o * ow * 3),
+                    (_, Layout::Nchw) => {
+                        for c in 0..channels {
+                            let base = c * plane;
+                            out.copy_within(base + b * ow..base + (b + 1) * ow, base + o * ow);
+                        }
+                    }
+                }
+                continue;
+            }
             if let Some(rf) = &plan.rows_first {
                 acc_black = false;
                 acc.fill(0.0);
@@ -637,6 +660,20 @@ impl Preprocessor {
                         *d = (y - spec.mean[0]) * inv_std[0];
                     }
                 }
+                (_, Layout::Nhwc) if order == [0, 1, 2] => {
+                    let dst = &mut out[o * ow * 3..(o + 1) * ow * 3];
+                    let (dst12, dst_rest) = dst.as_chunks_mut::<12>();
+                    let (acc12, acc_rest) = acc.as_chunks::<12>();
+                    for (d, a) in dst12.iter_mut().zip(acc12) {
+                        for k in 0..12 {
+                            d[k] = (a[k] - mean12[k]) * inv12[k];
+                        }
+                    }
+                    // the rest starts at a pixel boundary
+                    for (k, (d, a)) in dst_rest.iter_mut().zip(acc_rest).enumerate() {
+                        *d = (a - mean12[k % 3]) * inv12[k % 3];
+                    }
+                }
                 (_, Layout::Nhwc) => {
                     let dst = &mut out[o * ow * 3..(o + 1) * ow * 3];
                     for (d, px) in dst.chunks_exact_mut(3).zip(acc.chunks_exact(3)) {
@@ -654,6 +691,9 @@ impl Preprocessor {
                         }
                     }
                 }
+            }
+            if count == 0 && plan.rows_first.is_none() {
+                black_row = Some(o);
             }
         }
         Ok(plan.letterbox)
@@ -1040,6 +1080,56 @@ mod tests {
                     + 0.587 * nhwc[[0, y, x, 1]]
                     + 0.114 * nhwc[[0, y, x, 2]];
                 assert!((grey[[0, 0, y, x]] - g).abs() < 1e-3);
+            }
+        }
+    }
+
+    #[test]
+    fn normalisation_paths_and_padding_rows_agree_exactly() {
+        // per-channel mean/std, an output width whose NHWC row is not a multiple of 12
+        // values (vectorised chunks + rest), and a letterbox with runs of padding rows
+        let (w, h) = (37, 23);
+        let data: Vec<u8> = (0..w * h * 3).map(|i| (i * 13 % 253) as u8).collect();
+        let frame = Frame::packed(&data, w, h, PixelFormat::Rgb).unwrap();
+        let mk = |layout, colour| {
+            let mut s = spec(19, 21, layout, colour);
+            s.mean = [120.0, 110.0, 100.0];
+            s.std = [60.0, 70.0, 80.0];
+            s
+        };
+        let run = |s: TensorSpec| {
+            let mut p = Preprocessor::new(s, Resample::Antialiased).unwrap();
+            let (t, _) = p.prepare_array(&frame).unwrap();
+            let padding: Vec<usize> = (0..21)
+                .filter(|&o| p.plan.as_ref().unwrap().y_count[o] == 0)
+                .collect();
+            (t, padding)
+        };
+        let (nhwc, padding) = run(mk(Layout::Nhwc, PixelColour::Rgb));
+        let (nchw, _) = run(mk(Layout::Nchw, PixelColour::Rgb));
+        let (bgr, _) = run(mk(Layout::Nhwc, PixelColour::Bgr));
+        // runs of at least two padding rows at the top and at the bottom
+        assert!(padding.contains(&1) && padding.contains(&19), "{padding:?}");
+        let s = mk(Layout::Nhwc, PixelColour::Rgb);
+        for y in 0..21 {
+            for x in 0..19 {
+                for c in 0..3 {
+                    assert_eq!(nhwc[[0, y, x, c]], nchw[[0, c, y, x]], "{y} {x} {c}");
+                    let b = 2 - c;
+                    let want_bgr = (((nhwc[[0, y, x, c]] / (1.0 / s.std[c])) + s.mean[c])
+                        - s.mean[b])
+                        * (1.0 / s.std[b]);
+                    assert!((bgr[[0, y, x, b]] - want_bgr).abs() < 1e-5);
+                }
+            }
+        }
+        for &y in &padding {
+            for x in 0..19 {
+                for c in 0..3 {
+                    let black = (0.0 - s.mean[c]) * (1.0 / s.std[c]);
+                    assert_eq!(nhwc[[0, y, x, c]], black, "padding row {y}");
+                    assert_eq!(nchw[[0, c, y, x]], black, "padding row {y}");
+                }
             }
         }
     }
