@@ -22,6 +22,10 @@ threads=<cores> and detect-interval=3 (tracker in between), against the Python l
 the same cores with intra-op threads=<cores>. Box quality of detect-interval=3: IoU of
 each frame's boxes against detect-interval=1 boxes, both from the element's `facecrop`
 messages (one pass of the clip).
+
+The equal-work ratios are also printed per round (each round runs every measurement once,
+seconds apart): their median and spread show how much the machine's speed moved during
+the run, which on a shared VM is of the same order as the targets' margins.
 """
 
 import argparse
@@ -322,7 +326,7 @@ def main():
     ap.add_argument("--media", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--passes", type=int, default=10)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--cores", type=int, default=2, help="cores of the best-settings runs")
     ap.add_argument("--model-runs", type=int, default=1000)
     ap.add_argument("--child", choices=["element", "python", "model"])
@@ -377,9 +381,12 @@ def main():
         "el_best": lambda: element(best_cpus, cores, 3),
         "py_best": lambda: python(best_cpus, cores),
     }
+    rounds = []
     for _ in range(a.repeat):
+        rounds.append({})
         for k, f in runs.items():
             r = f()
+            rounds[-1][k] = r["fps"]
             if k == "py_1":
                 py_boxes = r["boxes"]
             if r["fps"] > best.get(k, 0.0):
@@ -418,6 +425,14 @@ def main():
         u = unit if unit else " fps"
         print(f"  {name:<48} {v:9.2f}{u}")
     print(f"  {'other processes on the cores (worst kept run)':<48} {100 * worst[1]:8.1f} %   ({worst[0]})")
+    # The same ratios within each round (runs a few seconds apart): how much this
+    # machine's speed moved during the benchmark.
+    for name, num, den in [("facecrop / Python, 1 core", "el_1", "py_1"),
+                           ("facecrop / model alone", "el_1", "model_1"),
+                           ("interval=3 / Python 2 cores", "el_best", "py_best")]:
+        per = sorted(r[num] / r[den] for r in rounds)
+        print(f"  {'  per round: ' + name:<48} {per[len(per) // 2]:5.2f}x median, "
+              f"{per[0]:.2f}-{per[-1]:.2f}x over {len(per)} rounds")
     if worst[1] > 0.05:
         print("  WARNING: other processes used the measured cores during a kept (best) run: the numbers "
               "above are not reliable; rerun on an idle machine")
