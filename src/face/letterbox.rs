@@ -576,8 +576,6 @@ impl Preprocessor {
                 _ => rows_horizontal_pass::<4>(frame, rf, rows, row_len, offsets),
             }
         }
-        // whether `acc` holds a black row already (padding rows come in runs)
-        let mut acc_black = false;
         // an output row already normalised from black: later padding rows are copies
         let mut black_row: Option<usize> = None;
         // NHWC in RGB order: the per-channel constants repeat every 3 values, so four
@@ -586,10 +584,10 @@ impl Preprocessor {
         let inv12: [f32; 12] = std::array::from_fn(|k| inv_std[k % 3]);
         for o in 0..oh {
             let count = plan.y_count[o] as usize;
-            if count == 0
-                && plan.rows_first.is_none()
-                && let Some(b) = black_row
-            {
+            // a black row in the vertical-first order (horizontal-first fills `acc` for
+            // every row from its own taps)
+            let padding = count == 0 && plan.rows_first.is_none();
+            if padding && let Some(b) = black_row {
                 // the same values as normalising a black row again
                 match (spec.colour, spec.layout) {
                     (PixelColour::Grey, _) => out.copy_within(b * ow..(b + 1) * ow, o * ow),
@@ -604,7 +602,6 @@ impl Preprocessor {
                 continue;
             }
             if let Some(rf) = &plan.rows_first {
-                acc_black = false;
                 acc.fill(0.0);
                 let (start, weights) = rf.y.taps(o);
                 for (r, &w) in (start..start + weights.len()).zip(weights) {
@@ -615,13 +612,9 @@ impl Preprocessor {
                     }
                 }
             } else if count == 0 {
-                // padding row: black
-                if !acc_black {
-                    acc.fill(0.0);
-                    acc_black = true;
-                }
+                // the first padding row: black (the others are copies of its output)
+                acc.fill(0.0);
             } else {
-                acc_black = false;
                 // 1. vertical pass over whole source rows, fixed point
                 let start = plan.y_start[o] as usize;
                 let weights = &plan.y_weights[o * plan.y_stride..][..count];
@@ -692,7 +685,7 @@ impl Preprocessor {
                     }
                 }
             }
-            if count == 0 && plan.rows_first.is_none() {
+            if padding {
                 black_row = Some(o);
             }
         }
