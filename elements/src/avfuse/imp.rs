@@ -605,11 +605,16 @@ impl AvFuse {
             }
         });
         if scheduled.is_err() {
-            self.latency_retry
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
+            self.take_latency_retry();
         }
+    }
+
+    /// Takes the pending retry out of its slot (the slot's lock is released on return).
+    fn take_latency_retry(&self) -> Option<gst::SingleShotClockId> {
+        self.latency_retry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// The timer of `schedule_latency_retry`: a latency query on our own src pad makes the
@@ -617,10 +622,7 @@ impl AvFuse {
     /// applies live deadlines) and a latency message has the pipeline distribute the
     /// latency it could not compute at start either. Otherwise try again, later each time.
     fn retry_latency(&self, waited: gst::ClockTime) {
-        self.latency_retry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.take_latency_retry();
         let running = self
             .state
             .lock()
@@ -1280,12 +1282,7 @@ impl AggregatorImpl for AvFuse {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let retry = self
-            .latency_retry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(id) = retry {
+        if let Some(id) = self.take_latency_retry() {
             id.unschedule();
         }
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -1330,7 +1327,6 @@ impl AggregatorImpl for AvFuse {
                 let caps = c.caps_owned();
                 gst::debug!(CAT, imp = self, "video caps {caps}");
                 self.obj().set_src_caps(&caps);
-                self.schedule_latency_retry();
             }
             gst::EventView::Segment(s) if is_video => {
                 let seg = s.segment().clone();
