@@ -310,6 +310,8 @@ impl Model {
             .run(values)
             .map_err(|e| run_err(e.to_string()))?;
         let mut views = BTreeMap::new();
+        // by key, not `out.iter()`: the iterator's values are temporaries, and a view
+        // must borrow from `out` itself to outlive the loop
         for k in out.keys() {
             let Some(v) = out.get(k) else { continue };
             if let Ok(a) = v.try_extract_array::<f32>() {
