@@ -351,6 +351,12 @@ def nchwc_friendly(model, block=NCHWC_BLOCK):
     def set_arr(name, a):
         inits[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(a, np.float32), name))
 
+    def zero_extend(a, extra, axis=0):
+        """`a` with `extra` zero channels appended along `axis`."""
+        shape = list(a.shape)
+        shape[axis] = extra
+        return np.concatenate([a, np.zeros(shape, np.float32)], axis)
+
     def group(n):
         return next((a.i for a in n.attribute if a.name == "group"), 1)
 
@@ -434,15 +440,12 @@ def nchwc_friendly(model, block=NCHWC_BLOCK):
         if not all(n.op_type == "Conv" and group(n) == 1 for n in outs):
             continue
         extra = block - c
-        set_arr(c1.input[1], np.concatenate([w1, np.zeros((extra,) + w1.shape[1:], np.float32)]))
-        set_arr(c1.input[2], np.concatenate([arr(c1.input[2]), np.zeros(extra, np.float32)]))
-        wd = arr(dw.input[1])
-        set_arr(dw.input[1], np.concatenate([wd, np.zeros((extra,) + wd.shape[1:], np.float32)]))
-        set_arr(dw.input[2], np.concatenate([arr(dw.input[2]), np.zeros(extra, np.float32)]))
+        for conv in (c1, dw):  # weights and biases of both gain `extra` zero channels
+            for name in conv.input[1:3]:
+                set_arr(name, zero_extend(arr(name), extra))
         next(a for a in dw.attribute if a.name == "group").i = block
         for n in outs:
-            w2 = arr(n.input[1])
-            set_arr(n.input[1], np.concatenate([w2, np.zeros((w2.shape[0], extra) + w2.shape[2:], np.float32)], 1))
+            set_arr(n.input[1], zero_extend(arr(n.input[1]), extra, axis=1))
         widened.append(c)
     print(f"   layout pass: {sum(1 for v in replace.values() if v)} padded residuals split, "
           f"bottlenecks widened to {block}: {widened}")
