@@ -249,3 +249,530 @@ pub struct FeatureVector {
     /// True when this is an earlier result reused (the element's `interval` > 1).
     pub reused: bool,
 }
+
+/// Where a [`ResultFile`] writes: a byte sink that can also be cut back to a length.
+///
+/// Implemented for [`std::fs::File`]; tests implement it for sinks that fail part-way.
+pub trait LineSink: std::io::Write {
+    /// Shortens the sink to `len` bytes and puts the write position there.
+    fn truncate_to(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl LineSink for std::fs::File {
+    fn truncate_to(&mut self, len: u64) -> std::io::Result<()> {
+        use std::io::Seek;
+        self.set_len(len)?;
+        self.seek(std::io::SeekFrom::Start(len))?;
+        Ok(())
+    }
+}
+
+/// Why a [`ResultFile`] could not create its file or write to it. Every variant names
+/// the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultFileError {
+    /// The file cannot be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A write or flush failed (full disk, file size limit, I/O error). Nothing of the
+    /// lines being written is in the file: it ends after its last complete line, at byte
+    /// `len`, and later writes may be tried again.
+    #[error(
+        "cannot write {}: {source} (the file keeps its {len} bytes of complete lines)",
+        path.display()
+    )]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The length of the file, all complete lines.
+        len: u64,
+        /// The OS error of the write.
+        source: std::io::Error,
+    },
+    /// A write failed and cutting the partial line off failed too: the file may end in a
+    /// partial line. The writer refuses every later write.
+    #[error(
+        "cannot write {}: {source}; cutting the partial line off (back to byte {len}) failed too: {truncate}",
+        path.display()
+    )]
+    Truncate {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The length the file should have had.
+        len: u64,
+        /// The OS error of the write.
+        source: std::io::Error,
+        /// The OS error of the truncation.
+        truncate: std::io::Error,
+    },
+    /// An earlier [`ResultFileError::Truncate`] left the file in an unknown state.
+    #[error("{}: not written, an earlier write left a partial line", path.display())]
+    Broken {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// The text handed to the writer is not a sequence of complete lines (a line holds a
+    /// newline, or the text does not end with one).
+    #[error("{}: not written, {what}", path.display())]
+    NotLines {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with the text.
+        what: &'static str,
+    },
+}
+
+/// A line-oriented result file (NDJSON, CSV) that never ends in a partial line.
+///
+/// Each call writes its complete lines as one buffer with one `write_all` (one frame's
+/// lines together: all of them or none). When a write or flush fails — a full disk, a
+/// file size limit, an I/O error — the file is cut back ([`LineSink::truncate_to`],
+/// `File::set_len`) to the length it had before the call, so a reader never sees a
+/// partial line, and the error ([`ResultFileError::Write`]) names the file and the OS
+/// error. The writer stays usable: a later call tries again (the disk may have room by
+/// then). If the truncation fails too ([`ResultFileError::Truncate`]) the writer
+/// refuses every later write ([`ResultFileError::Broken`]).
+///
+/// There is no buffering inside: each call reaches the OS before it returns (a reader
+/// following the file sees whole frames as they are written).
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("affect-doc-resultfile-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// use affect::results::{AffectRecord, FaceAffect, FaceBox, ResultFile};
+/// let path = dir.join("out.ndjson");
+/// let mut file = ResultFile::create(&path)?;
+/// let face = FaceAffect {
+///     track_id: 1,
+///     bbox: FaceBox::default(),
+///     valence: 0.2,
+///     arousal: -0.1,
+///     probabilities: [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+/// };
+/// file.write_records(&[AffectRecord::new(0, face)])?; // one frame, one write
+/// file.write_line("valence,arousal")?; // any line, newline added
+/// file.write_text("-5,-5\n-5,-5\n")?; // complete lines, as they are
+/// assert!(std::fs::read_to_string(&path)?.ends_with("-5,-5\n"));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ResultFile<W: LineSink = std::fs::File> {
+    sink: W,
+    path: std::path::PathBuf,
+    /// Bytes of complete lines in the sink.
+    len: u64,
+    broken: bool,
+}
+
+impl ResultFile<std::fs::File> {
+    /// Creates (or truncates) the file at `path`.
+    pub fn create(path: impl AsRef<std::path::Path>) -> Result<Self, ResultFileError> {
+        let path = path.as_ref();
+        let file = std::fs::File::create(path).map_err(|source| ResultFileError::Create {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self::with_sink(file, path, 0))
+    }
+
+    /// Flushes and asks the OS to put the file on disk (`fsync`); for EOS / stop.
+    pub fn sync(&mut self) -> Result<(), ResultFileError> {
+        self.check()?;
+        self.sink
+            .sync_all()
+            .map_err(|source| ResultFileError::Write {
+                path: self.path.clone(),
+                len: self.len,
+                source,
+            })
+    }
+}
+
+impl<W: LineSink> ResultFile<W> {
+    /// A writer on any [`LineSink`] that already holds `len` bytes of complete lines;
+    /// `path` names it in errors.
+    pub fn with_sink(sink: W, path: impl Into<std::path::PathBuf>, len: u64) -> Self {
+        ResultFile {
+            sink,
+            path: path.into(),
+            len,
+            broken: false,
+        }
+    }
+
+    /// The file's path (as given).
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Bytes written so far, all of them complete lines.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The sink (for tests and for closing it explicitly).
+    pub fn into_inner(self) -> W {
+        self.sink
+    }
+
+    /// Writes one line; the newline is added. Fails with
+    /// [`ResultFileError::NotLines`] when `line` holds a newline.
+    pub fn write_line(&mut self, line: &str) -> Result<(), ResultFileError> {
+        self.write_lines(std::iter::once(line))
+    }
+
+    /// Writes several lines (one frame's) as one buffer: all of them or none. Newlines
+    /// are added; a line holding a newline fails with [`ResultFileError::NotLines`]
+    /// before anything is written.
+    pub fn write_lines<I, S>(&mut self, lines: I) -> Result<(), ResultFileError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut buf = String::new();
+        for l in lines {
+            let l = l.as_ref();
+            if l.contains(['\n', '\r']) {
+                return Err(self.not_lines("a line holds a line break"));
+            }
+            buf.push_str(l);
+            buf.push('\n');
+        }
+        self.commit(buf.as_bytes())
+    }
+
+    /// Writes `text`, which must be complete lines (empty, or ending with `\n`), as
+    /// one buffer: all of it or none.
+    pub fn write_text(&mut self, text: &str) -> Result<(), ResultFileError> {
+        if !text.is_empty() && !text.ends_with('\n') {
+            return Err(self.not_lines("the text does not end with a newline"));
+        }
+        self.commit(text.as_bytes())
+    }
+
+    /// Writes the NDJSON lines of one frame's records as one buffer: all or none.
+    pub fn write_records(&mut self, records: &[AffectRecord]) -> Result<(), ResultFileError> {
+        self.write_lines(records.iter().map(AffectRecord::to_json_line))
+    }
+
+    fn not_lines(&self, what: &'static str) -> ResultFileError {
+        ResultFileError::NotLines {
+            path: self.path.clone(),
+            what,
+        }
+    }
+
+    fn check(&self) -> Result<(), ResultFileError> {
+        if self.broken {
+            Err(ResultFileError::Broken {
+                path: self.path.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// One `write_all` + `flush` of `bytes`; on failure the sink is cut back to `len`.
+    fn commit(&mut self, bytes: &[u8]) -> Result<(), ResultFileError> {
+        self.check()?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        match self.sink.write_all(bytes).and_then(|()| self.sink.flush()) {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(source) => match self.sink.truncate_to(self.len) {
+                Ok(()) => Err(ResultFileError::Write {
+                    path: self.path.clone(),
+                    len: self.len,
+                    source,
+                }),
+                Err(truncate) => {
+                    self.broken = true;
+                    Err(ResultFileError::Truncate {
+                        path: self.path.clone(),
+                        len: self.len,
+                        source,
+                        truncate,
+                    })
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod result_file_tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "affect-resultfile-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A real file that accepts `room` more bytes, then fails like a full disk: the
+    /// write that crosses the limit puts its first bytes in the file (a partial write)
+    /// and `write_all` gets ENOSPC on the rest.
+    struct FullDisk {
+        file: std::fs::File,
+        room: usize,
+        fail_truncate: bool,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = buf.len().min(self.room).min(7); // short writes, like the OS's
+            let n = self.file.write(&buf[..n])?;
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    impl LineSink for FullDisk {
+        fn truncate_to(&mut self, len: u64) -> std::io::Result<()> {
+            if self.fail_truncate {
+                return Err(std::io::Error::other("truncate refused"));
+            }
+            self.file.truncate_to(len)
+        }
+    }
+
+    fn record(pts: u64, track: u64) -> AffectRecord {
+        AffectRecord::new(
+            pts,
+            FaceAffect {
+                track_id: track,
+                bbox: FaceBox::default(),
+                valence: 0.25,
+                arousal: -0.5,
+                probabilities: [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+            },
+        )
+    }
+
+    fn content(path: &std::path::Path) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn full_disk_leaves_only_complete_lines() {
+        let dir = scratch("full");
+        let path = dir.join("out.ndjson");
+        let file = std::fs::File::create(&path).unwrap();
+        let first = vec![record(0, 1), record(0, 2)];
+        let room = first
+            .iter()
+            .map(|r| r.to_json_line().len() + 1)
+            .sum::<usize>()
+            + 30;
+        let mut w = ResultFile::with_sink(
+            FullDisk {
+                file,
+                room,
+                fail_truncate: false,
+            },
+            &path,
+            0,
+        );
+        w.write_records(&first).unwrap();
+        let good = content(&path);
+        assert_eq!(good.lines().count(), 2);
+        // The next frame fits 30 bytes, then the disk is full.
+        let e = w
+            .write_records(&[record(40, 1), record(40, 2)])
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            matches!(e, ResultFileError::Write { len, .. } if len == good.len() as u64),
+            "{e:?}"
+        );
+        assert!(
+            msg.contains("out.ndjson") && msg.contains("os error 28"),
+            "{msg}"
+        );
+        // No partial line: the file is what the first frame wrote.
+        assert_eq!(content(&path), good);
+        for l in content(&path).lines() {
+            AffectRecord::from_json_line(l).unwrap();
+        }
+        // Room again: the same writer goes on at the line boundary.
+        w.sink.room = usize::MAX;
+        w.write_records(&[record(80, 1)]).unwrap();
+        let text = content(&path);
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.ends_with('\n'));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn retry_after_failure_continues_at_the_boundary() {
+        let dir = scratch("retry");
+        let path = dir.join("out.csv");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w = ResultFile::with_sink(
+            FullDisk {
+                file,
+                room: 20,
+                fail_truncate: false,
+            },
+            &path,
+            0,
+        );
+        w.write_line("valence,arousal").unwrap();
+        assert!(w.write_text("0.5,0.25\n-5,-5\n").is_err());
+        assert_eq!(content(&path), "valence,arousal\n");
+        // The disk has room again: the same writer appends after the last whole line.
+        w.sink.room = 100;
+        w.write_text("0.5,0.25\n-5,-5\n").unwrap();
+        assert_eq!(content(&path), "valence,arousal\n0.5,0.25\n-5,-5\n");
+        assert_eq!(w.len(), content(&path).len() as u64);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn failed_truncation_is_reported_and_stops_the_writer() {
+        let dir = scratch("trunc");
+        let path = dir.join("out.ndjson");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w = ResultFile::with_sink(
+            FullDisk {
+                file,
+                room: 5,
+                fail_truncate: true,
+            },
+            &path,
+            0,
+        );
+        let e = w.write_line("abcdefgh").unwrap_err();
+        assert!(matches!(e, ResultFileError::Truncate { .. }), "{e:?}");
+        assert!(e.to_string().contains("partial line"), "{e}");
+        w.sink.room = 100;
+        assert!(matches!(
+            w.write_line("x").unwrap_err(),
+            ResultFileError::Broken { .. }
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_complete_lines_are_accepted() {
+        let dir = scratch("lines");
+        let path = dir.join("a.csv");
+        let mut w = ResultFile::create(&path).unwrap();
+        assert!(matches!(
+            w.write_line("a\nb").unwrap_err(),
+            ResultFileError::NotLines { .. }
+        ));
+        assert!(matches!(
+            w.write_lines(["a", "b\r"]).unwrap_err(),
+            ResultFileError::NotLines { .. }
+        ));
+        assert!(w.write_text("x,y").is_err());
+        assert!(w.is_empty());
+        w.write_lines(["a", "b"]).unwrap();
+        w.write_text("").unwrap();
+        w.write_records(&[]).unwrap();
+        w.sync().unwrap();
+        let mut s = String::new();
+        std::fs::File::open(&path)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "a\nb\n");
+        assert_eq!(w.len(), 4);
+        let e = ResultFile::create(dir.join("no/such/dir.ndjson")).unwrap_err();
+        assert!(e.to_string().contains("cannot create"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The real thing: the kernel's own partial write. A child process (this test binary
+    /// again) runs under a 4 KiB file size limit (`ulimit -f 4`, SIGXFSZ ignored), so a
+    /// write crossing 4096 bytes writes up to the limit and then fails with EFBIG.
+    #[test]
+    fn file_size_limit_partial_write_is_cut_back() {
+        const CHILD: &str = "AFFECT_RESULTFILE_FSIZE_CHILD";
+        if let Some(dir) = std::env::var_os(CHILD) {
+            let dir = std::path::PathBuf::from(dir);
+            // Control: a plain File write_all (what a naive writer does) keeps a partial line.
+            let plain = dir.join("plain.ndjson");
+            let mut f = std::fs::File::create(&plain).unwrap();
+            let line = format!("{}\n", record(1, 1).to_json_line());
+            let mut res = Ok(());
+            while res.is_ok() {
+                res = f.write_all(line.as_bytes());
+            }
+            // ResultFile: frames of 3 lines until the limit refuses one.
+            let path = dir.join("out.ndjson");
+            let mut w = ResultFile::create(&path).unwrap();
+            let mut frames = 0u64;
+            let err = loop {
+                let recs: Vec<_> = (0..3).map(|t| record(frames * 40, t)).collect();
+                match w.write_records(&recs) {
+                    Ok(()) => frames += 1,
+                    Err(e) => break e,
+                }
+            };
+            println!("child: {frames} frames; {err}");
+            std::fs::write(dir.join("frames"), frames.to_string()).unwrap_or_default();
+            return;
+        }
+        let dir = scratch("fsize");
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg("trap '' XFSZ; ulimit -f 4; exec \"$0\" --exact results::result_file_tests::file_size_limit_partial_write_is_cut_back --nocapture --test-threads=1")
+            .arg(&exe)
+            .env(CHILD, &dir)
+            .output()
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{log}");
+        assert!(log.contains("File too large"), "{log}");
+        let plain = std::fs::read(dir.join("plain.ndjson")).unwrap();
+        assert_eq!(plain.len(), 4096, "the limit is hit: {log}");
+        assert_ne!(
+            plain.last(),
+            Some(&b'\n'),
+            "a plain write leaves a partial line"
+        );
+        let text = content(&dir.join("out.ndjson"));
+        let frames: usize = content(&dir.join("frames")).parse().unwrap();
+        assert!(frames > 0 && text.len() <= 4096, "{log}");
+        assert!(text.ends_with('\n'));
+        assert_eq!(text.lines().count(), 3 * frames, "whole frames only");
+        for l in text.lines() {
+            AffectRecord::from_json_line(l).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
