@@ -198,47 +198,19 @@ pub fn espeak_speech(
     let key = crate::weights::sha256_hex(format!("{speed:?}:{text}").as_bytes());
     let out: PathBuf = cache_dir.join(format!("speech-{}-{rate}.wav", &key[..16]));
     if !out.exists() {
-        let raw = cache_dir.join(format!(
-            "speech-{}-{}.raw.wav",
-            &key[..16],
-            std::process::id()
-        ));
-        let tmp = cache_dir.join(format!(
-            "speech-{}-{}.tmp.wav",
-            &key[..16],
-            std::process::id()
-        ));
-        let st = Command::new("espeak-ng")
-            .arg("-w")
-            .arg(&raw)
-            .args(
-                speed
-                    .map(|s| ["-s".to_owned(), s.to_string()])
-                    .into_iter()
-                    .flatten(),
-            )
-            .arg(text)
-            .status()
-            .map_err(|e| {
-                format!("cannot run espeak-ng ({e}): run `make setup` (installs espeak-ng and sox)")
-            })?;
-        if !st.success() {
-            return Err(format!("espeak-ng failed ({st})"));
-        }
-        let st = Command::new("sox")
-            .arg("-D")
-            .arg(&raw)
-            .args(["-r", &rate.to_string(), "-c", "1", "-b", "16"])
-            .arg(&tmp)
-            .status()
-            .map_err(|e| {
-                format!("cannot run sox ({e}): run `make setup` (installs espeak-ng and sox)")
-            })?;
+        // Concurrent writers (test threads, test binaries, benches) each render into
+        // temporary files of their own and rename the result into place; the first
+        // rename wins and the others use its file (the same text gives the same bytes).
+        let raw = crate::dataset::temp_path_beside(&out);
+        let tmp = crate::dataset::temp_path_beside(&out);
+        let made = render_speech(text, rate, speed, &raw, &tmp);
         let _ = std::fs::remove_file(&raw);
-        if !st.success() {
-            return Err(format!("sox failed ({st})"));
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        std::fs::rename(&tmp, &out).map_err(|e| format!("{}: {e}", out.display()))?;
+        crate::dataset::persist_temp(&tmp, &out, true)
+            .map_err(|e| format!("{}: {e}", out.display()))?;
     }
     let bytes = std::fs::read(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let wav = parse_wav(&bytes)?;
@@ -251,6 +223,47 @@ pub fn espeak_speech(
         ));
     }
     Ok(wav.samples)
+}
+
+/// espeak-ng into `raw` (WAV), then sox into `out` (WAV, `rate` Hz mono 16-bit, no
+/// dither). The file types are given explicitly: the temporary names end in `.tmp`.
+fn render_speech(
+    text: &str,
+    rate: u32,
+    speed: Option<u32>,
+    raw: &Path,
+    out: &Path,
+) -> Result<(), String> {
+    let st = Command::new("espeak-ng")
+        .arg("-w")
+        .arg(raw)
+        .args(
+            speed
+                .map(|s| ["-s".to_owned(), s.to_string()])
+                .into_iter()
+                .flatten(),
+        )
+        .arg(text)
+        .status()
+        .map_err(|e| {
+            format!("cannot run espeak-ng ({e}): run `make setup` (installs espeak-ng and sox)")
+        })?;
+    if !st.success() {
+        return Err(format!("espeak-ng failed ({st})"));
+    }
+    let st = Command::new("sox")
+        .args(["-D", "-t", "wav"])
+        .arg(raw)
+        .args(["-t", "wav", "-r", &rate.to_string(), "-c", "1", "-b", "16"])
+        .arg(out)
+        .status()
+        .map_err(|e| {
+            format!("cannot run sox ({e}): run `make setup` (installs espeak-ng and sox)")
+        })?;
+    if !st.success() {
+        return Err(format!("sox failed ({st})"));
+    }
+    Ok(())
 }
 
 /// Samples and utterance `(start, end)` positions, as [`speech_clip`] returns them.
@@ -314,6 +327,46 @@ mod tests {
             let noise: Vec<f32> = m.iter().zip(&s).map(|(a, b)| a - b).collect();
             assert!((snr_db(&s, &noise) - snr).abs() < 1e-3);
         }
+    }
+
+    /// 8 threads of one process fill an empty speech cache with the same text at once
+    /// (as the threads of `tests/audio_quality.rs` do): all succeed with the same samples
+    /// and the cache holds one file. (With temporary names keyed by the process id only,
+    /// the threads shared one temporary file and the losers' renames failed.)
+    #[test]
+    fn speech_cache_from_8_threads_at_once() {
+        let dir = std::env::temp_dir().join(format!("affect-speech-mt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let barrier = std::sync::Barrier::new(8);
+        let results: Vec<Result<Vec<f32>, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let (barrier, dir) = (&barrier, &dir);
+                    s.spawn(move || {
+                        barrier.wait();
+                        espeak_speech("The cache is shared.", 16_000, None, dir)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let first = results[0].clone().expect("espeak-ng + sox (make setup)");
+        assert!(first.len() > 8_000, "{} samples", first.len());
+        for r in &results {
+            assert_eq!(r.as_ref().unwrap(), &first);
+        }
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].starts_with("speech-") && names[0].ends_with("-16000.wav"));
+        // From the cache now.
+        assert_eq!(
+            espeak_speech("The cache is shared.", 16_000, None, &dir).unwrap(),
+            first
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -278,11 +278,13 @@ impl GraphBuilder {
         self.model().encode_to_vec()
     }
 
-    /// Writes the model atomically (temporary file + rename).
+    /// Writes the model atomically ([`crate::dataset::write_atomic`]: a temporary file
+    /// of its own, then a rename; safe when several threads write the same path).
     pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("onnx.tmp");
-        std::fs::write(&tmp, self.to_bytes())?;
-        std::fs::rename(&tmp, path)
+        crate::dataset::write_atomic(path, &self.to_bytes()).map_err(|e| match e {
+            crate::dataset::DataError::Io { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        })
     }
 }
 
