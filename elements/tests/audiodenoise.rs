@@ -149,6 +149,40 @@ fn silence_stays_silent_and_nan_is_replaced() {
 }
 
 #[test]
+fn huge_finite_samples_do_not_abort_and_are_clipped_with_one_warning() {
+    // RNNoise aborted (debug; undefined behaviour in release) on finite samples ≥ 1e15.
+    let mut x: Vec<f32> = white_noise(10_000, 4).iter().map(|v| v * 0.1).collect();
+    x[2000..4000].iter_mut().for_each(|v| *v = 1e30);
+    x[7000] = -f32::MAX;
+    for vad in ["rnnoise", "silero"] {
+        let r = run(&[("vad", vad)], &x, 1, 1000);
+        assert_eq!(r.samples.len(), 10_000, "{vad}");
+        assert!(
+            r.samples.iter().all(|v| v.is_finite()),
+            "{vad}: non-finite output"
+        );
+        // RNNoise's overlap-add may overshoot the ±1000 it is given a little, not more.
+        let peak = r.samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(peak < 2000.0, "{vad}: output peak {peak}");
+        let warnings: Vec<String> = r
+            .messages
+            .iter()
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Warning(w) => Some(w.error().to_string()),
+                _ => None,
+            })
+            .filter(|w| w.contains("clipped"))
+            .collect();
+        assert_eq!(
+            warnings.len(),
+            1,
+            "{vad}: one warning per stream: {warnings:?}"
+        );
+        assert!(warnings[0].contains("1000"), "{}", warnings[0]);
+    }
+}
+
+#[test]
 fn stereo_channels_stay_independent() {
     let n = 20_000;
     let noise = white_noise(n, 3);

@@ -13,6 +13,39 @@ use super::FRAME;
 /// RNNoise works on 16-bit-scaled samples.
 const SCALE: f32 = 32768.0;
 
+/// Largest magnitude RNNoise is given (before [`SCALE`]): 60 dB above full scale.
+///
+/// RNNoise computes band energies in `f32`; samples around 1e15 overflow them to
+/// infinity, and the NaN that follows trips an unchecked branch in its FFT (an abort in
+/// debug builds, undefined behaviour in release). Anything louder than this is clipped
+/// first ([`sanitize`] does it for whole frames and counts).
+pub const MAX_ABS: f32 = 1000.0;
+
+/// What [`sanitize`] changed in a frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sanitized {
+    /// NaN / ±inf samples replaced by 0.
+    pub replaced: u64,
+    /// Finite samples beyond ±[`MAX_ABS`] clipped to it.
+    pub clipped: u64,
+}
+
+/// Makes samples safe for RNNoise in place: NaN and ±inf become 0, finite samples
+/// beyond ±[`MAX_ABS`] are clipped to it.
+pub fn sanitize(samples: &mut [f32]) -> Sanitized {
+    let mut n = Sanitized::default();
+    for v in samples.iter_mut() {
+        if !v.is_finite() {
+            *v = 0.0;
+            n.replaced += 1;
+        } else if v.abs() > MAX_ABS {
+            *v = MAX_ABS.copysign(*v);
+            n.clipped += 1;
+        }
+    }
+    n
+}
+
 /// Independent RNNoise states for each channel, plus the previous input frame.
 pub struct Denoiser {
     channels: usize,
@@ -60,7 +93,9 @@ impl Denoiser {
         self.primed = false;
     }
 
-    /// Processes input frame `k` (`480 · channels` interleaved samples in [-1, 1], finite).
+    /// Processes input frame `k` (`480 · channels` interleaved samples, nominally in
+    /// [-1, 1]; see [`sanitize`]: RNNoise itself is only ever given finite samples within
+    /// ±[`MAX_ABS`], whatever the frame holds).
     ///
     /// For `k ≥ 1` writes the frame aligned with input frame `k − 1` into `out` and returns
     /// RNNoise's voice probability for it (the maximum over channels); returns `None` for
@@ -83,7 +118,14 @@ impl Denoiser {
             let s = strength.unwrap_or(0.0).clamp(0.0, 1.0);
             for c in 0..ch {
                 for i in 0..FRAME {
-                    self.in_buf[i] = frame[i * ch + c] * SCALE;
+                    let v = frame[i * ch + c];
+                    // `clamp` keeps NaN: replace non-finite samples first.
+                    let v = if v.is_finite() {
+                        v.clamp(-MAX_ABS, MAX_ABS)
+                    } else {
+                        0.0
+                    };
+                    self.in_buf[i] = v * SCALE;
                 }
                 let p = self.states[c].process_frame(&mut self.out_buf, &self.in_buf);
                 prob = prob.max(if p.is_finite() { p } else { 0.0 });

@@ -2,7 +2,8 @@
 //! the same number of samples out, aligned with the input, with a speech probability per
 //! 10 ms frame, hysteresis, gating and boundary events.
 //!
-//! Per 480-sample input frame: non-finite samples are replaced by 0; every channel goes
+//! Per 480-sample input frame: non-finite samples are replaced by 0 and finite ones beyond
+//! ±[`MAX_ABS`] clipped to it (RNNoise breaks on huge values); every channel goes
 //! through its own RNNoise state ([`Denoiser`], delay compensated); the probability of
 //! each output frame comes from RNNoise (the maximum over channels) or from Silero VAD
 //! (the mono mix, decimated to 16 kHz, one probability per 32 ms chunk; a 10 ms frame
@@ -19,7 +20,7 @@ use std::collections::VecDeque;
 
 use super::FRAME;
 use super::decimate::Decimator;
-use super::denoise::Denoiser;
+use super::denoise::{Denoiser, MAX_ABS, sanitize};
 use super::frame::{Framer, downmix};
 use super::hysteresis::{Hysteresis, HysteresisConfig, SpeechEvent};
 use super::silero::SileroVad;
@@ -118,6 +119,8 @@ pub struct EngineOutput {
     pub events: Vec<SpeechEvent>,
     /// Non-finite input samples replaced by 0 during the call.
     pub replaced: u64,
+    /// Finite input samples beyond ±[`MAX_ABS`] clipped to it during the call.
+    pub clipped: u64,
 }
 
 impl EngineOutput {
@@ -127,6 +130,7 @@ impl EngineOutput {
         self.frames.clear();
         self.events.clear();
         self.replaced = 0;
+        self.clipped = 0;
     }
 }
 
@@ -298,6 +302,7 @@ impl SpeechEngine {
     pub fn push(&mut self, input: &[f32], out: &mut EngineOutput) -> Result<(), RuntimeError> {
         let ch = self.cfg.channels;
         let mut replaced = 0u64;
+        let mut clipped = 0u64;
         let mut result = Ok(());
         let mut framer = std::mem::replace(&mut self.framer, Framer::new(ch, FRAME));
         let mut frame = std::mem::take(&mut self.frame_buf);
@@ -306,18 +311,16 @@ impl SpeechEngine {
                 return;
             }
             frame.copy_from_slice(f);
-            for v in frame.iter_mut() {
-                if !v.is_finite() {
-                    *v = 0.0;
-                    replaced += 1;
-                }
-            }
+            let n = sanitize(&mut frame);
+            replaced += n.replaced;
+            clipped += n.clipped;
             result = self.process_frame(&frame, out);
         });
         self.frame_buf = frame;
         self.framer = framer;
         self.n_in += (input.len() / ch) as u64;
         out.replaced += replaced;
+        out.clipped += clipped;
         result?;
         self.emit_ready(out);
         Ok(())
@@ -335,12 +338,9 @@ impl SpeechEngine {
 
     fn drain(&mut self, out: &mut EngineOutput, total: u64, ch: usize) -> Result<(), RuntimeError> {
         if let Some((mut frame, _real)) = self.framer.take_partial() {
-            for v in frame.iter_mut() {
-                if !v.is_finite() {
-                    *v = 0.0;
-                    out.replaced += 1;
-                }
-            }
+            let n = sanitize(&mut frame);
+            out.replaced += n.replaced;
+            out.clipped += n.clipped;
             self.process_frame(&frame, out)?;
         }
         if self.k > 0 {
@@ -563,6 +563,39 @@ mod tests {
         let (out, _) = run(EngineConfig::default(), &x, 100);
         assert_eq!(out.replaced, 2);
         assert!(out.samples.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn huge_finite_samples_are_clipped_and_counted() {
+        // RNNoise aborted (debug) on samples ≥ 1e15; they are clipped to ±MAX_ABS first.
+        let mut x = crate::audio::synth::white_noise(4000, 7);
+        for (i, v) in [1e15f32, -1e30, f32::MAX, 1e38, 2.0 * MAX_ABS]
+            .into_iter()
+            .enumerate()
+        {
+            x[100 + 700 * i] = v;
+        }
+        x[3000..3480].iter_mut().for_each(|v| *v = 1e30);
+        let (out, _) = run(EngineConfig::default(), &x, 333);
+        assert_eq!(out.clipped, 5 + 480);
+        assert_eq!(out.replaced, 0);
+        assert_eq!(out.samples.len(), x.len());
+        assert!(out.samples.iter().all(|v| v.is_finite()));
+        assert!(
+            out.frames
+                .iter()
+                .all(|f| (0.0..=1.0).contains(&f.probability))
+        );
+        // bypass: the clipped value itself, exactly where the input had it
+        let cfg = EngineConfig {
+            enabled: false,
+            ..Default::default()
+        };
+        let (out, _) = run(cfg, &x, 333);
+        assert_eq!(out.samples[100], MAX_ABS);
+        assert_eq!(out.samples[800], -MAX_ABS);
+        assert_eq!(out.samples[3100], MAX_ABS);
+        assert_eq!(out.samples[99], x[99]);
     }
 
     #[test]

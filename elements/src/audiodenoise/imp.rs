@@ -1,6 +1,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 
+use affect::audio::denoise::MAX_ABS;
 use affect::audio::engine::{self, EngineConfig, EngineOutput, SpeechEngine, VadKind};
 use affect::audio::{HysteresisConfig, RATE, SileroVad, SpeechEventKind};
 use affect::runtime::Role;
@@ -96,6 +97,8 @@ struct State {
     discont: bool,
     warned_nonfinite: bool,
     replaced: u64,
+    warned_clipped: bool,
+    clipped: u64,
 }
 
 impl State {
@@ -115,6 +118,7 @@ struct Produced {
     buffers: Vec<gst::Buffer>,
     messages: Vec<gst::Structure>,
     warn_replaced: Option<u64>,
+    warn_clipped: Option<u64>,
 }
 
 pub struct AudioDenoise {
@@ -385,6 +389,8 @@ impl AudioDenoise {
             discont: true,
             warned_nonfinite: false,
             replaced: 0,
+            warned_clipped: false,
+            clipped: 0,
         });
         Ok(())
     }
@@ -449,6 +455,13 @@ impl AudioDenoise {
                 produced.warn_replaced = Some(out.replaced);
             }
         }
+        if out.clipped > 0 {
+            state.clipped += out.clipped;
+            if !state.warned_clipped {
+                state.warned_clipped = true;
+                produced.warn_clipped = Some(out.clipped);
+            }
+        }
         let n = out.samples.len() / channels.max(1);
         if n == 0 {
             return;
@@ -491,6 +504,17 @@ impl AudioDenoise {
                 (
                     "{} NaN/Inf input samples replaced by silence (further ones are counted in the debug log)",
                     n
+                )
+            );
+        }
+        if let Some(n) = produced.warn_clipped {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                (
+                    "{} input samples beyond ±{} clipped to it: the denoiser cannot process such values (further ones are counted in the debug log)",
+                    n,
+                    MAX_ABS
                 )
             );
         }
@@ -679,6 +703,15 @@ impl AudioDenoise {
                             imp = self,
                             "{} non-finite samples replaced",
                             state.replaced
+                        );
+                    }
+                    if state.clipped > 0 {
+                        gst::debug!(
+                            CAT,
+                            imp = self,
+                            "{} samples beyond ±{} clipped",
+                            state.clipped,
+                            MAX_ABS
                         );
                     }
                 }
