@@ -619,3 +619,93 @@ fn csv_files_and_smoothing() {
     assert_eq!(a.len(), b.len());
     assert!(step(&b) <= step(&a) + 1e-6, "{} vs {}", step(&b), step(&a));
 }
+
+/// The demo's sample clip (2.4 s, a face and speech) looped `passes` times without
+/// re-encoding, as `bench/pipeline` does.
+fn looped_sample(dir: &Path, passes: usize) -> PathBuf {
+    let out = dir.join(format!("sample-x{passes}.mp4"));
+    let media = common::media("sample.mp4");
+    let srcs: String = (0..passes)
+        .map(|i| {
+            format!(
+                " filesrc location={} ! qtdemux name=d{i} d{i}.video_0 ! queue ! cv. d{i}.audio_0 ! queue ! ca.",
+                media.display()
+            )
+        })
+        .collect();
+    let desc = format!(
+        "concat name=cv ! h264parse ! queue ! mp4mux name=m ! filesink name=out location={} \
+         concat name=ca ! aacparse ! queue ! m.{srcs}",
+        out.display()
+    );
+    common::run_pipeline(&desc, None).expect("looping the sample clip");
+    out
+}
+
+/// The README's full audio-visual pipeline on `clip` with the mask probe (valence = the
+/// audio mask of the frame), `video_delay_us` of sleep per frame on the video branch and
+/// `audio_delay_us` per buffer on the audio branch; returns the NDJSON it wrote.
+fn full_pipeline_ndjson(
+    clip: &Path,
+    probe: &Path,
+    out: &Path,
+    video_delay_us: u32,
+    audio_delay_us: u32,
+) -> String {
+    let desc = format!(
+        "filesrc location={} ! decodebin name=d \
+         d. ! queue ! videoconvert ! facecrop ! queue ! featextract ! identity sleep-time={video_delay_us} ! queue \
+         ! avfuse name=f model={} location={} ! fakesink name=out \
+         d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 \
+         ! identity sleep-time={audio_delay_us} ! audiodenoise ! featextract ! queue ! f.audio_sink",
+        clip.display(),
+        probe.display(),
+        out.display()
+    );
+    common::run_pipeline(&desc, None).expect("full pipeline");
+    std::fs::read_to_string(out).unwrap()
+}
+
+/// A minute of media whatever the speed of each branch: audio on every frame after the
+/// first speech window (the audio branch, which runs far ahead of the video one when
+/// nothing holds it, once lost every vector more than 10 s ahead of the video), and the
+/// same bytes whether the video or the audio branch is the slow one.
+#[test]
+fn a_minute_of_media_keeps_its_audio_on_every_frame_whatever_branch_is_slower() {
+    let dir = common::scratch("avfuse-long");
+    let probe = probe_model(&dir, 1);
+    let clip = looped_sample(&dir, 25);
+    let fast = full_pipeline_ndjson(&clip, &probe, &dir.join("fast.ndjson"), 0, 0);
+    let records: Vec<AffectRecord> = fast
+        .lines()
+        .map(|l| AffectRecord::from_json_line(l).unwrap())
+        .collect();
+    // 25 × 72 frames, one face in (nearly) every one.
+    assert!(records.len() >= 1700, "{} records", records.len());
+    assert!(records.last().unwrap().pts > 59_000_000_000);
+    // The first speech vector is centred 0.39 s into the audio (window 0.78 s); with the
+    // 0.2 s lookahead the frames of the first 0.25 s (running time 0.18 s: the video's
+    // segment starts 67 ms in) are out of its reach, every later frame has audio.
+    let masked: Vec<f64> = records
+        .iter()
+        .filter(|r| r.pts >= 250_000_000 && r.face.valence != 1.0)
+        .map(|r| r.pts as f64 / 1e9)
+        .collect();
+    assert!(
+        masked.is_empty(),
+        "{} of {} frames lost their audio, at {:?} s …",
+        masked.len(),
+        records.len(),
+        &masked[..masked.len().min(10)]
+    );
+    let slow_video = full_pipeline_ndjson(&clip, &probe, &dir.join("slow-video.ndjson"), 3000, 0);
+    assert!(
+        fast == slow_video,
+        "a slower video branch changed the output"
+    );
+    let slow_audio = full_pipeline_ndjson(&clip, &probe, &dir.join("slow-audio.ndjson"), 0, 1500);
+    assert!(
+        fast == slow_audio,
+        "a slower audio branch changed the output"
+    );
+}

@@ -728,10 +728,22 @@ impl AvFuse {
             .map(|t| t.nseconds())
     }
 
-    /// Moves every queued audio buffer's feature vectors into the aligner.
-    fn drain_audio(&self, state: &mut State, pad: &gst_base::AggregatorPad) -> Result<(), String> {
+    /// Moves queued audio buffers' feature vectors into the aligner, one buffer at a
+    /// time, until the alignment at `until` (a frame time) is final; every queued buffer
+    /// when `until` is `None` (the video has ended). Audio is taken no faster than the
+    /// video needs it: what is not needed yet stays queued on the pad, which holds the
+    /// audio branch back (in a non-live pipeline it would otherwise run ahead of a
+    /// slower video branch by any amount).
+    fn drain_audio(
+        &self,
+        state: &mut State,
+        pad: &gst_base::AggregatorPad,
+        until: Option<u64>,
+    ) -> Result<(), String> {
         let seg = pad.segment();
-        while let Some(buf) = pad.pop_buffer() {
+        while until.is_none_or(|t| !state.aligner.is_ready(t))
+            && let Some(buf) = pad.pop_buffer()
+        {
             for m in buf.iter_meta::<FeatureMeta>() {
                 let v = m.data();
                 if v.track_id.is_some() {
@@ -1432,8 +1444,16 @@ impl AggregatorImpl for AvFuse {
             return Err(gst::FlowError::Flushing);
         };
         let audio_active = audio.as_ref().filter(|a| a.peer().is_some());
+        let video_buf = video.peek_buffer();
+        let seg = video.segment();
+        let frame_time = video_buf.as_ref().and_then(|buf| {
+            buf.pts()
+                .and_then(|pts| Self::running_time(&seg, pts))
+                .map(|rt| midpoint(rt, buf.duration().map(|d| d.nseconds())))
+        });
         if let Some(a) = audio_active
-            && let Err(e) = self.drain_audio(state, a)
+            && (frame_time.is_some() || video.is_eos())
+            && let Err(e) = self.drain_audio(state, a, frame_time)
         {
             drop(guard);
             gst::element_imp_error!(self, gst::StreamError::WrongType, ("{}", e));
@@ -1444,7 +1464,7 @@ impl AggregatorImpl for AvFuse {
             state.aligner.end();
         }
 
-        let Some(buf) = video.peek_buffer() else {
+        let Some(buf) = video_buf else {
             if video.is_eos() {
                 gst::debug!(CAT, imp = self, "video EOS");
                 if state.dump.as_ref().is_some_and(|d| !d.written) {
@@ -1474,11 +1494,7 @@ impl AggregatorImpl for AvFuse {
             }
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
         };
-        let seg = video.segment();
-        let frame_time = buf
-            .pts()
-            .and_then(|pts| Self::running_time(&seg, pts))
-            .map(|rt| midpoint(rt, buf.duration().map(|d| d.nseconds())));
+        drop(buf);
         if let Some(t) = frame_time
             && !timeout
             && !state.aligner.is_ready(t)
