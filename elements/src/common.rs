@@ -97,7 +97,7 @@ impl ModelSettings {
                 .build(),
             glib::ParamSpecString::builder("ort-library")
                 .nick("ONNX Runtime library")
-                .blurb("Path of libonnxruntime.so (empty: ORT_DYLIB_PATH, then the make setup cache); one library per process")
+                .blurb("Path of libonnxruntime.so (empty: ORT_DYLIB_PATH, then the make setup cache); a path that cannot be loaded is an error, never a fall-back; one library per process")
                 .mutable_ready()
                 .build(),
         ]
@@ -193,7 +193,10 @@ pub fn with_segment_times(
 /// Maps a runtime error to the element error category a user expects.
 pub fn error_message(e: &RuntimeError) -> gst::ErrorMessage {
     match e {
-        RuntimeError::LibraryNotFound { .. } | RuntimeError::Environment { .. } => {
+        RuntimeError::LibraryNotFound { .. }
+        | RuntimeError::LibraryUnusable { .. }
+        | RuntimeError::LibraryConflict { .. }
+        | RuntimeError::Environment { .. } => {
             gst::error_msg!(gst::LibraryError::Init, ("{}", e))
         }
         RuntimeError::ModelFile { .. } => gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)),

@@ -11,19 +11,31 @@ fn unloadable_runtime_is_an_element_error_at_start() {
     std::fs::write(&fake, b"not a library").unwrap();
     // SAFETY: single test in this binary; set before GStreamer or ONNX Runtime start.
     unsafe {
-        std::env::set_var("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so");
+        std::env::remove_var("ORT_DYLIB_PATH");
         std::env::set_var("AFFECT_CACHE_DIR", &empty);
     }
+    // Nothing set, and the cache holds no library: every place is named.
+    let err = common::run_pipeline(
+        "videotestsrc num-buffers=2 ! facecrop ! fakesink name=out",
+        None,
+    )
+    .expect_err("must fail without a runtime");
+    assert!(err.contains("ONNX Runtime library not found"), "{err}");
+    assert!(
+        err.contains("ort-library property")
+            && err.contains("ORT_DYLIB_PATH")
+            && err.contains("make setup cache")
+            && err.contains(&empty.display().to_string()),
+        "{err}"
+    );
+    // A library named by the property that does not load: the error names the property.
     let desc = format!(
         "videotestsrc num-buffers=2 ! facecrop ort-library={} ! fakesink name=out",
         fake.display()
     );
     let err = common::run_pipeline(&desc, None).expect_err("must fail without a runtime");
-    assert!(err.contains("ONNX Runtime library not found"), "{err}");
     assert!(
-        err.contains("ort-library property")
-            && err.contains("ORT_DYLIB_PATH")
-            && err.contains("make setup cache"),
+        err.contains("ort-library property") && err.contains(&fake.display().to_string()),
         "{err}"
     );
 }

@@ -92,53 +92,103 @@ impl Runtime {
 
 static LOADED: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
 
+/// [`LibraryCandidate::place`] of the elements' `ort-library` property.
+pub const PLACE_PROPERTY: &str = "ort-library property";
+/// [`LibraryCandidate::place`] of the `make setup` cache.
+pub const PLACE_CACHE: &str = "make setup cache";
+
 /// Returns the process-wide ONNX Runtime, loading it on first use.
 ///
-/// `explicit` is the element's `ort-library` property. The library can be loaded only
-/// once per process: once loaded, later calls return the same runtime, whatever path
-/// they name (the caller can compare [`Runtime::path`] and warn).
+/// `explicit` is the element's `ort-library` property. A library the user names (the
+/// property, else `ORT_DYLIB_PATH`) is the only one tried: if it cannot be loaded that is
+/// an error naming the setting and the path ([`RuntimeError::LibraryUnusable`]), never a
+/// silent fall-back to the cache, which is used only when neither is set. ONNX Runtime
+/// can be loaded only once per process: once it is, a setting naming another file (by
+/// canonical path) is [`RuntimeError::LibraryConflict`]; the same file, or no setting,
+/// gives the loaded runtime.
 pub fn runtime(explicit: Option<&Path>) -> Result<Arc<Runtime>, RuntimeError> {
     let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(rt) = loaded.as_ref() {
-        return Ok(rt.clone());
-    }
 
+    let explicit = explicit
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf);
     let env_path = std::env::var_os(ENV_DYLIB_PATH)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
-    let places: [(&'static str, Option<PathBuf>); 3] = [
-        ("ort-library property", explicit.map(Path::to_path_buf)),
-        (ENV_DYLIB_PATH, env_path),
-        ("make setup cache", Some(default_cache_library())),
-    ];
+    // The setting that decides, if the user gave one: the property, else the variable.
+    let wanted: Option<(&'static str, PathBuf)> = match (explicit, env_path) {
+        (Some(p), _) => Some((PLACE_PROPERTY, p)),
+        (None, Some(p)) => Some((ENV_DYLIB_PATH, p)),
+        (None, None) => None,
+    };
 
-    let mut tried = Vec::with_capacity(places.len());
-    for (place, path) in places {
-        let Some(path) = path else {
-            tried.push(LibraryCandidate {
-                place,
-                path: None,
-                failure: Some("not set".into()),
-            });
-            continue;
+    if let Some(rt) = loaded.as_ref() {
+        let Some((place, path)) = wanted else {
+            return Ok(rt.clone());
         };
-        match try_load(&path) {
+        let requested =
+            std::fs::canonicalize(&path).map_err(|e| RuntimeError::LibraryUnusable {
+                place,
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let current = std::fs::canonicalize(rt.path()).unwrap_or_else(|_| rt.path().to_owned());
+        if requested != current {
+            return Err(RuntimeError::LibraryConflict {
+                place,
+                path,
+                loaded: rt.path().to_owned(),
+            });
+        }
+        return Ok(rt.clone());
+    }
+
+    if let Some((place, path)) = wanted {
+        return match try_load(&path) {
             Ok(rt) => {
                 let rt = Arc::new(rt);
                 *loaded = Some(rt.clone());
-                return Ok(rt);
+                Ok(rt)
             }
-            Err(LoadFailure::Unusable(why)) => tried.push(LibraryCandidate {
+            Err(LoadFailure::Unusable(reason)) => Err(RuntimeError::LibraryUnusable {
                 place,
-                path: Some(path),
-                failure: Some(why),
+                path,
+                reason,
             }),
             Err(LoadFailure::Environment(message)) => {
-                return Err(RuntimeError::Environment { path, message });
+                Err(RuntimeError::Environment { path, message })
             }
-        }
+        };
     }
-    Err(RuntimeError::LibraryNotFound { tried })
+
+    let not_set = |place| LibraryCandidate {
+        place,
+        path: None,
+        failure: Some("not set".into()),
+    };
+    let cache = default_cache_library();
+    match try_load(&cache) {
+        Ok(rt) => {
+            let rt = Arc::new(rt);
+            *loaded = Some(rt.clone());
+            Ok(rt)
+        }
+        Err(LoadFailure::Unusable(why)) => Err(RuntimeError::LibraryNotFound {
+            tried: vec![
+                not_set(PLACE_PROPERTY),
+                not_set(ENV_DYLIB_PATH),
+                LibraryCandidate {
+                    place: PLACE_CACHE,
+                    path: Some(cache),
+                    failure: Some(why),
+                },
+            ],
+        }),
+        Err(LoadFailure::Environment(message)) => Err(RuntimeError::Environment {
+            path: cache,
+            message,
+        }),
+    }
 }
 
 enum LoadFailure {

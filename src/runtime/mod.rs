@@ -5,9 +5,13 @@
 //! 2. the `ORT_DYLIB_PATH` environment variable,
 //! 3. the cache that `make setup` fills (`.cache/onnxruntime/` in the source tree).
 //!
-//! [`runtime()`] checks each place itself and returns [`RuntimeError::LibraryNotFound`]
-//! naming all three when none works, so `ort` never gets the chance to panic on a
-//! missing library.
+//! A library the user names (1 or 2) must load: if it does not, [`runtime()`] returns
+//! [`RuntimeError::LibraryUnusable`] naming the setting and the path, and never falls
+//! back to the cache. The cache is tried only when nothing is set; if it fails too, the
+//! error is [`RuntimeError::LibraryNotFound`] naming all three places. The library can
+//! be loaded once per process: naming another file afterwards is
+//! [`RuntimeError::LibraryConflict`]. Every file is checked before `ort` sees it, so
+//! `ort` never gets the chance to panic on a missing library.
 
 mod contract;
 mod library;
@@ -18,12 +22,21 @@ pub use contract::{
     InputSpec, Layout, ModelContract, PixelColour, Role,
 };
 pub use library::{
-    ENV_CACHE_DIR, ENV_DYLIB_PATH, LibraryCandidate, Runtime, cache_dir, default_cache_library,
-    runtime,
+    ENV_CACHE_DIR, ENV_DYLIB_PATH, LibraryCandidate, PLACE_CACHE, PLACE_PROPERTY, Runtime,
+    cache_dir, default_cache_library, runtime,
 };
 pub use session::{ExecutionProvider, Model, SessionConfig, TensorInfo};
 
 use std::path::PathBuf;
+
+/// How an error message names a [`LibraryCandidate::place`].
+fn setting(place: &str) -> String {
+    match place {
+        PLACE_PROPERTY => "the element's ort-library property".into(),
+        ENV_DYLIB_PATH => format!("the environment variable {ENV_DYLIB_PATH}"),
+        other => format!("the {other}"),
+    }
+}
 
 /// Errors of the runtime layer. Every message is meant to be read by a user who can act on it.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +49,36 @@ pub enum RuntimeError {
     LibraryNotFound {
         /// Every place that was tried, with why it did not work.
         tried: Vec<LibraryCandidate>,
+    },
+    /// The library a setting names (the `ort-library` property or `ORT_DYLIB_PATH`)
+    /// cannot be loaded; the cache is not tried instead.
+    #[error(
+        "ONNX Runtime library {} given by {} cannot be loaded: {reason}. Fix the path, or leave the setting empty to use the library of `make setup`",
+        .path.display(),
+        setting(place)
+    )]
+    LibraryUnusable {
+        /// The setting: `ort-library property` or `ORT_DYLIB_PATH`.
+        place: &'static str,
+        /// The path it names.
+        path: PathBuf,
+        /// Why it cannot be loaded.
+        reason: String,
+    },
+    /// ONNX Runtime is already loaded from another file, and a process can load it only once.
+    #[error(
+        "{} names ONNX Runtime library {}, but this process already loaded ONNX Runtime from {} and can load it only once: name the same library everywhere, or leave the setting empty",
+        setting(place),
+        .path.display(),
+        .loaded.display()
+    )]
+    LibraryConflict {
+        /// The setting: `ort-library property` or `ORT_DYLIB_PATH`.
+        place: &'static str,
+        /// The path it names.
+        path: PathBuf,
+        /// The library in use.
+        loaded: PathBuf,
     },
     /// The runtime library loaded but creating the ONNX Runtime environment failed.
     #[error("ONNX Runtime environment could not be created from {path}: {message}")]
