@@ -49,12 +49,35 @@ fn scratch(tag: &str) -> PathBuf {
 }
 
 fn affect_train(args: &[&str], registry: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
+    affect_train_with_path(args, registry, None)
+}
+
+/// [`affect_train`] with `PATH` replaced by `path` when given.
+fn affect_train_with_path(args: &[&str], registry: &Path, path: Option<&Path>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
         .env("GST_PLUGIN_PATH", plugin_dir())
-        .env("GST_REGISTRY", registry)
-        .output()
-        .expect("affect-train runs")
+        .env("GST_REGISTRY", registry);
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    cmd.output().expect("affect-train runs")
+}
+
+/// A folder for `PATH` holding only gst-launch-1.0 (a link to the one on `PATH`): no
+/// gst-discoverer-1.0, whether or not this machine has one.
+fn path_with_gst_launch_only(dir: &Path) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.join("gst-launch-1.0"))
+        .find(|p| p.is_file())
+        .expect("gst-launch-1.0 on PATH (make setup)");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(found, bin.join("gst-launch-1.0")).unwrap();
+    bin
 }
 
 fn ok(o: &Output) -> String {
@@ -443,16 +466,15 @@ fn extract_reports_bad_input() {
     std::fs::create_dir_all(&empty).unwrap();
     let e = failed(&run_extract(&empty, &out, &[], &registry));
     assert!(e.contains("no videos"), "{e}");
-    // Not a video: the pipeline's own error, from gst-launch's stderr.
+    // Not a video: the discoverer's error, naming the file and the reason.
     let bad = dir.join("badvids");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("broken.mp4"), b"this is not a video").unwrap();
     let e = failed(&run_extract(&bad, &out, &[], &registry));
     assert!(
-        e.contains("the pipeline failed on") && e.contains("broken.mp4"),
+        e.contains("broken.mp4") && e.contains("cannot read it as media"),
         "{e}"
     );
-    assert!(e.contains("ERROR"), "gst-launch's stderr tail: {e}");
     // A pipeline that does not end in time is stopped, not waited for.
     let vids = dir.join("vids");
     std::fs::create_dir_all(&vids).unwrap();
@@ -472,6 +494,57 @@ fn extract_reports_bad_input() {
         &registry,
     ));
     assert!(e.contains("is not a folder"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `extract` reads the streams of a video itself (no gst-discoverer-1.0 on PATH, as after
+/// `make setup`): a video without audio gets a pipeline without an audio branch and
+/// finishes (it used to assume audio, build a branch that never links and wait for its
+/// one-hour timeout), with every audio frame masked. A file that is not media is an
+/// error naming it and the reason, with no pipeline started.
+#[test]
+fn extract_video_only_without_gst_discoverer() {
+    let dir = scratch("video-only");
+    let registry = dir.join("registry.bin");
+    let path = path_with_gst_launch_only(&dir);
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    // sample.mp4's video stream alone (no re-encoding).
+    let clip = videos.join("silent.mp4");
+    let desc = format!(
+        "filesrc location={} ! qtdemux name=d d.video_0 ! h264parse ! mp4mux ! filesink location={}",
+        media("sample.mp4").display(),
+        clip.display()
+    );
+    let o = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .output()
+        .expect("gst-launch-1.0 runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = dir.join("data");
+    let args = [
+        "extract",
+        "--videos",
+        videos.to_str().unwrap(),
+        "--out",
+        data.to_str().unwrap(),
+    ];
+    let out = ok(&affect_train_with_path(&args, &registry, Some(&path)));
+    assert!(out.contains("extracted 1 feature file(s)"), "{out}");
+    let f = FeatureFile::read(&data.join("features").join("silent.safetensors")).unwrap();
+    assert_eq!(f.frames(), 72);
+    assert!(f.visual_mask.iter().any(|m| *m > 0.0), "faces found");
+    assert!(f.audio_mask.iter().all(|m| *m == 0.0), "no audio: masked");
+    // Not media: a clear error, before any pipeline.
+    std::fs::write(videos.join("notes.mp4"), b"not a video at all").unwrap();
+    let o = affect_train_with_path(&args, &registry, Some(&path));
+    let e = failed(&o);
+    assert!(
+        e.contains("notes.mp4") && e.contains("cannot read it as media"),
+        "{e}"
+    );
+    assert!(!e.contains("the pipeline failed"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,10 +1,13 @@
 //! `affect-train extract`: per-frame features from videos through the project's own
 //! elements, so training sees exactly what `avfuse` feeds its model at inference.
 //!
-//! Per video, a `gst-launch-1.0` subprocess runs the inference pipeline of `make demo`
-//! (`decodebin → facecrop → featextract → avfuse`, audio `audiodenoise → featextract →
-//! avfuse.audio_sink`) with `avfuse dump-location`; the core crate does not link
-//! GStreamer. Tracks are then picked per annotated subject: one annotation file
+//! Per video, GstDiscoverer (in-process, `gstreamer-pbutils`) reads the streams and the
+//! duration — a file it cannot read is an error naming it — then a `gst-launch-1.0`
+//! subprocess runs the inference pipeline of `make demo` (`decodebin → facecrop →
+//! featextract → avfuse`, and for a video with an audio stream `audiodenoise →
+//! featextract → avfuse.audio_sink`) with `avfuse dump-location`. The elements run in
+//! that subprocess; the core library does not link GStreamer (this binary does, for the
+//! discoverer only). Tracks are then picked per annotated subject: one annotation file
 //! `<stem>.txt` → the longest face track; `<stem>_left` / `<stem>_right` → the two
 //! longest tracks, left = the smaller mean box x. A video without annotations gets
 //! `<stem>.safetensors` from its longest track. Output: `<out>/features/<name>.safetensors`
@@ -53,9 +56,70 @@ pub struct Args {
     /// Keep the per-track dumps in <out>/.extract/<stem>/.
     #[arg(long)]
     pub keep_dumps: bool,
-    /// Seconds one video's pipeline may run before it is stopped (an error).
-    #[arg(long, default_value_t = 3600)]
-    pub timeout: u64,
+    /// Seconds one video's pipeline may run before it is stopped (an error). Default:
+    /// 10 × the video's duration, at least 60 s (600 s when the duration is unknown).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+}
+
+/// Seconds GstDiscoverer may take to read one file's streams.
+const DISCOVER_TIMEOUT_S: u64 = 30;
+/// Default `--timeout`: this many times the video's duration …
+const TIMEOUT_PER_MEDIA_SECOND: u64 = 10;
+/// … and at least this many seconds …
+const MIN_TIMEOUT_S: u64 = 60;
+/// … or this many seconds when the duration is unknown.
+const UNKNOWN_DURATION_TIMEOUT_S: u64 = 600;
+
+/// What GstDiscoverer says about one video.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MediaInfo {
+    /// It has an audio stream.
+    pub audio: bool,
+    /// Its duration, if known.
+    pub duration: Option<std::time::Duration>,
+}
+
+impl MediaInfo {
+    /// The pipeline's time limit when `--timeout` is not given: 10 × the duration, at
+    /// least 60 s; 600 s when the duration is unknown.
+    pub fn default_timeout_s(&self) -> u64 {
+        match self.duration {
+            Some(d) => {
+                let t = d.as_secs_f64() * TIMEOUT_PER_MEDIA_SECOND as f64;
+                (t.ceil() as u64).max(MIN_TIMEOUT_S)
+            }
+            None => UNKNOWN_DURATION_TIMEOUT_S,
+        }
+    }
+}
+
+/// Reads the streams and duration of `video` in-process with GstDiscoverer. A file it
+/// cannot read (not media, a missing decoder, a timeout) or one without a video stream
+/// is an error naming the file and the reason.
+fn discover(video: &Path) -> Result<MediaInfo, String> {
+    gst::init().map_err(|e| format!("cannot initialise GStreamer: {e}"))?;
+    let abs = std::path::absolute(video).map_err(|e| format!("{}: {e}", video.display()))?;
+    let uri = gst::glib::filename_to_uri(&abs, None)
+        .map_err(|e| format!("{}: no URI for this path: {e}", video.display()))?;
+    let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(DISCOVER_TIMEOUT_S))
+        .map_err(|e| format!("cannot create a GstDiscoverer: {e}"))?;
+    let info = discoverer
+        .discover_uri(&uri)
+        .map_err(|e| format!("{}: cannot read it as media: {e}", video.display()))?;
+    if info.video_streams().is_empty() {
+        return Err(format!(
+            "{}: cannot read it as media: no video stream",
+            video.display()
+        ));
+    }
+    Ok(MediaInfo {
+        audio: !info.audio_streams().is_empty(),
+        duration: info
+            .duration()
+            .filter(|d| d.nseconds() > 0)
+            .map(|d| std::time::Duration::from_nanos(d.nseconds())),
+    })
 }
 
 /// Runs `cmd` with its output in files under `dir` (no pipe can fill up), killing it
@@ -138,14 +202,6 @@ fn list_videos(dir: &Path) -> Result<Vec<PathBuf>, String> {
         ));
     }
     Ok(out)
-}
-
-/// `true` unless gst-discoverer says the file has no audio stream.
-fn has_audio(video: &Path) -> bool {
-    match Command::new("gst-discoverer-1.0").arg(video).output() {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).contains("audio #"),
-        _ => true,
-    }
 }
 
 /// The `extract-probe` fusion graph: reads `visual` [B,T,dv] feature vectors, outputs
@@ -382,15 +438,17 @@ pub fn run(args: Args) -> Result<(), String> {
             .ok_or_else(|| format!("{}: file name is not UTF-8", video.display()))?
             .to_owned();
         bar.set_message(stem.clone());
+        let media = discover(video).inspect_err(|_| bar.abandon())?;
         let dump = work.join(&stem);
         let _ = std::fs::remove_dir_all(&dump);
         std::fs::create_dir_all(&dump).map_err(|e| format!("{}: {e}", dump.display()))?;
+        let timeout = args.timeout.unwrap_or_else(|| media.default_timeout_s());
         let mut cmd = Command::new(&args.gst_launch);
-        cmd.args(pipeline(video, &dump, model.as_deref(), has_audio(video)));
+        cmd.args(pipeline(video, &dump, model.as_deref(), media.audio));
         if let Some(p) = &plugin_dir {
             cmd.env("GST_PLUGIN_PATH", p);
         }
-        let (status, stdout, stderr) = run_with_timeout(cmd, &dump, args.timeout)
+        let (status, stdout, stderr) = run_with_timeout(cmd, &dump, timeout)
             .map_err(|e| format!("{} on {}: {e}", args.gst_launch.display(), video.display()))?;
         if !status.success() || stdout.contains("ERROR:") || stderr.contains("ERROR:") {
             bar.abandon();
@@ -481,6 +539,18 @@ pub fn run(args: Args) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_timeout_follows_the_duration() {
+        let info = |secs: Option<f64>| MediaInfo {
+            audio: false,
+            duration: secs.map(std::time::Duration::from_secs_f64),
+        };
+        assert_eq!(info(Some(2.4)).default_timeout_s(), 60);
+        assert_eq!(info(Some(6.01)).default_timeout_s(), 61);
+        assert_eq!(info(Some(3600.0)).default_timeout_s(), 36_000);
+        assert_eq!(info(None).default_timeout_s(), 600);
+    }
 
     #[test]
     fn words_keep_quoted_paths() {
