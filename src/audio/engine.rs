@@ -3,7 +3,7 @@
 //! 10 ms frame, hysteresis, gating and boundary events.
 //!
 //! Per 480-sample input frame: non-finite samples are replaced by 0 and finite ones beyond
-//! ±[`MAX_ABS`] clipped to it (RNNoise breaks on huge values); every channel goes
+//! ±[`MAX_ABS`](super::denoise::MAX_ABS) clipped to it (RNNoise breaks on huge values); every channel goes
 //! through its own RNNoise state ([`Denoiser`], delay compensated); the probability of
 //! each output frame comes from RNNoise (the maximum over channels) or from Silero VAD
 //! (the mono mix, decimated to 16 kHz, one probability per 32 ms chunk; a 10 ms frame
@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 
 use super::FRAME;
 use super::decimate::Decimator;
-use super::denoise::{Denoiser, MAX_ABS, sanitize};
+use super::denoise::{Denoiser, sanitize};
 use super::frame::{Framer, downmix};
 use super::hysteresis::{Hysteresis, HysteresisConfig, SpeechEvent};
 use super::silero::SileroVad;
@@ -119,7 +119,8 @@ pub struct EngineOutput {
     pub events: Vec<SpeechEvent>,
     /// Non-finite input samples replaced by 0 during the call.
     pub replaced: u64,
-    /// Finite input samples beyond ±[`MAX_ABS`] clipped to it during the call.
+    /// Finite input samples beyond ±[`MAX_ABS`](super::denoise::MAX_ABS) clipped to it
+    /// during the call.
     pub clipped: u64,
 }
 
@@ -493,6 +494,7 @@ impl SpeechEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::denoise::MAX_ABS;
 
     fn run(cfg: EngineConfig, x: &[f32], chunk: usize) -> (EngineOutput, u64) {
         let mut e = SpeechEngine::new(cfg, None);
