@@ -90,7 +90,7 @@ impl ModelSettings {
                 .build(),
             glib::ParamSpecUInt::builder("threads")
                 .nick("Threads")
-                .blurb("Intra-op threads of the model (0 = one per core)")
+                .blurb("Intra-op threads of the model (0 = one per core); more than the cores available are capped to them, with a warning")
                 .maximum(256)
                 .default_value(1)
                 .mutable_ready()
@@ -148,6 +148,21 @@ impl ModelSettings {
             threads: self.threads as usize,
             ort_library: (!self.ort_library.is_empty()).then(|| PathBuf::from(&self.ort_library)),
         }
+    }
+
+    /// When `threads` asks for more than the cores available: the warning an element
+    /// posts at start, saying the value asked and the value used (sessions are capped in
+    /// [`SessionConfig::effective_threads`]).
+    pub fn threads_warning(&self) -> Option<String> {
+        let used = self.session_config().effective_threads();
+        (self.threads as usize > used).then(|| {
+            format!(
+                "threads={} is more than the {} cores available: using threads={}",
+                self.threads,
+                affect::runtime::available_cores(),
+                used
+            )
+        })
     }
 
     /// Loads the model for `role`; every failure is an element error a user can act on.

@@ -385,3 +385,65 @@ fn bad_models_are_clear_errors_at_start() {
     let e = start_error(&[("execution-provider", "cuda")]);
     assert!(e.contains("execution provider cuda cannot be used"), "{e}");
 }
+
+#[test]
+fn threads_beyond_the_cores_are_capped_with_a_warning() {
+    use gst::prelude::*;
+    // 256 spinning intra-op threads on 2 cores did not get through this clip in a minute.
+    common::init();
+    let desc = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! facecrop name=f threads=256 ! fakesink name=out sync=false",
+        media("single_face.mp4").display()
+    );
+    let pipe = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let f2 = frames.clone();
+    pipe.by_name("out")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            f2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    let bus = pipe.bus().unwrap();
+    pipe.set_state(gst::State::Playing).unwrap();
+    let mut warnings = Vec::new();
+    let mut eos = false;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                eos = true;
+                break;
+            }
+            gst::MessageView::Error(e) => panic!("{} ({:?})", e.error(), e.debug()),
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            _ => {}
+        }
+    }
+    // The property keeps the value asked; the sessions use at most one thread per core.
+    assert_eq!(pipe.by_name("f").unwrap().property::<u32>("threads"), 256);
+    pipe.set_state(gst::State::Null).unwrap();
+    assert!(eos, "the clip did not finish");
+    let (reference, _) = run_pipeline(&desc.replace("threads=256", "threads=1"), None).unwrap();
+    assert_eq!(
+        frames.load(std::sync::atomic::Ordering::Relaxed),
+        reference.len()
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads: Vec<&String> = warnings.iter().filter(|w| w.contains("threads")).collect();
+    if cores < 256 {
+        assert_eq!(
+            threads,
+            [&format!(
+                "threads=256 is more than the {cores} cores available: using threads={cores}"
+            )],
+            "{warnings:?}"
+        );
+    } else {
+        assert!(threads.is_empty(), "{warnings:?}");
+    }
+}

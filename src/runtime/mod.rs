@@ -25,7 +25,7 @@ pub use library::{
     ENV_CACHE_DIR, ENV_DYLIB_PATH, LibraryCandidate, PLACE_CACHE, PLACE_PROPERTY, Runtime,
     cache_dir, default_cache_library, runtime,
 };
-pub use session::{ExecutionProvider, Model, SessionConfig, TensorInfo};
+pub use session::{ExecutionProvider, Model, SessionConfig, TensorInfo, available_cores};
 
 use std::path::PathBuf;
 

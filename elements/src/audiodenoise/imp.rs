@@ -377,6 +377,9 @@ impl AudioDenoise {
                 model.path().display(),
                 model.provider_note()
             );
+            if let Some(w) = settings.model.threads_warning() {
+                gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
+            }
             Some(SileroVad::new(model).map_err(|e| error_message(&e))?)
         } else {
             None

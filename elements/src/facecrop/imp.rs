@@ -492,6 +492,9 @@ impl BaseTransformImpl for FaceCrop {
             .clone();
         let state = self.build_state(&settings)?;
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        if let Some(w) = settings.model.threads_warning() {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
+        }
         Ok(())
     }
 

@@ -949,6 +949,9 @@ impl BaseTransformImpl for FeatExtract {
             loaded,
             ..Default::default()
         });
+        if let Some(w) = settings.model.threads_warning() {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
+        }
         Ok(())
     }
 
