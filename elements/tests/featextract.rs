@@ -808,3 +808,56 @@ fn nan_results_are_masked_and_warned() {
     let s = first.first().unwrap().get::<gst::Structure>().unwrap();
     assert!(!s.get::<bool>("valid").unwrap());
 }
+
+/// Takes `desc` to PAUSED: whether the state change itself failed, and the text of the
+/// first ERROR on the bus with the name of the element that posted it.
+fn first_error(desc: &str) -> (bool, Option<(String, String)>) {
+    common::init();
+    let pipe = gst::parse::launch(desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let bus = pipe.bus().unwrap();
+    let failed = pipe.set_state(gst::State::Paused).is_err();
+    let err = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Error])
+        .and_then(|m| match m.view() {
+            gst::MessageView::Error(e) => Some((
+                e.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                format!("{} ({})", e.error(), e.debug().unwrap_or_default()),
+            )),
+            _ => None,
+        });
+    pipe.set_state(gst::State::Null).unwrap();
+    (failed, err)
+}
+
+#[test]
+fn window_the_audio_model_cannot_take_fails_at_start_naming_the_property() {
+    // The default audio model's graph takes any length, but gives one embedding per
+    // window only for 12512 samples: 100 is too short for it, 20000 gives six.
+    let audio = "audiotestsrc num-buffers=5 ! audio/x-raw,rate=16000";
+    for window in [100, 20000] {
+        let (failed, err) = first_error(&format!(
+            "{audio} ! featextract name=fx model=oww-speech-embedding window={window} ! fakesink name=out"
+        ));
+        let (src, e) = err.expect("an error message");
+        assert!(failed, "window={window}: the state change must fail: {e}");
+        assert_eq!(src, "fx", "{e}");
+        assert!(
+            e.starts_with(&format!("property `window` is {window}"))
+                && e.contains("oww-speech-embedding")
+                && e.contains("12512-sample windows"),
+            "{e}"
+        );
+    }
+    // With model=auto the model is chosen from the caps: the same message, then.
+    let e = start_error("window=100", audio);
+    assert!(e.starts_with("property `window` is 100"), "{e}");
+    // The contract's own window, given explicitly, works.
+    let (frames, _, _) = run(&format!(
+        "{audio} ! featextract model=oww-speech-embedding window=12512 hop=1280 ! fakesink name=out"
+    ))
+    .unwrap();
+    assert_eq!(frames.len(), 5);
+}

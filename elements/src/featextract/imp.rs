@@ -189,6 +189,10 @@ impl Loaded {
             Arc::from(Vec::<String>::new())
         };
 
+        // A `window` other than the contract's, on a graph whose window axis is dynamic:
+        // tried once below, so that a window the graph cannot take fails here (at the
+        // state change) instead of at the first buffer.
+        let mut probe_window = None;
         let (input_name, input) = match &c.input {
             InputSpec::Image(img) => (img.name.clone(), Input::Image(CropPreprocessor::new(img))),
             InputSpec::Audio(a) => {
@@ -210,6 +214,9 @@ impl Loaded {
                     return Err(settings_err(format!(
                         "model {path} takes windows of exactly {d} samples; property `window` is {window}"
                     )));
+                }
+                if fixed.is_none() && window != a.window {
+                    probe_window = Some((window, a.window));
                 }
                 (
                     a.name.clone(),
@@ -236,7 +243,7 @@ impl Loaded {
             Some(b) => b as usize,
             None => s.batch_size.max(1) as usize,
         };
-        Ok(Loaded {
+        let mut loaded = Loaded {
             model,
             name: name.to_owned(),
             input_name,
@@ -248,7 +255,20 @@ impl Loaded {
             labels,
             max_batch,
             buf: Vec::new(),
-        })
+        };
+        if let Some((window, contract_window)) = probe_window {
+            loaded.buf.clear();
+            loaded.buf.resize(window, 0.0);
+            let probe = loaded.run(&[1, window], 1);
+            loaded.buf.clear();
+            if let Err(why) = probe {
+                return Err(settings_err(format!(
+                    "property `window` is {window}, but model `{}` ({path}) cannot work on {window}-sample windows ({why}); it is made for {contract_window}-sample windows (affect.input.window; window=0 uses it)",
+                    c.name
+                )));
+            }
+        }
+        Ok(loaded)
     }
 
     fn mode(&self) -> Mode {
