@@ -215,7 +215,9 @@ pub fn error_message(e: &RuntimeError) -> gst::ErrorMessage {
             gst::error_msg!(gst::LibraryError::Init, ("{}", e))
         }
         RuntimeError::ModelFile { .. } => gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)),
-        RuntimeError::ModelLoad { .. } | RuntimeError::Contract { .. } => {
+        RuntimeError::NotOnnx { .. }
+        | RuntimeError::ModelLoad { .. }
+        | RuntimeError::Contract { .. } => {
             gst::error_msg!(gst::ResourceError::Settings, ("{}", e))
         }
         RuntimeError::Provider { .. } => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),

@@ -861,3 +861,33 @@ fn window_the_audio_model_cannot_take_fails_at_start_naming_the_property() {
     .unwrap();
     assert_eq!(frames.len(), 5);
 }
+
+#[test]
+fn a_text_file_as_model_is_the_first_error_even_in_front_of_avfuse() {
+    let dir = common::scratch("featextract-text-model");
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "these are my notes, not a model\n").unwrap();
+    let not_onnx = format!("{} is not an ONNX model: ", text.display());
+    // On its own: refused on NULL→READY, before any session.
+    let (failed, err) = first_error(&format!(
+        "videotestsrc num-buffers=1 ! featextract name=fx model={} ! fakesink name=out",
+        text.display()
+    ));
+    let (src, e) = err.expect("an error message");
+    assert!(
+        failed && src == "fx" && e.starts_with(&not_onnx),
+        "{src}: {e}"
+    );
+    // In front of avfuse, which checks the sha256 of the feature models at its own start
+    // (READY→PAUSED): featextract's error comes first, and it is the real cause.
+    let (failed, err) = first_error(&format!(
+        "videotestsrc num-buffers=5 ! video/x-raw,width=320,height=240 ! facecrop \
+         ! featextract name=fx model={} ! avfuse name=f ! fakesink name=out \
+         audiotestsrc num-buffers=5 ! featextract ! f.audio_sink",
+        text.display()
+    ));
+    let (src, e) = err.expect("an error message");
+    assert!(failed, "{e}");
+    assert_eq!(src, "fx", "{e}");
+    assert!(e.starts_with(&not_onnx), "{e}");
+}

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
+
+use super::RuntimeError;
 
 /// The contract version this code reads.
 pub const CONTRACT_VERSION: u32 = 1;
@@ -227,6 +230,76 @@ pub enum ContractError {
     },
 }
 
+/// What [`ModelContract::read_file`] needs of an ONNX `ModelProto`: the IR version
+/// (field 1), whether it has a non-empty graph (field 7, skipped, not decoded) and the
+/// `metadata_props` (field 14). Read the way protobuf C++ (ONNX Runtime's parser) reads a
+/// message: unknown fields are skipped and a zero tag or an end-group tag ends it, so a
+/// file ONNX Runtime loads (trailing zero bytes included) is not refused here.
+fn read_model_header(mut b: &[u8]) -> Result<(i64, bool, Vec<(String, String)>), String> {
+    fn varint(b: &mut &[u8]) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first().ok_or("truncated varint")?;
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint longer than 10 bytes".into())
+    }
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+        if n > b.len() {
+            return Err(format!(
+                "a field of {n} bytes runs past the end of the file"
+            ));
+        }
+        let (head, rest) = b.split_at(n);
+        *b = rest;
+        Ok(head)
+    }
+    let (mut ir_version, mut graph, mut props) = (0i64, false, Vec::new());
+    while !b.is_empty() {
+        let key = varint(&mut b)?;
+        let (field, wire) = (key >> 3, key & 7);
+        if key == 0 || wire == 4 {
+            break;
+        }
+        match wire {
+            0 => {
+                let v = varint(&mut b)?;
+                if field == 1 {
+                    ir_version = v as i64;
+                }
+            }
+            1 => {
+                take(&mut b, 8)?;
+            }
+            5 => {
+                take(&mut b, 4)?;
+            }
+            2 => {
+                let n = usize::try_from(varint(&mut b)?).map_err(|e| e.to_string())?;
+                let body = take(&mut b, n)?;
+                match field {
+                    7 => graph |= !body.is_empty(),
+                    14 => {
+                        let e =
+                            <crate::onnx::proto::StringStringEntryProto as prost::Message>::decode(
+                                body,
+                            )
+                            .map_err(|e| format!("metadata_props: {e}"))?;
+                        props.push((e.key, e.value));
+                    }
+                    _ => {}
+                }
+            }
+            _ => return Err(format!("field {field} has wire type {wire}")),
+        }
+    }
+    Ok((ir_version, graph, props))
+}
+
 struct Props<'a>(&'a BTreeMap<String, String>);
 
 impl Props<'_> {
@@ -431,6 +504,37 @@ impl ModelContract {
         })
     }
 
+    /// Reads the contract of the model file at `path` without ONNX Runtime: checks that
+    /// the file is an ONNX model (a protobuf `ModelProto` with an IR version and a graph)
+    /// and parses its `affect.*` metadata. Cheap next to a session (the graph and its
+    /// weights are skipped, not decoded), so elements can refuse a wrong file on
+    /// NULL→READY, before their neighbours start checking models of their own.
+    pub fn read_file(path: &Path) -> Result<Self, RuntimeError> {
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::ModelFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let not_onnx = |reason: String| RuntimeError::NotOnnx {
+            path: path.to_owned(),
+            reason,
+        };
+        let (ir_version, graph, props) = read_model_header(&bytes)
+            .map_err(|e| not_onnx(format!("not a protobuf ModelProto ({e})")))?;
+        if ir_version <= 0 {
+            return Err(not_onnx(
+                "no ONNX IR version (field 1 of a ModelProto)".into(),
+            ));
+        }
+        if !graph {
+            return Err(not_onnx("no graph (field 7 of a ModelProto)".into()));
+        }
+        let props: BTreeMap<String, String> = props.into_iter().collect();
+        ModelContract::from_props(&props).map_err(|source| RuntimeError::Contract {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
     /// Refuses the contract unless it declares `expected`.
     pub fn expect_role(&self, expected: Role) -> Result<(), ContractError> {
         if self.role == expected {
@@ -566,6 +670,47 @@ impl ModelContract {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_file_reads_bundled_models_and_refuses_what_is_not_onnx() {
+        let dir = std::env::temp_dir().join(format!("affect-read-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fer = crate::weights::resolve_model("fer-mini-xception");
+        let c = ModelContract::read_file(&fer).unwrap();
+        assert_eq!(
+            (c.role, c.name.as_str()),
+            (Role::FaceFeature, "fer-mini-xception")
+        );
+        let bytes = std::fs::read(&fer).unwrap();
+        let meta: BTreeMap<String, String> = crate::onnx::read_metadata(&bytes)
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(c, ModelContract::from_props(&meta).unwrap());
+        // Trailing zero bytes end the message for protobuf C++ (ONNX Runtime loads such
+        // files), so they do here.
+        let padded = dir.join("padded.onnx");
+        std::fs::write(&padded, [&bytes[..], b"\0\0"].concat()).unwrap();
+        assert_eq!(ModelContract::read_file(&padded).unwrap(), c);
+
+        for (name, content) in [
+            ("text.onnx", &b"this is not a model, just some words\n"[..]),
+            ("truncated.onnx", &bytes[..bytes.len() / 2]),
+            ("empty.onnx", &b""[..]),
+        ] {
+            let p = dir.join(name);
+            std::fs::write(&p, content).unwrap();
+            let e = ModelContract::read_file(&p).unwrap_err();
+            assert!(matches!(e, RuntimeError::NotOnnx { .. }), "{name}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("{} is not an ONNX model: ", p.display())),
+                "{e}"
+            );
+        }
+        let e = ModelContract::read_file(&dir.join("missing.onnx")).unwrap_err();
+        assert!(matches!(e, RuntimeError::ModelFile { .. }), "{e}");
+    }
 
     fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()

@@ -96,6 +96,14 @@ pub enum RuntimeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The model file is not an ONNX model at all (checked without ONNX Runtime).
+    #[error("{} is not an ONNX model: {reason}", .path.display())]
+    NotOnnx {
+        /// The model path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// ONNX Runtime refused the model (not ONNX, unsupported operator, …).
     #[error("ONNX Runtime cannot load model {path}: {message}")]
     ModelLoad {

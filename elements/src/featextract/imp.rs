@@ -6,7 +6,7 @@ use affect::features::{
     parse_affwild2_map, sample_time_ns, split_batch,
 };
 use affect::results::{FaceCrop, FeatureVector};
-use affect::runtime::{InputSpec, Model, Role};
+use affect::runtime::{InputSpec, Model, ModelContract, Role};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -550,6 +550,29 @@ impl ElementImpl for FeatExtract {
         Some(&*META)
     }
 
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        // A bin takes all its children through NULL→READY before any of them through
+        // READY→PAUSED, where sessions are created (here and in avfuse, which checks the
+        // feature models it was trained on): a model file that cannot work is refused
+        // now, so that its error is the first one.
+        if transition == gst::StateChange::NullToReady {
+            let settings = self
+                .settings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Err(e) = self.check_model_file(&settings) {
+                gst::error!(CAT, imp = self, "{}", e);
+                self.post_error_message(e);
+                return Err(gst::StateChangeError);
+            }
+        }
+        self.parent_change_state(transition)
+    }
+
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let mut caps = gst::Caps::new_empty_simple("video/x-raw");
@@ -568,6 +591,34 @@ impl ElementImpl for FeatExtract {
 }
 
 impl FeatExtract {
+    /// Checks an explicit `model` file without a session (it is an ONNX model with a
+    /// feature contract); `auto` is checked when the caps pick the model.
+    fn check_model_file(&self, s: &Settings) -> Result<(), gst::ErrorMessage> {
+        let requested = s.model.model.trim();
+        if requested.eq_ignore_ascii_case(AUTO) {
+            return Ok(());
+        }
+        if requested.is_empty() {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("property `model` is empty: give a path, a bundled model name, or auto")
+            ));
+        }
+        let path = affect::weights::resolve_model(requested);
+        let contract = ModelContract::read_file(&path).map_err(|e| error_message(&e))?;
+        if !matches!(contract.role, Role::FaceFeature | Role::AudioFeature) {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                (
+                    "model {} has affect.role `{}`: featextract needs a `face-feature` or `audio-feature` model",
+                    path.display(),
+                    contract.role
+                )
+            ));
+        }
+        Ok(())
+    }
+
     /// Loads `model` (or the default for `mode` when it is `auto`).
     fn load(&self, s: &Settings, mode: Option<Mode>) -> Result<Loaded, gst::ErrorMessage> {
         let requested = s.model.model.trim();
