@@ -235,7 +235,7 @@ pub enum ContractError {
 /// `metadata_props` (field 14). Read the way protobuf C++ (ONNX Runtime's parser) reads a
 /// message: unknown fields are skipped and a zero tag or an end-group tag ends it, so a
 /// file ONNX Runtime loads (trailing zero bytes included) is not refused here.
-fn read_model_header(mut b: &[u8]) -> Result<(i64, bool, Vec<(String, String)>), String> {
+fn read_model_header(mut b: &[u8]) -> Result<ModelHeader, String> {
     fn varint(b: &mut &[u8]) -> Result<u64, String> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
@@ -297,7 +297,18 @@ fn read_model_header(mut b: &[u8]) -> Result<(i64, bool, Vec<(String, String)>),
             _ => return Err(format!("field {field} has wire type {wire}")),
         }
     }
-    Ok((ir_version, graph, props))
+    Ok(ModelHeader {
+        ir_version,
+        graph,
+        props,
+    })
+}
+
+/// What [`read_model_header`] found.
+struct ModelHeader {
+    ir_version: i64,
+    graph: bool,
+    props: Vec<(String, String)>,
 }
 
 struct Props<'a>(&'a BTreeMap<String, String>);
@@ -518,7 +529,11 @@ impl ModelContract {
             path: path.to_owned(),
             reason,
         };
-        let (ir_version, graph, props) = read_model_header(&bytes)
+        let ModelHeader {
+            ir_version,
+            graph,
+            props,
+        } = read_model_header(&bytes)
             .map_err(|e| not_onnx(format!("not a protobuf ModelProto ({e})")))?;
         if ir_version <= 0 {
             return Err(not_onnx(
