@@ -553,7 +553,9 @@ fn fusion_feature_model_mismatch_is_an_error_naming_both() {
     // The same for the audio side: featextract with another audio model file.
     let other = dir.join("other-audio.onnx");
     let mut bytes = std::fs::read(affect::weights::resolve_model("oww-speech-embedding")).unwrap();
-    bytes.extend_from_slice(b"\0"); // another file (another sha256)
+    // Another file (another sha256) that still loads: an unknown protobuf field appended
+    // (field 1000, varint 0), which parsers skip.
+    bytes.extend_from_slice(&[0xc0, 0x3e, 0x00]);
     std::fs::write(&other, &bytes).unwrap();
     let desc = format!(
         "videotestsrc num-buffers=5 ! video/x-raw,width=320,height=240 ! avfuse name=f ! fakesink name=out \
@@ -707,5 +709,183 @@ fn a_minute_of_media_keeps_its_audio_on_every_frame_whatever_branch_is_slower() 
     assert!(
         fast == slow_audio,
         "a slower audio branch changed the output"
+    );
+}
+
+/// What a non-live run gave: EOS seen (else the error), frames out, the valence (= audio
+/// mask with the probe model) of every face, and the warnings posted.
+struct Run {
+    outcome: Result<(), String>,
+    frames: usize,
+    audio_masks: Vec<f32>,
+    warnings: Vec<String>,
+}
+
+fn run_collecting(desc: &str) -> Run {
+    common::init();
+    let pipe = gst::parse::launch(desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    pipe.by_name("out")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                let faces = affect_meta_faces(b).expect("GstAffectMeta").unwrap();
+                s2.lock().unwrap().push(faces);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    let mut warnings = Vec::new();
+    let mut outcome = Err("no EOS within 60 s".to_string());
+    if pipe.set_state(gst::State::Playing).is_ok() {
+        for msg in pipe
+            .bus()
+            .unwrap()
+            .iter_timed(gst::ClockTime::from_seconds(60))
+        {
+            match msg.view() {
+                gst::MessageView::Eos(_) => {
+                    outcome = Ok(());
+                    break;
+                }
+                gst::MessageView::Error(e) => {
+                    outcome = Err(e.error().to_string());
+                    break;
+                }
+                gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+                _ => {}
+            }
+        }
+    } else {
+        outcome = Err("state change failed".into());
+    }
+    pipe.set_state(gst::State::Null).unwrap();
+    let seen = seen.lock().unwrap();
+    Run {
+        outcome,
+        frames: seen.len(),
+        audio_masks: seen.iter().flatten().map(|f| f.valence).collect(),
+        warnings,
+    }
+}
+
+/// Non-live audio branches that never deliver (a file without audio behind decodebin,
+/// an idle appsrc, a closed valve) end the wait after `audio-timeout`: a warning, audio
+/// mask 0 on every frame, every frame out, EOS.
+#[test]
+fn a_silent_non_live_audio_branch_ends_with_a_warning_not_a_hang() {
+    let dir = common::scratch("avfuse-silent-audio");
+    let probe = probe_model(&dir, 1);
+    let video_only = dir.join("video-only.mp4");
+    common::run_pipeline(
+        &format!(
+            "filesrc location={} ! qtdemux name=q q.video_0 ! h264parse ! mp4mux ! filesink name=out location={}",
+            common::media("sample.mp4").display(),
+            video_only.display()
+        ),
+        None,
+    )
+    .unwrap();
+    let audio_branch = "audio/x-raw,format=F32LE,rate=48000,channels=1 ! audiodenoise ! featextract ! queue ! f.audio_sink";
+    let cases = [
+        // The README's pipeline on a file without audio, default timeout: decodebin never
+        // links the audio branch.
+        (
+            "video-only file",
+            video_only.clone(),
+            String::new(),
+            format!("d. ! queue ! audioconvert ! audioresample ! {audio_branch}"),
+        ),
+        (
+            "idle appsrc",
+            common::media("single_face.mp4"),
+            " audio-timeout=1000000000".into(),
+            format!(
+                "appsrc is-live=false caps=audio/x-raw,format=F32LE,rate=48000,channels=1,layout=interleaved ! {audio_branch}"
+            ),
+        ),
+        (
+            "closed valve",
+            common::media("single_face.mp4"),
+            " audio-timeout=1000000000".into(),
+            format!("audiotestsrc ! valve drop=true ! {audio_branch}"),
+        ),
+    ];
+    for (what, clip, timeout, audio) in cases {
+        let run = run_collecting(&format!(
+            "filesrc location={} ! decodebin name=d d. ! queue ! videoconvert ! facecrop ! featextract ! queue \
+             ! avfuse name=f model={}{timeout} ! fakesink name=out {audio}",
+            clip.display(),
+            probe.display()
+        ));
+        assert_eq!(run.outcome, Ok(()), "{what}");
+        assert_eq!(run.frames, 72, "{what}: every frame came out");
+        assert!(run.audio_masks.len() >= 65, "{what}");
+        assert!(run.audio_masks.iter().all(|m| *m == 0.0), "{what}");
+        assert!(
+            run.warnings
+                .iter()
+                .any(|w| w.contains("audio_sink received nothing") && w.contains("audio mask 0")),
+            "{what}: {:?}",
+            run.warnings
+        );
+    }
+}
+
+/// Pipelines missing a `featextract` are refused instead of inventing results: faces
+/// without face features, raw audio without audio features. A wrong feature model is
+/// found inside a bin and behind a tee too (the `affect-features` event travels through
+/// both).
+#[test]
+fn a_pipeline_without_featextract_or_with_the_wrong_one_is_an_error() {
+    let media = common::media("sample.mp4");
+    let run = run_collecting(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! facecrop ! avfuse ! fakesink name=out",
+        media.display()
+    ));
+    let err = run.outcome.unwrap_err();
+    assert!(
+        err.contains("faces without face features") && err.contains("facecrop ! featextract"),
+        "{err}"
+    );
+    assert_eq!(run.frames, 0, "no invented results");
+
+    let run = run_collecting(&format!(
+        "{} ! avfuse name=f ! fakesink name=out d. ! queue ! audioconvert ! audioresample ! queue ! f.audio_sink",
+        video_branch(&media)
+    ));
+    let err = run.outcome.unwrap_err();
+    assert!(err.contains("audio without audio features"), "{err}");
+
+    // The audio featextract on the video branch (and the face one missing).
+    let run = run_collecting(
+        "videotestsrc num-buffers=5 ! video/x-raw,width=320,height=240 ! avfuse name=f ! fakesink name=out \
+         audiotestsrc num-buffers=5 ! featextract ! tee name=t ! queue ! fakesink t. ! queue ! f.audio_sink",
+    );
+    assert_eq!(run.outcome, Ok(()), "the right model behind a tee");
+
+    let dir = common::scratch("avfuse-wrong-in-bin");
+    let (visual, _) = affect::fusion::feature_refs(&affect::weights::weights_dir()).unwrap();
+    let other = dir.join("other-face.onnx");
+    let mut bytes = std::fs::read(affect::weights::resolve_model("fer-mini-xception")).unwrap();
+    bytes.extend_from_slice(&[0xc0, 0x3e, 0x00]); // another sha256, still loadable
+    std::fs::write(&other, &bytes).unwrap();
+    let run = run_collecting(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! facecrop \
+         ! bin.( featextract model={} ) ! tee name=t ! queue ! fakesink t. ! queue ! avfuse ! fakesink name=out",
+        media.display(),
+        other.display()
+    ));
+    let err = run.outcome.unwrap_err();
+    assert!(
+        err.contains("fusion-baseline")
+            && err.contains(&visual.sha256)
+            && err.contains("fer-mini-xception"),
+        "{err}"
     );
 }

@@ -21,9 +21,16 @@ use ndarray::Array3;
 
 use crate::common::ModelSettings;
 use crate::meta::{
-    AffectMessage, FaceCropMeta, FeatureMeta, add_affect_meta, add_face_roi, face_affect_structure,
-    face_rois,
+    AffectMessage, FaceCropMeta, FeatureMeta, FeaturesDeclaration, add_affect_meta, add_face_roi,
+    face_affect_structure, face_rois,
 };
+
+mod audio_wait;
+mod features;
+mod latency;
+mod timer;
+
+use timer::Timer;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -38,12 +45,8 @@ const DEFAULT_LOOKAHEAD_NS: u64 = 200_000_000;
 const DEFAULT_POST_MESSAGES: bool = true;
 /// A track absent from more than this many consecutive frames is dropped.
 const DROP_AFTER_FRAMES: u32 = 15;
-/// `model=auto` of `featextract`: its default model per media.
-const FEATEXTRACT_AUTO: &str = "auto";
-const DEFAULT_FACE_FEATURE_MODEL: &str = "fer-mini-xception";
-const DEFAULT_AUDIO_FEATURE_MODEL: &str = "oww-speech-embedding";
-/// How far upstream the model check walks (elements).
-const MAX_WALK_DEPTH: usize = 64;
+/// How long a non-live video waits for an audio branch that has delivered nothing.
+const DEFAULT_AUDIO_TIMEOUT_NS: u64 = 5_000_000_000;
 
 /// How audio features are aligned onto video frames (the `mode` property).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
@@ -73,6 +76,7 @@ struct Settings {
     csv_location: String,
     smoothing: f64,
     dump_location: String,
+    audio_timeout: u64,
 }
 
 impl Default for Settings {
@@ -86,6 +90,7 @@ impl Default for Settings {
             csv_location: String::new(),
             smoothing: 0.0,
             dump_location: String::new(),
+            audio_timeout: DEFAULT_AUDIO_TIMEOUT_NS,
         }
     }
 }
@@ -128,7 +133,11 @@ struct State {
     csv_prefix: Option<PathBuf>,
     csv: BTreeMap<u64, CsvTrack>,
     frames_out: u64,
-    models_checked: bool,
+    /// What the upstream `featextract`s declared (video_sink, audio_sink).
+    video_features: Option<FeaturesDeclaration>,
+    audio_features: Option<FeaturesDeclaration>,
+    /// The audio pad has received a buffer or a gap since start.
+    audio_started: bool,
     names_checked: (bool, bool),
     warned_nan: bool,
     warned_dims: bool,
@@ -235,16 +244,11 @@ struct Output {
 pub struct AvFuse {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
-    /// Pending retry of the upstream latency query (see `schedule_latency_retry`).
-    latency_retry: Mutex<Option<gst::SingleShotClockId>>,
+    /// Pending retry of the upstream latency query (`latency` module).
+    latency_retry: Timer,
+    /// Pending check of a silent non-live audio branch (`audio_wait` module).
+    audio_wait: Timer,
 }
-
-/// How long to wait before asking upstream for its latency again while the video branch
-/// is live but the aggregator could not learn the latency yet; doubled after each
-/// unanswered try (each one logs a failed query) up to [`LATENCY_RETRY_MAX`].
-const LATENCY_RETRY: gst::ClockTime = gst::ClockTime::from_mseconds(100);
-/// The longest wait between two tries of [`LATENCY_RETRY`].
-const LATENCY_RETRY_MAX: gst::ClockTime = gst::ClockTime::from_mseconds(1600);
 
 #[glib::object_subclass]
 impl ObjectSubclass for AvFuse {
@@ -269,6 +273,12 @@ impl ObjectImpl for AvFuse {
                     .minimum(1)
                     .maximum(10_000_000_000)
                     .default_value(DEFAULT_LOOKAHEAD_NS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("audio-timeout")
+                    .nick("Audio timeout")
+                    .blurb("ns, non-live pipelines: when a linked audio_sink has received nothing while a video frame waited this long (a file without audio, a blocked or never-linked audio branch), warn and treat the audio as absent (audio mask 0); 0 = wait forever")
+                    .default_value(DEFAULT_AUDIO_TIMEOUT_NS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
@@ -315,6 +325,7 @@ impl ObjectImpl for AvFuse {
         match pspec.name() {
             "mode" => s.mode = value.get().unwrap_or_default(),
             "lookahead" => s.lookahead = value.get().unwrap_or(DEFAULT_LOOKAHEAD_NS),
+            "audio-timeout" => s.audio_timeout = value.get().unwrap_or(DEFAULT_AUDIO_TIMEOUT_NS),
             "post-messages" => s.post_messages = value.get().unwrap_or(DEFAULT_POST_MESSAGES),
             "location" => s.location = string(value),
             "csv-location" => s.csv_location = string(value),
@@ -337,6 +348,7 @@ impl ObjectImpl for AvFuse {
         match pspec.name() {
             "mode" => s.mode.to_value(),
             "lookahead" => s.lookahead.to_value(),
+            "audio-timeout" => s.audio_timeout.to_value(),
             "post-messages" => s.post_messages.to_value(),
             "location" => s.location.to_value(),
             "csv-location" => s.csv_location.to_value(),
@@ -444,73 +456,6 @@ impl ElementImpl for AvFuse {
     }
 }
 
-/// Result of looking for a `featextract` upstream of a pad.
-enum Upstream {
-    /// Its `model` property value.
-    Found(String),
-    /// No `featextract` upstream.
-    None,
-    /// Some pad on the way has no peer yet.
-    Unlinked,
-}
-
-fn walk_upstream(pad: &gst::Pad, depth: usize) -> Upstream {
-    if depth > MAX_WALK_DEPTH {
-        return Upstream::None;
-    }
-    let Some(mut peer) = pad.peer() else {
-        return Upstream::Unlinked;
-    };
-    // Into bins: a ghost pad's target is the real source pad inside.
-    while let Some(ghost) = peer.downcast_ref::<gst::GhostPad>() {
-        match ghost.target() {
-            Some(t) => peer = t,
-            None => return Upstream::Unlinked,
-        }
-    }
-    let Some(element) = peer.parent_element() else {
-        return Upstream::None;
-    };
-    if element
-        .factory()
-        .is_some_and(|f| f.name().as_str() == "featextract")
-    {
-        let model = element
-            .property_value("model")
-            .get::<Option<String>>()
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        return Upstream::Found(model);
-    }
-    let mut unlinked = false;
-    for p in element.sink_pads() {
-        match walk_upstream(&p, depth + 1) {
-            Upstream::Found(m) => return Upstream::Found(m),
-            Upstream::Unlinked => unlinked = true,
-            Upstream::None => {}
-        }
-    }
-    if unlinked {
-        Upstream::Unlinked
-    } else {
-        Upstream::None
-    }
-}
-
-/// The file a `featextract` `model` value loads, and its sha256.
-fn feature_model_sha(value: &str, default: &str) -> Result<(PathBuf, String), String> {
-    let v = value.trim();
-    let v = if v.eq_ignore_ascii_case(FEATEXTRACT_AUTO) || v.is_empty() {
-        default
-    } else {
-        v
-    };
-    let path = affect::weights::resolve_model(v);
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((path, affect::weights::sha256_hex(&bytes)))
-}
-
 fn softmax(logits: &[f32]) -> [f32; 8] {
     let mut out = [0.0f32; 8];
     let max = logits
@@ -530,6 +475,43 @@ fn softmax(logits: &[f32]) -> [f32; 8] {
 }
 
 impl AvFuse {
+    /// Between start and stop.
+    fn is_running(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Checks and keeps what an upstream `featextract` declares on a sink pad.
+    fn take_declaration(&self, video: bool, d: FeaturesDeclaration) -> Result<(), String> {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(state) = guard.as_mut() else {
+            return Ok(());
+        };
+        let want = if video {
+            state.visual_ref.as_ref()
+        } else {
+            state.audio_ref.as_ref()
+        };
+        features::check(&state.model.contract().name, video, want, &d)?;
+        gst::debug!(
+            CAT,
+            imp = self,
+            "{} features: model {} (sha256 {}), {} values",
+            d.media(),
+            d.model,
+            d.sha256,
+            d.dimension
+        );
+        if video {
+            state.video_features = Some(d);
+        } else {
+            state.audio_features = Some(d);
+        }
+        Ok(())
+    }
+
     fn video_pad(&self) -> Option<gst_base::AggregatorPad> {
         self.obj()
             .static_pad("video_sink")
@@ -562,166 +544,6 @@ impl AvFuse {
         }
     }
 
-    /// GstAggregator learns the upstream latency by asking every sink pad's peer, and
-    /// while any of them cannot answer it treats the stream as not live: it waits for
-    /// data on every pad. It asks again only when a pad receives something. A live source
-    /// answers once it has negotiated, so an audio source that negotiates after the video
-    /// has started and whose data is then held back upstream (a closed valve, a stalled
-    /// network source) would leave the video waiting for audio that never comes. So while
-    /// the video branch is live and the aggregator's latency is still unknown, ask again
-    /// on a timer until upstream answers (`retry_latency`).
-    fn schedule_latency_retry(&self) {
-        if self.obj().latency().is_some() {
-            return;
-        }
-        let Some(video) = self.video_pad() else {
-            return;
-        };
-        let mut q = gst::query::Latency::new();
-        if !video.peer_query(&mut q) || !q.result().0 {
-            // Not live (or not answering either): the aggregator rightly waits for data.
-            return;
-        }
-        self.arm_latency_retry(LATENCY_RETRY);
-    }
-
-    /// Runs `retry_latency` in `wait` on the system clock, unless a try is pending.
-    fn arm_latency_retry(&self, wait: gst::ClockTime) {
-        let clock = gst::SystemClock::obtain();
-        let id = clock.new_single_shot_id(clock.time() + wait);
-        {
-            // The lock is never held across clock calls: the clock may run the callback,
-            // which takes it, under its own lock.
-            let mut slot = self.latency_retry.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.is_some() {
-                return;
-            }
-            *slot = Some(id.clone());
-        }
-        let weak = self.obj().downgrade();
-        let scheduled = id.wait_async(move |_, _, _| {
-            if let Some(obj) = weak.upgrade() {
-                obj.imp().retry_latency(wait);
-            }
-        });
-        if scheduled.is_err() {
-            self.take_latency_retry();
-        }
-    }
-
-    /// Takes the pending retry out of its slot (the slot's lock is released on return).
-    fn take_latency_retry(&self) -> Option<gst::SingleShotClockId> {
-        self.latency_retry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-    }
-
-    /// The timer of `schedule_latency_retry`: a latency query on our own src pad makes the
-    /// aggregator ask upstream again; when that succeeds it wakes its thread (which then
-    /// applies live deadlines) and a latency message has the pipeline distribute the
-    /// latency it could not compute at start either. Otherwise try again, later each time.
-    fn retry_latency(&self, waited: gst::ClockTime) {
-        self.take_latency_retry();
-        let running = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some();
-        if !running {
-            return;
-        }
-        let mut q = gst::query::Latency::new();
-        if self.obj().src_pad().query(&mut q) {
-            let (live, min, _) = q.result();
-            if live {
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "upstream latency known now (min {min}): live deadlines apply"
-                );
-                let _ = self
-                    .obj()
-                    .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
-            }
-        } else {
-            let wait = (waited * 2).min(LATENCY_RETRY_MAX);
-            gst::debug!(
-                CAT,
-                imp = self,
-                "upstream latency still unknown, asking again in {wait}"
-            );
-            self.arm_latency_retry(wait);
-        }
-    }
-
-    /// Compares the fusion model's declared feature models with the `featextract`
-    /// models upstream. `Ok(true)` when done (checked or skipped), `Ok(false)` when a
-    /// pad on the way is not linked yet (try again later).
-    fn check_models(
-        &self,
-        visual: Option<&FeatureModelRef>,
-        audio: Option<&FeatureModelRef>,
-        fusion_name: &str,
-    ) -> Result<bool, gst::ErrorMessage> {
-        let mut done = true;
-        let pads = [
-            (
-                self.video_pad(),
-                visual,
-                DEFAULT_FACE_FEATURE_MODEL,
-                "visual",
-            ),
-            (
-                self.audio_pad(),
-                audio,
-                DEFAULT_AUDIO_FEATURE_MODEL,
-                "audio",
-            ),
-        ];
-        for (pad, want, default, what) in pads {
-            let (Some(pad), Some(want)) = (pad, want) else {
-                continue;
-            };
-            match walk_upstream(pad.upcast_ref(), 0) {
-                Upstream::Unlinked => done = false,
-                Upstream::None => gst::debug!(
-                    CAT,
-                    imp = self,
-                    "no featextract upstream of {}: {what} feature model not checked",
-                    pad.name()
-                ),
-                Upstream::Found(value) => {
-                    let (path, sha) = feature_model_sha(&value, default).map_err(|e| {
-                        gst::error_msg!(
-                            gst::ResourceError::NotFound,
-                            ("cannot read the {what} feature model of the upstream featextract: {e}")
-                        )
-                    })?;
-                    if sha != want.sha256.trim().to_ascii_lowercase() {
-                        return Err(gst::error_msg!(
-                            gst::ResourceError::Settings,
-                            (
-                                "fusion model {fusion_name} was made for the {what} feature model {} (sha256 {}), but the upstream featextract runs {} (sha256 {}): use the matching feature model or a fusion model trained on this one",
-                                want.name,
-                                want.sha256,
-                                path.display(),
-                                sha
-                            )
-                        ));
-                    }
-                    gst::debug!(
-                        CAT,
-                        imp = self,
-                        "{what} feature model {} matches the fusion model",
-                        path.display()
-                    );
-                }
-            }
-        }
-        Ok(done)
-    }
-
     fn running_time(seg: &gst::Segment, t: gst::ClockTime) -> Option<u64> {
         seg.downcast_ref::<gst::ClockTime>()
             .and_then(|s| s.to_running_time(t))
@@ -744,6 +566,10 @@ impl AvFuse {
         while until.is_none_or(|t| !state.aligner.is_ready(t))
             && let Some(buf) = pad.pop_buffer()
         {
+            state.audio_started = true;
+            if state.audio_features.is_none() && !buf.flags().contains(gst::BufferFlags::GAP) {
+                return Err(features::missing(false));
+            }
             for m in buf.iter_meta::<FeatureMeta>() {
                 let v = m.data();
                 if v.track_id.is_some() {
@@ -812,6 +638,12 @@ impl AvFuse {
         }
         // Faces: the frame's ROIs and per-face feature metas, by track id.
         let rois = face_rois(buf);
+        if !rois.is_empty() && state.video_features.is_none() {
+            return Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ("{}", features::missing(true))
+            ));
+        }
         let mut faces: Vec<(u64, FaceBox, Option<Vec<f32>>)> = Vec::new();
         for r in &rois {
             if !faces.iter().any(|f| f.0 == r.track_id) {
@@ -1172,11 +1004,6 @@ impl AggregatorImpl for AvFuse {
         };
         let use_probabilities = c.prop("affect.fusion.visual-input") == Some("probabilities");
         let fusion_name = c.name.clone();
-        let models_checked = self.check_models(
-            spec.visual_model.as_ref(),
-            spec.audio_model.as_ref(),
-            &fusion_name,
-        )?;
         let mut align = AlignConfig::new(spec.audio_dim);
         align.max_gap_ns = settings.lookahead;
         (align.mode, align.anchor) = match settings.mode {
@@ -1282,7 +1109,9 @@ impl AggregatorImpl for AvFuse {
             csv_prefix,
             csv: BTreeMap::new(),
             frames_out: 0,
-            models_checked,
+            video_features: None,
+            audio_features: None,
+            audio_started: false,
             names_checked: (false, false),
             warned_nan: false,
             warned_dims: false,
@@ -1294,9 +1123,8 @@ impl AggregatorImpl for AvFuse {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(id) = self.take_latency_retry() {
-            id.unschedule();
-        }
+        self.latency_retry.cancel();
+        self.audio_wait.cancel();
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
         // Stopped before EOS: the dump still gets written.
         if let Some(mut dump) = state.and_then(|s| s.dump)
@@ -1334,6 +1162,15 @@ impl AggregatorImpl for AvFuse {
 
     fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
         let is_video = pad.name() == "video_sink";
+        if let Some(declaration) = FeaturesDeclaration::from_event(&event) {
+            return match declaration.and_then(|d| self.take_declaration(is_video, d)) {
+                Ok(()) => self.parent_sink_event(pad, event),
+                Err(e) => {
+                    gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{}", e));
+                    false
+                }
+            };
+        }
         match event.view() {
             gst::EventView::Caps(c) if is_video => {
                 let caps = c.caps_owned();
@@ -1345,8 +1182,17 @@ impl AggregatorImpl for AvFuse {
                 self.obj().update_segment(&seg);
                 self.end_unlinked_audio();
                 self.schedule_latency_retry();
+                self.schedule_audio_wait();
             }
             gst::EventView::Gap(g) if !is_video => {
+                if let Some(state) = self
+                    .state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    state.audio_started = true;
+                }
                 let (ts, d) = g.get();
                 let seg = pad.segment();
                 if let Some(end) = Self::running_time(&seg, ts + d.unwrap_or(gst::ClockTime::ZERO))
@@ -1405,40 +1251,6 @@ impl AggregatorImpl for AvFuse {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        // Feature-model check deferred from start (upstream was not linked yet).
-        let pending_check = {
-            let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(state) = guard.as_ref() else {
-                return Err(gst::FlowError::Flushing);
-            };
-            (!state.models_checked).then(|| {
-                (
-                    state.visual_ref.clone(),
-                    state.audio_ref.clone(),
-                    state.model.contract().name.clone(),
-                )
-            })
-        };
-        if let Some((v, a, name)) = pending_check {
-            match self.check_models(v.as_ref(), a.as_ref(), &name) {
-                Ok(_) => {
-                    // Checked, or still unlinked somewhere: not retried per frame.
-                    if let Some(s) = self
-                        .state
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .as_mut()
-                    {
-                        s.models_checked = true;
-                    }
-                }
-                Err(e) => {
-                    self.post_error_message(e);
-                    return Err(gst::FlowError::Error);
-                }
-            }
-        }
-
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);

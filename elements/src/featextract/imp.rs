@@ -15,7 +15,7 @@ use gst_base::subclass::prelude::*;
 use ndarray::{ArrayViewD, IxDyn};
 
 use crate::common::{ModelSettings, error_message};
-use crate::meta::{FaceCropMeta, FeatureMeta};
+use crate::meta::{FaceCropMeta, FeatureMeta, FeaturesDeclaration};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -282,6 +282,17 @@ impl Loaded {
         &self.model.contract().name
     }
 
+    /// What this model's vectors are, for the `affect-features` event.
+    fn declaration(&self) -> FeaturesDeclaration {
+        FeaturesDeclaration {
+            model: self.model_name().to_owned(),
+            sha256: self.model.sha256().to_owned(),
+            faces: self.mode() == Mode::Video,
+            dimension: self.dim as u32,
+            classes: self.probs_output.as_ref().map_or(0, |(_, n)| *n as u32),
+        }
+    }
+
     /// Runs `n` items already laid out in `self.buf` with `shape`.
     fn run(&mut self, shape: &[usize], n: usize) -> Result<Vec<ItemResult>, String> {
         let view = ArrayViewD::from_shape(IxDyn(shape), &self.buf).map_err(|e| e.to_string())?;
@@ -417,6 +428,8 @@ struct State {
     last: HashMap<u64, Arc<FeatureVector>>,
     masked: u64,
     warned: bool,
+    /// New caps: the `affect-features` event goes out before the next buffer.
+    declare: bool,
 }
 
 /// Results of one call, to attach, post and warn about with no lock held.
@@ -1094,6 +1107,7 @@ impl BaseTransformImpl for FeatExtract {
             }
         }
         state.audio = None;
+        state.declare = true;
         if mode == Mode::Audio {
             let info = gst_audio::AudioInfo::from_caps(incaps)
                 .map_err(|_| gst::loggable_error!(CAT, "invalid audio caps {}", incaps))?;
@@ -1146,6 +1160,9 @@ impl BaseTransformImpl for FeatExtract {
             return Err(gst::FlowError::Flushing);
         };
         let audio = state.audio.is_some();
+        let declaration = std::mem::take(&mut state.declare)
+            .then(|| state.loaded.as_ref().map(Loaded::declaration))
+            .flatten();
         let produced = if audio {
             self.audio(state, buf)
         } else if state.loaded.is_some() {
@@ -1154,6 +1171,16 @@ impl BaseTransformImpl for FeatExtract {
             Err("no caps before the first buffer".into())
         };
         drop(guard);
+        // After caps and segment, before the buffer: what the vectors are (sticky).
+        if let Some(d) = declaration
+            && !self.obj().src_pad().push_event(d.to_event())
+        {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "downstream refused the affect-features event"
+            );
+        }
         let produced = produced.map_err(|e| {
             gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
             gst::FlowError::Error

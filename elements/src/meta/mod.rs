@@ -7,11 +7,14 @@
 //! - C and Python apps read the registered `GstCustomMeta` named [`AFFECT_META_NAME`]
 //!   whose structure lists every face's affect ([`affect`]).
 //! - Applications get an `affect` element message per frame ([`AffectMessage`]).
+//! - `featextract` declares what its vectors are in an `affect-features` sticky event
+//!   ([`features`]).
 //! - `audiodenoise` attaches `GstAffectSpeechMeta` and posts `speech-start` / `speech-end`
 //!   ([`speech`]).
 
 pub mod affect;
 mod arc;
+pub mod features;
 pub mod roi;
 pub mod speech;
 
@@ -20,6 +23,7 @@ pub use affect::{
     face_affect_from_structure, face_affect_structure, register_affect_meta,
 };
 pub use arc::{FaceCropMeta, FeatureMeta};
+pub use features::{FEATURES_EVENT_NAME, FeaturesDeclaration};
 pub use roi::{FACE_ROI_TYPE, FaceRoi, add_face_roi, face_rois};
 pub use speech::{
     SPEECH_META_NAME, SPEECH_STRUCTURE_NAME, SpeechInfo, SpeechMessage, add_speech_meta,
