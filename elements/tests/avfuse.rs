@@ -889,3 +889,43 @@ fn a_pipeline_without_featextract_or_with_the_wrong_one_is_an_error() {
         "{err}"
     );
 }
+
+/// A full disk (here a file-size limit on `gst-launch-1.0`, which makes the kernel write
+/// part of a line and then refuse): a clear error naming the file, and an NDJSON file
+/// that ends at a line end, every line whole.
+#[test]
+fn a_full_disk_leaves_only_whole_lines_in_the_ndjson() {
+    let dir = common::scratch("avfuse-full-disk");
+    let ndjson = dir.join("out.ndjson");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        // 6 KiB: ~18 lines of ~340 bytes, the limit falls inside a line.
+        .arg("trap '' XFSZ; ulimit -f 6; exec gst-launch-1.0 \"$@\"")
+        .arg("gst-launch-1.0")
+        .args(
+            format!(
+                "filesrc location={} ! decodebin ! videoconvert ! facecrop ! featextract ! avfuse location={} ! fakesink",
+                common::media("sample.mp4").display(),
+                ndjson.display()
+            )
+            .split(' '),
+        )
+        .env("GST_PLUGIN_PATH", common::plugin_dir())
+        .output()
+        .expect("gst-launch-1.0 (make setup)");
+    let log =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("NDJSON")
+            && log.contains(&ndjson.display().to_string())
+            && log.contains("File too large"),
+        "{log}"
+    );
+    let text = std::fs::read_to_string(&ndjson).unwrap();
+    assert!(text.len() > 4096 && text.len() <= 6144, "{}", text.len());
+    assert!(text.ends_with('\n'), "a partial last line");
+    for l in text.lines() {
+        AffectRecord::from_json_line(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+}

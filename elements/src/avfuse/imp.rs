@@ -1,12 +1,10 @@
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use affect::EXPRESSIONS;
 use affect::dataset::{FeatureFile, FeatureMetadata};
-use affect::results::{AffectRecord, FaceAffect, FaceBox};
+use affect::results::{AffectRecord, FaceAffect, FaceBox, ResultFile, ResultFileError};
 use affect::runtime::{FeatureModelRef, InputSpec, Model, Role};
 use affect::timeline::{
     AlignConfig, AlignMode, Anchor, AudioAligner, TimelineError, TrackWindows, WindowConfig,
@@ -107,8 +105,8 @@ impl Settings {
 
 /// Per-track CSV writers (Aff-Wild2 layout).
 struct CsvTrack {
-    va: File,
-    expr: File,
+    va: ResultFile,
+    expr: ResultFile,
 }
 
 /// Smoothed values of one track.
@@ -129,7 +127,7 @@ struct State {
     aligner: AudioAligner,
     tracks: TrackWindows,
     smoothed: BTreeMap<u64, Smoothed>,
-    ndjson: Option<File>,
+    ndjson: Option<ResultFile>,
     csv_prefix: Option<PathBuf>,
     csv: BTreeMap<u64, CsvTrack>,
     frames_out: u64,
@@ -883,17 +881,20 @@ impl AvFuse {
             if let Some(state) = guard.as_mut() {
                 let mut failed = None;
                 if let Some(file) = state.ndjson.as_mut() {
-                    for f in faces {
-                        let mut r = AffectRecord::new(pts.map_or(0, |t| t.nseconds()), f.clone());
-                        r.duration = buf.duration().map(|d| d.nseconds());
-                        r.running_time = running.map(|t| t.nseconds());
-                        r.stream_time = stream.map(|t| t.nseconds());
-                        let mut line = r.to_json_line();
-                        line.push('\n');
-                        if let Err(e) = file.write_all(line.as_bytes()).and_then(|_| file.flush()) {
-                            failed = Some(format!("NDJSON {}: {e}", settings.location));
-                            break;
-                        }
+                    let records: Vec<AffectRecord> = faces
+                        .iter()
+                        .map(|f| {
+                            let mut r =
+                                AffectRecord::new(pts.map_or(0, |t| t.nseconds()), f.clone());
+                            r.duration = buf.duration().map(|d| d.nseconds());
+                            r.running_time = running.map(|t| t.nseconds());
+                            r.stream_time = stream.map(|t| t.nseconds());
+                            r
+                        })
+                        .collect();
+                    // One write per frame; a failed one leaves the file at a line end.
+                    if let Err(e) = file.write_records(&records) {
+                        failed = Some(format!("NDJSON: {e}"));
                     }
                 }
                 if failed.is_none()
@@ -938,21 +939,16 @@ impl AvFuse {
                 p.push(format!("_track{}.{ext}.csv", f.track_id));
                 PathBuf::from(p)
             };
-            let open = |p: PathBuf, header: String| -> Result<File, String> {
-                let mut file = File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-                let mut text = header;
-                text.push('\n');
-                file.write_all(text.as_bytes())
-                    .map_err(|e| format!("{}: {e}", p.display()))?;
-                Ok(file)
+            // The header, then invalid markers for the frames before the track appeared.
+            let open = |p: PathBuf, header: &str, missing: &str| {
+                let mut file = ResultFile::create(p)?;
+                file.write_line(header)?;
+                file.write_text(&missing.repeat(frame as usize))?;
+                Ok::<_, ResultFileError>(file)
             };
-            let mut va = open(name("va"), "valence,arousal".into())?;
-            let mut expr = open(name("expr"), EXPRESSIONS.join(","))?;
-            // Frames before the track appeared: invalid markers.
-            va.write_all("-5,-5\n".repeat(frame as usize).as_bytes())
-                .map_err(|e| e.to_string())?;
-            expr.write_all("-1\n".repeat(frame as usize).as_bytes())
-                .map_err(|e| e.to_string())?;
+            let va = open(name("va"), "valence,arousal", "-5,-5\n").map_err(|e| e.to_string())?;
+            let expr =
+                open(name("expr"), &EXPRESSIONS.join(","), "-1\n").map_err(|e| e.to_string())?;
             state.csv.insert(f.track_id, CsvTrack { va, expr });
         }
         for (id, t) in state.csv.iter_mut() {
@@ -963,8 +959,8 @@ impl AvFuse {
                 ),
                 None => ("-5,-5\n".to_owned(), "-1\n".to_owned()),
             };
-            t.va.write_all(va.as_bytes())
-                .and_then(|_| t.expr.write_all(expr.as_bytes()))
+            t.va.write_text(&va)
+                .and_then(|_| t.expr.write_text(&expr))
                 .map_err(|e| format!("CSV track {id}: {e}"))?;
         }
         Ok(())
@@ -1027,12 +1023,10 @@ impl AggregatorImpl for AvFuse {
         let ndjson = if settings.location.is_empty() {
             None
         } else {
-            Some(File::create(&settings.location).map_err(|e| {
-                gst::error_msg!(
-                    gst::ResourceError::OpenWrite,
-                    ("cannot create {}: {}", settings.location, e)
-                )
-            })?)
+            Some(
+                ResultFile::create(&settings.location)
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e)))?,
+            )
         };
         let csv_prefix =
             (!settings.csv_location.is_empty()).then(|| PathBuf::from(&settings.csv_location));
@@ -1117,6 +1111,9 @@ impl AggregatorImpl for AvFuse {
             warned_dims: false,
             dump,
         });
+        if let Some(w) = settings.model.threads_warning() {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
+        }
         let latency = settings.latency();
         self.obj().set_latency(latency, Some(latency));
         Ok(())
