@@ -640,3 +640,49 @@ fn extract_features_mode_dumps_face_feature_vectors() {
     assert!(get("affect.source").unwrap().contains("NOT a model"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A minute of media through `extract` (sample.mp4 looped 25 times): the training data
+/// gets audio on every frame after the first speech window, as avfuse's own output does
+/// (the audio branch once ran ahead and lost audio on about half the frames of files
+/// longer than ~20 s).
+#[test]
+fn extract_keeps_audio_on_every_frame_of_a_minute_of_media() {
+    let dir = scratch("minute");
+    let registry = dir.join("registry.bin");
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    let clip = videos.join("minute.mp4");
+    let mut desc = format!(
+        "concat name=cv ! h264parse ! queue ! mp4mux name=m ! filesink location={} \
+         concat name=ca ! aacparse ! queue ! m.",
+        clip.display()
+    );
+    for i in 0..25 {
+        desc.push_str(&format!(
+            " filesrc location={} ! qtdemux name=d{i} d{i}.video_0 ! queue ! cv. d{i}.audio_0 ! queue ! ca.",
+            media("sample.mp4").display()
+        ));
+    }
+    let o = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .output()
+        .expect("gst-launch-1.0 runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = dir.join("data");
+    extract(&videos, &data, &registry);
+    let f = FeatureFile::read(&data.join("features").join("minute.safetensors")).unwrap();
+    assert_eq!(f.frames(), 1800);
+    // The first speech vector is centred 0.39 s into the audio; with avfuse's 0.2 s
+    // lookahead the first 6 frames are out of its reach.
+    let lost: Vec<usize> = (6..f.frames())
+        .filter(|&i| f.audio_mask[i] != 1.0)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} frames without audio, from frame {:?}",
+        lost.len(),
+        lost.first()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
