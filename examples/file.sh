@@ -8,8 +8,9 @@
 # and avfuse writes OUT_DIR/affect.ndjson (one AffectRecord JSON line per frame per face)
 # and OUT_DIR/affect_track<N>.va.csv / .expr.csv (Aff-Wild2 layout).
 #
-# INPUT needs a video and an audio stream; for a file without audio, set NO_AUDIO=1
-# (avfuse's audio_sink is a request pad: without it, fusion runs on faces alone).
+# For a file without audio set NO_AUDIO=1 (avfuse's audio_sink is a request pad: without
+# it, fusion runs on faces alone); otherwise avfuse waits its audio-timeout (5 s) for the
+# audio branch that decodebin never links, warns, and goes on with audio mask 0.
 # Needs `make build` (GST_PLUGIN_PATH defaults to this tree's target/debug) and the
 # Debian packages of `make setup` (openh264enc from gstreamer1.0-plugins-bad).
 set -euo pipefail

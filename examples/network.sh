@@ -27,7 +27,9 @@
 # frames arrive. A finite stream (HLS/DASH video on demand, a file over HTTP) stops by
 # itself at its end; a live one (RTSP, live HLS) runs until Ctrl-C, which
 # gst-launch turns into end-of-stream (-e) so the mp4 is finalised.
-# For a stream without audio set NO_AUDIO=1 (else avfuse waits for audio that never comes).
+# For a stream without audio set NO_AUDIO=1. Otherwise a live stream's video goes on
+# at avfuse's deadlines with audio mask 0; a non-live one after avfuse's audio-timeout
+# (5 s), with a warning.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 export GST_PLUGIN_PATH="${GST_PLUGIN_PATH:-$root/target/debug}"

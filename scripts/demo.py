@@ -17,7 +17,18 @@ import time
 import gi
 
 gi.require_version("Gst", "1.0")
+gi.require_version("GstPbutils", "1.0")
 from gi.repository import Gst  # noqa: E402
+
+
+def clip_has_audio(clip):
+    """Whether the clip has an audio stream (GstPbutils.Discoverer, in-process)."""
+    from gi.repository import GstPbutils
+
+    info = GstPbutils.Discoverer.new(30 * Gst.SECOND).discover_uri(Gst.filename_to_uri(os.path.abspath(clip)))
+    if not info.get_video_streams():
+        sys.exit(f"demo: {clip} has no video stream")
+    return bool(info.get_audio_streams())
 
 
 def main():
@@ -29,14 +40,21 @@ def main():
     for stale in os.listdir(out_dir):
         if stale.startswith("affect") or stale == "annotated.mp4":
             os.remove(os.path.join(out_dir, stale))
+    # Only the branches the clip has: an audio branch that decodebin never links would
+    # hold the video until avfuse's audio-timeout.
+    has_audio = clip_has_audio(clip)
+    audio = (
+        "d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 "
+        "! audiodenoise post-messages=true ! featextract ! queue ! f.audio_sink"
+        if has_audio
+        else ""
+    )
     pipe = Gst.parse_launch(
         f'filesrc location="{clip}" ! decodebin name=d '
         "d. ! queue ! videoconvert ! facecrop ! queue ! featextract ! queue "
         f'! avfuse name=f location="{ndjson}" csv-location="{os.path.join(out_dir, "affect")}" '
         "! affectoverlay ! videoconvert ! openh264enc bitrate=4000000 ! h264parse ! mp4mux "
-        f'! filesink location="{os.path.join(out_dir, "annotated.mp4")}" '
-        "d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 "
-        "! audiodenoise post-messages=true ! featextract ! queue ! f.audio_sink"
+        f'! filesink location="{os.path.join(out_dir, "annotated.mp4")}" ' + audio
     )
     bus = pipe.get_bus()
     frames = 0
@@ -72,7 +90,7 @@ def main():
     for r in records:
         hist[r["expression"]] = hist.get(r["expression"], 0) + 1
     duration = (max(r["pts"] for r in records) / 1e9) if records else 0.0
-    print(f"clip: {clip}")
+    print(f"clip: {clip}" + ("" if has_audio else " (no audio stream: audio masked)"))
     print(f"frames: {frames}, face records: {len(records)}, tracks: {tracks}")
     if records:
         mv = sum(r["valence"] for r in records) / len(records)
