@@ -113,6 +113,16 @@ fn failed(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs a `gst-launch-1.0` description (media preparation) to its end.
+fn gst_launch(desc: &str) {
+    let o = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .output()
+        .expect("gst-launch-1.0 runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Hand-written labels: a slow valence/arousal curve, every 10th frame invalid (-5);
 /// expressions cycling every 12 frames, every 11th frame invalid (-1). `extra` frames
 /// more than the video has (Aff-Wild2 files are often off by one).
@@ -516,12 +526,7 @@ fn extract_video_only_without_gst_discoverer() {
         media("sample.mp4").display(),
         clip.display()
     );
-    let o = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(desc.split_whitespace())
-        .output()
-        .expect("gst-launch-1.0 runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    gst_launch(&desc);
     let data = dir.join("data");
     let args = [
         "extract",
@@ -572,12 +577,7 @@ fn extract_two_subjects_left_and_right() {
         side("sample.mp4", "0"),
         side("single_face.mp4", "1")
     );
-    let o = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(desc.split_whitespace())
-        .output()
-        .expect("gst-launch-1.0 runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    gst_launch(&desc);
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let root = DataRoot::new(&data).unwrap();
@@ -663,12 +663,7 @@ fn extract_keeps_audio_on_every_frame_of_a_minute_of_media() {
             media("sample.mp4").display()
         ));
     }
-    let o = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(desc.split_whitespace())
-        .output()
-        .expect("gst-launch-1.0 runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    gst_launch(&desc);
     let data = dir.join("data");
     extract(&videos, &data, &registry);
     let f = FeatureFile::read(&data.join("features").join("minute.safetensors")).unwrap();

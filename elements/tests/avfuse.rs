@@ -199,44 +199,15 @@ fn requested_but_unlinked_audio_pad_does_not_stall_a_non_live_pipeline() {
     let f = pipe.by_name("f").unwrap();
     let audio = f.request_pad_simple("audio_sink").unwrap();
     assert!(audio.peer().is_none());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    pipe.by_name("out")
-        .unwrap()
-        .static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(b) = info.buffer() {
-                let faces = affect_meta_faces(b).expect("GstAffectMeta").unwrap();
-                s2.lock().unwrap().push(faces);
-            }
-            gst::PadProbeReturn::Ok
-        });
-    pipe.set_state(gst::State::Playing).unwrap();
-    let mut eos = false;
-    for msg in pipe
-        .bus()
-        .unwrap()
-        .iter_timed(gst::ClockTime::from_seconds(60))
-    {
-        match msg.view() {
-            gst::MessageView::Eos(_) => {
-                eos = true;
-                break;
-            }
-            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
-            _ => {}
-        }
-    }
-    pipe.set_state(gst::State::Null).unwrap();
-    assert!(
-        eos,
+    let run = run_collected(pipe);
+    assert_eq!(
+        run.outcome,
+        Ok(()),
         "no EOS within 60 s: the unlinked audio pad stalled the video"
     );
-    let seen = seen.lock().unwrap();
     // single_face.mp4: 72 frames, one face in (nearly) every one.
-    assert_eq!(seen.len(), 72, "every frame came out");
-    let faces: Vec<_> = seen.iter().flatten().collect();
+    assert_eq!(run.frames.len(), 72, "every frame came out");
+    let faces: Vec<_> = run.frames.iter().flatten().collect();
     assert!(faces.len() >= 65, "{} faces", faces.len());
     for f in faces {
         assert_eq!(f.valence, 0.0, "audio mask 0 for an unlinked audio pad");
@@ -712,21 +683,33 @@ fn a_minute_of_media_keeps_its_audio_on_every_frame_whatever_branch_is_slower() 
     );
 }
 
-/// What a non-live run gave: EOS seen (else the error), frames out, the valence (= audio
-/// mask with the probe model) of every face, and the warnings posted.
+/// What a non-live run gave: EOS seen (else the error), the faces of every frame out
+/// (GstAffectMeta) and the warnings posted.
 struct Run {
     outcome: Result<(), String>,
-    frames: usize,
-    audio_masks: Vec<f32>,
+    frames: Vec<Vec<affect::results::FaceAffect>>,
     warnings: Vec<String>,
+}
+
+impl Run {
+    /// The valence of every face: the audio mask with the probe model.
+    fn audio_masks(&self) -> Vec<f32> {
+        self.frames.iter().flatten().map(|f| f.valence).collect()
+    }
 }
 
 fn run_collecting(desc: &str) -> Run {
     common::init();
-    let pipe = gst::parse::launch(desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    run_collected(
+        gst::parse::launch(desc)
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap(),
+    )
+}
+
+/// Runs `pipe` (with a sink named `out`) to EOS, an error or 60 s.
+fn run_collected(pipe: gst::Pipeline) -> Run {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
     pipe.by_name("out")
@@ -765,11 +748,10 @@ fn run_collecting(desc: &str) -> Run {
         outcome = Err("state change failed".into());
     }
     pipe.set_state(gst::State::Null).unwrap();
-    let seen = seen.lock().unwrap();
+    let frames = std::mem::take(&mut *seen.lock().unwrap());
     Run {
         outcome,
-        frames: seen.len(),
-        audio_masks: seen.iter().flatten().map(|f| f.valence).collect(),
+        frames,
         warnings,
     }
 }
@@ -824,9 +806,10 @@ fn a_silent_non_live_audio_branch_ends_with_a_warning_not_a_hang() {
             probe.display()
         ));
         assert_eq!(run.outcome, Ok(()), "{what}");
-        assert_eq!(run.frames, 72, "{what}: every frame came out");
-        assert!(run.audio_masks.len() >= 65, "{what}");
-        assert!(run.audio_masks.iter().all(|m| *m == 0.0), "{what}");
+        assert_eq!(run.frames.len(), 72, "{what}: every frame came out");
+        let masks = run.audio_masks();
+        assert!(masks.len() >= 65, "{what}");
+        assert!(masks.iter().all(|m| *m == 0.0), "{what}");
         assert!(
             run.warnings
                 .iter()
@@ -853,7 +836,7 @@ fn a_pipeline_without_featextract_or_with_the_wrong_one_is_an_error() {
         err.contains("faces without face features") && err.contains("facecrop ! featextract"),
         "{err}"
     );
-    assert_eq!(run.frames, 0, "no invented results");
+    assert!(run.frames.is_empty(), "no invented results");
 
     let run = run_collecting(&format!(
         "{} ! avfuse name=f ! fakesink name=out d. ! queue ! audioconvert ! audioresample ! queue ! f.audio_sink",
