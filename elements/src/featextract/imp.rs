@@ -568,9 +568,9 @@ impl ElementImpl for FeatExtract {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         // A bin takes all its children through NULL→READY before any of them through
-        // READY→PAUSED, where sessions are created (here and in avfuse, which checks the
-        // feature models it was trained on): a model file that cannot work is refused
-        // now, so that its error is the first one.
+        // READY→PAUSED, where sessions are created (here and in avfuse, which loads its
+        // fusion model then): a model file that cannot work is refused now, so that its
+        // error is the first one.
         if transition == gst::StateChange::NullToReady {
             let settings = self
                 .settings
