@@ -514,6 +514,107 @@ impl<W: LineSink> ResultFile<W> {
     }
 }
 
+/// Aff-Wild2-style annotation files of a run, per face track: `PREFIX_track<id>.va.csv`
+/// (`valence,arousal` header, one `v,a` line per frame, `-5,-5` where the track has no
+/// result) and `PREFIX_track<id>.expr.csv` (the 8 expression names, one index per frame,
+/// `-1` where absent). A track seen first at frame `n` gets `n` absent lines. Every file
+/// is a [`ResultFile`]: only whole lines, even on a full disk.
+#[derive(Debug)]
+pub struct AffWild2Csv {
+    prefix: std::path::PathBuf,
+    tracks: std::collections::BTreeMap<u64, (ResultFile, ResultFile)>,
+}
+
+impl AffWild2Csv {
+    /// Files named from `prefix` (nothing is created before the first track).
+    pub fn new(prefix: impl Into<std::path::PathBuf>) -> Self {
+        AffWild2Csv {
+            prefix: prefix.into(),
+            tracks: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// The path of one track's file (`ext`: `va` or `expr`).
+    pub fn path(&self, track: u64, ext: &str) -> std::path::PathBuf {
+        let mut p = self.prefix.clone().into_os_string();
+        p.push(format!("_track{track}.{ext}.csv"));
+        p.into()
+    }
+
+    /// Writes frame number `frame` (0-based, since the start): one line per known track
+    /// into each of its two files; tracks of `faces` not seen before get their files.
+    pub fn write_frame(&mut self, frame: u64, faces: &[FaceAffect]) -> Result<(), String> {
+        for f in faces {
+            if self.tracks.contains_key(&f.track_id) {
+                continue;
+            }
+            // The header, then invalid markers for the frames before the track appeared.
+            let open = |p: std::path::PathBuf, header: &str, missing: &str| {
+                let mut file = ResultFile::create(p)?;
+                file.write_line(header)?;
+                file.write_text(&missing.repeat(frame as usize))?;
+                Ok::<_, ResultFileError>(file)
+            };
+            let va = open(self.path(f.track_id, "va"), "valence,arousal", "-5,-5\n")
+                .map_err(|e| e.to_string())?;
+            let expr = open(
+                self.path(f.track_id, "expr"),
+                &EXPRESSIONS.join(","),
+                "-1\n",
+            )
+            .map_err(|e| e.to_string())?;
+            self.tracks.insert(f.track_id, (va, expr));
+        }
+        for (id, (va_file, expr_file)) in self.tracks.iter_mut() {
+            let (va, expr) = match faces.iter().find(|f| f.track_id == *id) {
+                Some(f) => (
+                    format!("{},{}\n", f.valence, f.arousal),
+                    format!("{}\n", f.top_index()),
+                ),
+                None => ("-5,-5\n".to_owned(), "-1\n".to_owned()),
+            };
+            va_file
+                .write_text(&va)
+                .and_then(|_| expr_file.write_text(&expr))
+                .map_err(|e| format!("CSV track {id}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn tracks_appearing_and_leaving_get_invalid_markers() {
+        let dir = std::env::temp_dir().join(format!("affect-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let face = |id, v: f32| FaceAffect {
+            track_id: id,
+            bbox: FaceBox {
+                x: 0.0,
+                y: 0.0,
+                width: 1.0,
+                height: 1.0,
+            },
+            valence: v,
+            arousal: -v,
+            probabilities: [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        };
+        let mut csv = AffWild2Csv::new(dir.join("clip"));
+        csv.write_frame(0, &[face(1, 0.5)]).unwrap();
+        csv.write_frame(1, &[face(2, -0.25)]).unwrap();
+        csv.write_frame(2, &[]).unwrap();
+        let read = |id, ext| std::fs::read_to_string(csv.path(id, ext)).unwrap();
+        assert_eq!(read(1, "va"), "valence,arousal\n0.5,-0.5\n-5,-5\n-5,-5\n");
+        assert_eq!(read(2, "va"), "valence,arousal\n-5,-5\n-0.25,0.25\n-5,-5\n");
+        let header = EXPRESSIONS.join(",");
+        assert_eq!(read(2, "expr"), format!("{header}\n-1\n4\n-1\n"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[cfg(test)]
 mod result_file_tests {
     use super::*;

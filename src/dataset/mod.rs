@@ -10,6 +10,7 @@
 //!   feature files, splits and k folds, and windowing into a [`SequenceSet`].
 
 pub mod annotations;
+pub mod dump;
 pub mod features;
 pub mod layout;
 pub mod sequences;
@@ -19,6 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use annotations::{ExprLabels, VaLabels};
+pub use dump::TrackDump;
 pub use features::{FeatureFile, FeatureMetadata};
 pub use layout::{DataRoot, Fold, Labels, Split, Subject};
 pub use sequences::{SequenceSet, Task};

@@ -1,10 +1,8 @@
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
-use affect::EXPRESSIONS;
-use affect::dataset::{FeatureFile, FeatureMetadata};
-use affect::results::{AffectRecord, FaceAffect, FaceBox, ResultFile, ResultFileError};
+use affect::dataset::{FeatureMetadata, TrackDump};
+use affect::results::{AffWild2Csv, AffectRecord, FaceAffect, FaceBox, ResultFile};
 use affect::runtime::{FeatureModelRef, InputSpec, Model, Role};
 use affect::timeline::{
     AlignConfig, AlignMode, Anchor, AudioAligner, TimelineError, TrackWindows, WindowConfig,
@@ -103,12 +101,6 @@ impl Settings {
     }
 }
 
-/// Per-track CSV writers (Aff-Wild2 layout).
-struct CsvTrack {
-    va: ResultFile,
-    expr: ResultFile,
-}
-
 /// Smoothed values of one track.
 #[derive(Debug, Clone, Copy)]
 struct Smoothed {
@@ -128,8 +120,7 @@ struct State {
     tracks: TrackWindows,
     smoothed: BTreeMap<u64, Smoothed>,
     ndjson: Option<ResultFile>,
-    csv_prefix: Option<PathBuf>,
-    csv: BTreeMap<u64, CsvTrack>,
+    csv: Option<AffWild2Csv>,
     frames_out: u64,
     /// What the upstream `featextract`s declared (video_sink, audio_sink).
     video_features: Option<FeaturesDeclaration>,
@@ -139,98 +130,7 @@ struct State {
     names_checked: (bool, bool),
     warned_nan: bool,
     warned_dims: bool,
-    dump: Option<Dump>,
-}
-
-/// `dump-location`: per track, the newest row of its window (what the model read for
-/// that frame), for every frame since the segment start; written as
-/// [`affect::dataset::FeatureFile`]s at EOS / stop.
-struct Dump {
-    template: String,
-    meta: FeatureMetadata,
-    visual_dim: usize,
-    audio_dim: usize,
-    /// Frames recorded so far.
-    frames: usize,
-    files: BTreeMap<u64, FeatureFile>,
-    written: bool,
-}
-
-impl Dump {
-    /// The marker of the track id in the path template.
-    const TRACK_MARK: &'static str = "%u";
-
-    /// Records one frame: every track the windows hold gets its newest slot (`active` 1),
-    /// every other track seen since the segment start a zero row (masks 0, `active` 0).
-    fn record(
-        &mut self,
-        tracks: &TrackWindows,
-        faces: &[(u64, FaceBox, Option<Vec<f32>>)],
-        pts: Option<u64>,
-    ) {
-        for id in tracks.track_ids() {
-            if !self.files.contains_key(&id) {
-                let mut meta = self.meta.clone();
-                meta.track = id.to_string();
-                let mut f = FeatureFile::new(self.visual_dim, self.audio_dim, meta);
-                for _ in 0..self.frames {
-                    f.push_absent(None);
-                }
-                self.files.insert(id, f);
-            }
-        }
-        for (id, file) in self.files.iter_mut() {
-            let Some(w) = tracks.arrays(*id) else {
-                file.push_absent(pts);
-                continue;
-            };
-            let last = w.visual_mask.len() - 1;
-            let bbox = faces
-                .iter()
-                .find(|f| f.0 == *id)
-                .map(|f| [f.1.x, f.1.y, f.1.width, f.1.height])
-                .unwrap_or([0.0; 4]);
-            let v = w.visual.row(last).to_vec();
-            let a = w.audio.row(last).to_vec();
-            file.push(
-                Some(&v),
-                w.visual_mask[last],
-                Some(&a),
-                w.audio_mask[last],
-                pts,
-                bbox,
-                true,
-            );
-        }
-        self.frames += 1;
-    }
-
-    /// Forgets the rows (a new segment starts).
-    fn clear(&mut self) {
-        self.files.clear();
-        self.frames = 0;
-        self.written = false;
-    }
-
-    /// Writes every track's file (atomically); the first error is returned after all
-    /// were tried.
-    fn write(&mut self, fps: f64) -> Result<usize, String> {
-        self.written = true;
-        let mut first_err = None;
-        for (id, f) in self.files.iter_mut() {
-            f.meta.fps = fps;
-            let path = PathBuf::from(self.template.replace(Self::TRACK_MARK, &id.to_string()));
-            if let Err(e) = f.write(&path)
-                && first_err.is_none()
-            {
-                first_err = Some(format!("dump-location: {e}"));
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(self.files.len()),
-        }
-    }
+    dump: Option<TrackDump>,
 }
 
 /// What one output frame produced, posted/written after the state lock is released.
@@ -720,7 +620,11 @@ impl AvFuse {
             state.smoothed.remove(&id);
         }
         if let Some(dump) = state.dump.as_mut() {
-            dump.record(&state.tracks, &faces, buf.pts().map(|t| t.nseconds()));
+            let boxes: Vec<(u64, [f32; 4])> = faces
+                .iter()
+                .map(|(id, b, _)| (*id, [b.x, b.y, b.width, b.height]))
+                .collect();
+            dump.record(&state.tracks, &boxes, buf.pts().map(|t| t.nseconds()));
         }
         let mut out = Vec::with_capacity(faces.len());
         if !faces.is_empty() {
@@ -898,7 +802,8 @@ impl AvFuse {
                     }
                 }
                 if failed.is_none()
-                    && let Err(e) = Self::write_csv(state, faces)
+                    && let Some(csv) = state.csv.as_mut()
+                    && let Err(e) = csv.write_frame(state.frames_out, faces)
                 {
                     failed = Some(e);
                 }
@@ -923,47 +828,6 @@ impl AvFuse {
                 .build();
             let _ = obj.post_message(m);
         }
-    }
-
-    fn write_csv(state: &mut State, faces: &[FaceAffect]) -> Result<(), String> {
-        let Some(prefix) = state.csv_prefix.clone() else {
-            return Ok(());
-        };
-        let frame = state.frames_out;
-        for f in faces {
-            if state.csv.contains_key(&f.track_id) {
-                continue;
-            }
-            let name = |ext: &str| {
-                let mut p = prefix.clone().into_os_string();
-                p.push(format!("_track{}.{ext}.csv", f.track_id));
-                PathBuf::from(p)
-            };
-            // The header, then invalid markers for the frames before the track appeared.
-            let open = |p: PathBuf, header: &str, missing: &str| {
-                let mut file = ResultFile::create(p)?;
-                file.write_line(header)?;
-                file.write_text(&missing.repeat(frame as usize))?;
-                Ok::<_, ResultFileError>(file)
-            };
-            let va = open(name("va"), "valence,arousal", "-5,-5\n").map_err(|e| e.to_string())?;
-            let expr =
-                open(name("expr"), &EXPRESSIONS.join(","), "-1\n").map_err(|e| e.to_string())?;
-            state.csv.insert(f.track_id, CsvTrack { va, expr });
-        }
-        for (id, t) in state.csv.iter_mut() {
-            let (va, expr) = match faces.iter().find(|f| f.track_id == *id) {
-                Some(f) => (
-                    format!("{},{}\n", f.valence, f.arousal),
-                    format!("{}\n", f.top_index()),
-                ),
-                None => ("-5,-5\n".to_owned(), "-1\n".to_owned()),
-            };
-            t.va.write_text(&va)
-                .and_then(|_| t.expr.write_text(&expr))
-                .map_err(|e| format!("CSV track {id}: {e}"))?;
-        }
-        Ok(())
     }
 
     fn reset(&self) {
@@ -1028,18 +892,10 @@ impl AggregatorImpl for AvFuse {
                     .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e)))?,
             )
         };
-        let csv_prefix =
-            (!settings.csv_location.is_empty()).then(|| PathBuf::from(&settings.csv_location));
+        let csv =
+            (!settings.csv_location.is_empty()).then(|| AffWild2Csv::new(&settings.csv_location));
         let dump = if settings.dump_location.is_empty() {
             None
-        } else if !settings.dump_location.contains(Dump::TRACK_MARK) {
-            return Err(gst::error_msg!(
-                gst::ResourceError::Settings,
-                (
-                    "dump-location `{}` has no %u: the template needs the track id, e.g. dump/track%u.safetensors",
-                    settings.dump_location
-                )
-            ));
         } else {
             let r = |m: &Option<FeatureModelRef>| {
                 m.as_ref()
@@ -1048,29 +904,32 @@ impl AggregatorImpl for AvFuse {
             };
             let (visual_model, visual_sha256) = r(&spec.visual_model);
             let (audio_model, audio_sha256) = r(&spec.audio_model);
-            Some(Dump {
-                template: settings.dump_location.clone(),
-                meta: FeatureMetadata {
-                    visual_model,
-                    visual_sha256,
-                    audio_model,
-                    audio_sha256,
-                    visual_input: if use_probabilities {
-                        "probabilities"
-                    } else {
-                        "features"
-                    }
-                    .into(),
-                    fps: 0.0,
-                    source: format!("avfuse {}", self.obj().name()),
-                    track: String::new(),
-                },
-                visual_dim: spec.visual_dim,
-                audio_dim: spec.audio_dim,
-                frames: 0,
-                files: BTreeMap::new(),
-                written: false,
-            })
+            let meta = FeatureMetadata {
+                visual_model,
+                visual_sha256,
+                audio_model,
+                audio_sha256,
+                visual_input: if use_probabilities {
+                    "probabilities"
+                } else {
+                    "features"
+                }
+                .into(),
+                fps: 0.0,
+                source: format!("avfuse {}", self.obj().name()),
+                track: String::new(),
+            };
+            Some(
+                TrackDump::new(
+                    &settings.dump_location,
+                    meta,
+                    spec.visual_dim,
+                    spec.audio_dim,
+                )
+                .map_err(|e| {
+                    gst::error_msg!(gst::ResourceError::Settings, ("dump-location {}", e))
+                })?,
+            )
         };
         gst::info!(
             CAT,
@@ -1100,8 +959,7 @@ impl AggregatorImpl for AvFuse {
             tracks,
             smoothed: BTreeMap::new(),
             ndjson,
-            csv_prefix,
-            csv: BTreeMap::new(),
+            csv,
             frames_out: 0,
             video_features: None,
             audio_features: None,
@@ -1125,11 +983,11 @@ impl AggregatorImpl for AvFuse {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
         // Stopped before EOS: the dump still gets written.
         if let Some(mut dump) = state.and_then(|s| s.dump)
-            && !dump.written
-            && dump.frames > 0
+            && !dump.is_written()
+            && dump.frames() > 0
             && let Err(e) = dump.write(self.frame_rate())
         {
-            gst::element_imp_warning!(self, gst::ResourceError::Write, ("{}", e));
+            gst::element_imp_warning!(self, gst::ResourceError::Write, ("dump-location: {}", e));
         }
         Ok(())
     }
@@ -1276,7 +1134,7 @@ impl AggregatorImpl for AvFuse {
         let Some(buf) = video_buf else {
             if video.is_eos() {
                 gst::debug!(CAT, imp = self, "video EOS");
-                if state.dump.as_ref().is_some_and(|d| !d.written) {
+                if state.dump.as_ref().is_some_and(|d| !d.is_written()) {
                     let mut dump = state.dump.take();
                     drop(guard);
                     let res = dump.as_mut().map(|d| d.write(self.frame_rate()));
@@ -1290,7 +1148,11 @@ impl AggregatorImpl for AvFuse {
                     }
                     match res {
                         Some(Err(e)) => {
-                            gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
+                            gst::element_imp_error!(
+                                self,
+                                gst::ResourceError::Write,
+                                ("dump-location: {}", e)
+                            );
                             return Err(gst::FlowError::Error);
                         }
                         Some(Ok(n)) => {
