@@ -43,6 +43,7 @@
 //! | Surprise | astonished | 69.8° | 0.3453 | 0.9385 |
 //! | Other | — (the face model has none) | — | 0 | 0 |
 
+pub mod post;
 pub mod vocal;
 
 use std::path::Path;

@@ -1,7 +1,7 @@
-use std::collections::BTreeMap;
 use std::sync::{LazyLock, Mutex};
 
 use affect::dataset::{FeatureMetadata, TrackDump};
+use affect::fusion::post::{NonFinite, PostProcessor};
 use affect::results::{AffWild2Csv, AffectRecord, FaceAffect, FaceBox, ResultFile};
 use affect::runtime::{FeatureModelRef, InputSpec, Model, Role};
 use affect::timeline::{
@@ -101,13 +101,6 @@ impl Settings {
     }
 }
 
-/// Smoothed values of one track.
-#[derive(Debug, Clone, Copy)]
-struct Smoothed {
-    va: [f32; 2],
-    probs: [f32; 8],
-}
-
 struct State {
     model: Model,
     window: usize,
@@ -118,7 +111,7 @@ struct State {
     audio_ref: Option<FeatureModelRef>,
     aligner: AudioAligner,
     tracks: TrackWindows,
-    smoothed: BTreeMap<u64, Smoothed>,
+    post: PostProcessor,
     ndjson: Option<ResultFile>,
     csv: Option<AffWild2Csv>,
     frames_out: u64,
@@ -352,24 +345,6 @@ impl ElementImpl for AvFuse {
         }
         self.parent_release_pad(pad);
     }
-}
-
-fn softmax(logits: &[f32]) -> [f32; 8] {
-    let mut out = [0.0f32; 8];
-    let max = logits
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for (o, &l) in out.iter_mut().zip(logits) {
-        *o = (l - max).exp();
-        sum += *o;
-    }
-    for o in &mut out {
-        *o /= sum;
-    }
-    out
 }
 
 impl AvFuse {
@@ -617,7 +592,7 @@ impl AvFuse {
             .push_frame(&entries, audio_vec)
             .map_err(|e| gst::error_msg!(gst::StreamError::Failed, ("{}", e)))?;
         for id in dropped {
-            state.smoothed.remove(&id);
+            state.post.forget(id);
         }
         if let Some(dump) = state.dump.as_mut() {
             let boxes: Vec<(u64, [f32; 4])> = faces
@@ -637,47 +612,22 @@ impl AvFuse {
             })?;
             let (va, expr) = self.run_model(state, batch)?;
             let last = state.window - 1;
-            let alpha = settings.smoothing.clamp(0.0, 0.99) as f32;
             for (i, (id, bbox, _)) in faces.iter().enumerate() {
-                let v = [va[[i, last, 0]], va[[i, last, 1]]];
+                let va = [va[[i, last, 0]], va[[i, last, 1]]];
                 let logits: Vec<f32> = (0..8).map(|k| expr[[i, last, k]]).collect();
-                let probs = softmax(&logits);
-                if !(v.iter().chain(&probs).all(|x| x.is_finite())) {
-                    if !state.warned_nan {
-                        state.warned_nan = true;
-                        gst::warning!(
-                            CAT,
-                            imp = self,
-                            "the fusion model gave non-finite values for track {id}: face skipped (warned once)"
-                        );
-                    }
-                    continue;
-                }
-                let v = [v[0].clamp(-1.0, 1.0), v[1].clamp(-1.0, 1.0)];
-                let s = match state.smoothed.get(id) {
-                    Some(prev) if alpha > 0.0 => {
-                        let mix = |p: f32, x: f32| alpha * p + (1.0 - alpha) * x;
-                        let mut probs_s = [0.0f32; 8];
-                        for k in 0..8 {
-                            probs_s[k] = mix(prev.probs[k], probs[k]);
-                        }
-                        Smoothed {
-                            va: [mix(prev.va[0], v[0]), mix(prev.va[1], v[1])],
-                            probs: probs_s,
+                match state.post.face(*id, *bbox, va, &logits, settings.smoothing) {
+                    Ok(Some(face)) => out.push(face),
+                    Ok(None) => {}
+                    Err(NonFinite) => {
+                        if !state.warned_nan {
+                            state.warned_nan = true;
+                            gst::warning!(
+                                CAT,
+                                imp = self,
+                                "the fusion model gave non-finite values for track {id}: face skipped (warned once)"
+                            );
                         }
                     }
-                    _ => Smoothed { va: v, probs },
-                };
-                state.smoothed.insert(*id, s);
-                let face = FaceAffect {
-                    track_id: *id,
-                    bbox: *bbox,
-                    valence: s.va[0],
-                    arousal: s.va[1],
-                    probabilities: s.probs,
-                };
-                if let Ok(face) = face.validated() {
-                    out.push(face);
                 }
             }
         }
@@ -839,7 +789,7 @@ impl AvFuse {
         {
             state.aligner.reset();
             state.tracks.reset();
-            state.smoothed.clear();
+            state.post.reset();
             if let Some(d) = state.dump.as_mut() {
                 d.clear();
             }
@@ -957,7 +907,7 @@ impl AggregatorImpl for AvFuse {
             audio_ref: spec.audio_model,
             aligner,
             tracks,
-            smoothed: BTreeMap::new(),
+            post: PostProcessor::new(),
             ndjson,
             csv,
             frames_out: 0,
