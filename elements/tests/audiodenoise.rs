@@ -522,3 +522,40 @@ fn gate_silences_non_speech() {
     let ratio = affect::audio::metrics::rms(p) / affect::audio::metrics::rms(q);
     assert!((ratio - 0.01).abs() < 1e-3, "attenuation {ratio}");
 }
+
+/// ACCEPT_CAPS is a routine negotiation probe (gst-validate asks it with many caps):
+/// unsupported caps get `false`, supported ones `true`, and no message reaches the bus.
+#[test]
+fn accept_caps_answers_without_posting_anything() {
+    common::init();
+    let pipe = gst::Pipeline::new();
+    let e = element(&[("vad", "rnnoise")]);
+    pipe.add(&e).unwrap();
+    pipe.set_state(gst::State::Paused).unwrap();
+    let sink = e.static_pad("sink").unwrap();
+    for (caps, want) in [
+        (
+            "audio/x-raw,format=S16LE,rate=44100,channels=1,layout=interleaved",
+            false,
+        ),
+        (
+            "audio/x-raw,format=F32LE,rate=16000,channels=2,layout=interleaved",
+            false,
+        ),
+        ("video/x-raw,format=RGB,width=4,height=4", false),
+        (
+            "audio/x-raw,format=F32LE,rate=48000,channels=2,layout=interleaved",
+            true,
+        ),
+    ] {
+        let caps: gst::Caps = caps.parse().unwrap();
+        assert_eq!(sink.query_accept_caps(&caps), want, "{caps}");
+    }
+    let bus = pipe.bus().unwrap();
+    let posted = bus.timed_pop_filtered(
+        gst::ClockTime::from_mseconds(200),
+        &[gst::MessageType::Error, gst::MessageType::Warning],
+    );
+    pipe.set_state(gst::State::Null).unwrap();
+    assert!(posted.is_none(), "{posted:?}");
+}

@@ -307,6 +307,23 @@ impl ObjectImpl for AudioDenoise {
         let obj = self.obj();
         obj.add_pad(&self.sinkpad).expect("add sink pad");
         obj.add_pad(&self.srcpad).expect("add src pad");
+        // A CAPS event this element cannot take is refused by the pad itself (through
+        // ACCEPT_CAPS) before the event function sees it, so upstream would only report
+        // "not-negotiated". Probes run before that check: say what to do there, for real
+        // caps events only — ACCEPT_CAPS queries are routine negotiation probes and get a
+        // plain `false`.
+        self.sinkpad
+            .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |pad, info| {
+                if let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view())
+                    && !c.caps().is_subset(&pad.pad_template_caps())
+                    && let Some(this) = pad
+                        .parent_element()
+                        .and_then(|e| e.downcast::<super::AudioDenoise>().ok())
+                {
+                    this.imp().refuse_caps(c.caps());
+                }
+                gst::PadProbeReturn::Ok
+            });
     }
 }
 
@@ -740,16 +757,24 @@ impl AudioDenoise {
         }
     }
 
+    /// A caps event with caps this element cannot take: an element error that says what
+    /// to do (once per start).
+    fn refuse_caps(&self, caps: &gst::CapsRef) {
+        if !self.caps_error_posted.swap(true, Ordering::Relaxed) {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("unsupported caps {}; {}", caps, CAPS_HINT)
+            );
+        }
+    }
+
     fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::AcceptCaps(q) = query.view_mut() {
             let caps = q.caps_owned();
             let ok = caps.is_subset(&pad.pad_template_caps());
-            if !ok && caps.is_fixed() && !self.caps_error_posted.swap(true, Ordering::Relaxed) {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("unsupported caps {}; {}", caps, CAPS_HINT)
-                );
+            if !ok {
+                gst::debug!(CAT, imp = self, "not accepted: {caps}; {CAPS_HINT}");
             }
             q.set_result(ok);
             return true;
