@@ -13,7 +13,7 @@ use super::FRAME;
 /// RNNoise works on 16-bit-scaled samples.
 const SCALE: f32 = 32768.0;
 
-/// Largest magnitude RNNoise is given (before [`SCALE`]): 60 dB above full scale.
+/// Largest magnitude RNNoise is given (before `SCALE`): 60 dB above full scale.
 ///
 /// RNNoise computes band energies in `f32`; samples around 1e15 overflow them to
 /// infinity, and the NaN that follows trips an unchecked branch in its FFT (an abort in

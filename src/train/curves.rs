@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::train::fit::FitReport;
+use crate::train::report::{EpochReport, FitReport};
 
 const FONT_PATHS: [&str; 4] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -75,7 +75,7 @@ pub fn draw(report: &FitReport, path: &Path, size: (u32, u32)) -> Result<(), Str
             (
                 "train",
                 BLUE,
-                (|e: &crate::train::fit::EpochReport| e.train_loss) as fn(&_) -> f64,
+                (|e: &EpochReport| e.train_loss) as fn(&_) -> f64,
             ),
             ("validation", RED, |e| e.val_loss),
         ] {

@@ -20,7 +20,6 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::Task;
 use crate::dataset::layout::WindowOrigin;
 use crate::dataset::sequences::SequenceSet;
 use crate::dataset::synth::Rng;
@@ -28,6 +27,7 @@ use crate::train::export::{FusionMeta, export_fusion};
 use crate::train::loss::{ccc_loss, cross_entropy, soft_f1_loss};
 use crate::train::model::FusionNet;
 use crate::train::models::{AnyModel, ModelSpec};
+pub use crate::train::report::{EpochReport, FitConfig, FitReport, PseudoLabels, TaskName};
 
 /// What can go wrong while fitting.
 #[derive(Debug, thiserror::Error)]
@@ -58,51 +58,6 @@ fn file_err(path: &Path, e: impl std::fmt::Display) -> FitError {
         path: path.to_owned(),
         message: e.to_string(),
     }
-}
-
-/// Hyper-parameters of a run (seed defaults in [`FitConfig::new`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FitConfig {
-    /// `va` (CCC loss, metric mean CCC) or `expr` (cross-entropy + soft F1, macro-F1).
-    pub task: TaskName,
-    /// The model.
-    pub spec: ModelSpec,
-    /// AdamW learning rate (seed 1e-3).
-    pub lr: f64,
-    /// Gradient-norm clipping (seed 0.8).
-    pub clip: f32,
-    /// Sequences per batch (seed 16).
-    pub batch: usize,
-    /// Maximum epochs.
-    pub epochs: usize,
-    /// Stop after this many epochs without a better validation metric (0 = never).
-    pub patience: usize,
-    /// Seed of the initialisation and the shuffling.
-    pub seed: u64,
-    /// Label smoothing of the cross-entropy (expr).
-    pub smoothing: f32,
-    /// Weight of the soft macro-F1 loss added to the cross-entropy (expr).
-    pub f1_weight: f32,
-    /// The pseudo-labels added to the training set, if any (informational: set by the
-    /// caller after [`pseudo_label`]; reported in `report.json`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pseudo_labels: Option<PseudoLabels>,
-}
-
-/// Pseudo-labels of a training set (`affect-train fit --pseudo-labels`): what the teacher
-/// was, how its labels were weighted, and how many frames got one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PseudoLabels {
-    /// The teacher model (an exported fusion `.onnx`).
-    pub teacher: String,
-    /// Loss weight of a pseudo-labelled frame (a real label weighs 1).
-    pub weight: f32,
-    /// expr: minimum softmax probability of the teacher's class for a pseudo-label.
-    pub min_confidence: f32,
-    /// Frames of the training sequences without a label but with a modality present.
-    pub candidates: usize,
-    /// Of those, the frames that got a pseudo-label.
-    pub frames: usize,
 }
 
 /// A teacher's per-frame outputs for one subject: `va` and expression logits, frame `i` of
@@ -249,85 +204,6 @@ fn has_pseudo_labels(set: &SequenceSet) -> bool {
             .iter()
             .zip(&set.expr_weight)
             .any(|(&c, &w)| c >= 0 && w < 1.0)
-}
-
-/// [`Task`] in a serialisable form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TaskName {
-    /// Valence/arousal.
-    Va,
-    /// Expressions.
-    Expr,
-}
-
-impl From<TaskName> for Task {
-    fn from(t: TaskName) -> Task {
-        match t {
-            TaskName::Va => Task::Va,
-            TaskName::Expr => Task::Expr,
-        }
-    }
-}
-
-impl FitConfig {
-    /// Seed defaults: lr 1e-3, clipping 0.8, batch 16, 30 epochs, patience 5, seed 0,
-    /// smoothing 0.1, soft-F1 weight 0.5.
-    pub fn new(task: TaskName, spec: ModelSpec) -> Self {
-        FitConfig {
-            task,
-            spec,
-            lr: 1e-3,
-            clip: 0.8,
-            batch: 16,
-            epochs: 30,
-            patience: 5,
-            seed: 0,
-            smoothing: 0.1,
-            f1_weight: 0.5,
-            pseudo_labels: None,
-        }
-    }
-}
-
-/// One epoch of the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochReport {
-    /// 1-based.
-    pub epoch: usize,
-    /// Mean training loss over the batches.
-    pub train_loss: f64,
-    /// Validation loss (the training loss without the model's auxiliary loss, inference
-    /// mode, averaged over batches).
-    pub val_loss: f64,
-    /// The early-stopping metric: mean CCC (va) or macro-F1 (expr).
-    pub metric: f64,
-    /// Validation CCC of valence / arousal (va), else `None`.
-    pub ccc: Option<[f64; 2]>,
-    /// Validation macro-F1 (expr), else `None`.
-    pub f1: Option<f64>,
-    /// Learning rate used.
-    pub lr: f64,
-    /// Wall-clock seconds of the epoch (training + validation).
-    pub seconds: f64,
-}
-
-/// `report.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FitReport {
-    /// The configuration.
-    pub config: FitConfig,
-    /// Every epoch so far.
-    pub epochs: Vec<EpochReport>,
-    /// 1-based best epoch (0 = none yet).
-    pub best_epoch: usize,
-    /// Its metric.
-    pub best_metric: f64,
-    /// Why training stopped (`epochs`, `early-stopping`, or empty while running).
-    pub stopped: String,
-    /// Problems that did not stop training (e.g. `curves.png` could not be drawn).
-    #[serde(default)]
-    pub warnings: Vec<String>,
 }
 
 /// Tensors of a batch of sequences.

@@ -16,6 +16,7 @@ pub mod fit;
 pub mod loss;
 pub mod model;
 pub mod models;
+pub mod report;
 
 pub use model::{ExportNames, FusionNet, FusionOutput};
 
