@@ -1,7 +1,7 @@
 //! # gst-plugin-affect
 //!
 //! GStreamer elements that read people's affect (valence, arousal, 8 expressions) from
-//! live audio-visual media. See the project README for the pipeline and DESIGN.md §4 for
+//! live audio-visual media. See the project README for the pipeline and ARCHITECTURE.md for
 //! the metadata contract implemented in [`meta`].
 #![allow(clippy::non_send_fields_in_send_ty)]
 

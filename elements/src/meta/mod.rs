@@ -1,4 +1,4 @@
-//! The public metadata contract of gst-affect (DESIGN.md §4).
+//! The public metadata contract of gst-affect (ARCHITECTURE.md, "The contract").
 //!
 //! - Faces are `GstVideoRegionOfInterestMeta`s of type `face` with a `face` param
 //!   structure (score, landmarks, track-id) and, once affect is known, an `affect`
