@@ -425,10 +425,11 @@ impl AvFuse {
 
     /// Moves queued audio buffers' feature vectors into the aligner, one buffer at a
     /// time, until the alignment at `until` (a frame time) is final; every queued buffer
-    /// when `until` is `None` (the video has ended). Audio is taken no faster than the
-    /// video needs it: what is not needed yet stays queued on the pad, which holds the
-    /// audio branch back (in a non-live pipeline it would otherwise run ahead of a
-    /// slower video branch by any amount).
+    /// when `until` is `None` (the video has ended, or the pipeline is live). Audio is
+    /// taken no faster than the video needs it: what is not needed yet stays queued on
+    /// the pad, which holds the audio branch back (in a non-live pipeline it would
+    /// otherwise run ahead of a slower video branch by any amount, beyond what the
+    /// aligner keeps).
     fn drain_audio(
         &self,
         state: &mut State,
@@ -1068,9 +1069,12 @@ impl AggregatorImpl for AvFuse {
                 .and_then(|pts| Self::running_time(&seg, pts))
                 .map(|rt| midpoint(rt, buf.duration().map(|d| d.nseconds())))
         });
+        // Live: all audio as it comes (a live source must not be held back; the video
+        // keeps its deadlines). Not live: no faster than the waiting frame needs it.
+        let live = self.obj().latency().is_some();
         if let Some(a) = audio_active
-            && (frame_time.is_some() || video.is_eos())
-            && let Err(e) = self.drain_audio(state, a, frame_time)
+            && (live || frame_time.is_some() || video.is_eos())
+            && let Err(e) = self.drain_audio(state, a, frame_time.filter(|_| !live))
         {
             drop(guard);
             gst::element_imp_error!(self, gst::StreamError::WrongType, ("{}", e));
