@@ -1,0 +1,368 @@
+//! One output frame: the audio it needs, its faces and their feature vectors, the
+//! fusion model, the metas, the files and the `affect` message.
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+
+use super::*;
+
+impl AvFuse {
+    /// Moves queued audio buffers' feature vectors into the aligner, one buffer at a
+    /// time, until the alignment at `until` (a frame time) is final; every queued buffer
+    /// when `until` is `None` (the video has ended, or the pipeline is live). Audio is
+    /// taken no faster than the video needs it: what is not needed yet stays queued on
+    /// the pad, which holds the audio branch back (in a non-live pipeline it would
+    /// otherwise run ahead of a slower video branch by any amount, beyond what the
+    /// aligner keeps).
+    pub(super) fn drain_audio(
+        &self,
+        state: &mut State,
+        pad: &gst_base::AggregatorPad,
+        until: Option<u64>,
+    ) -> Result<(), String> {
+        let seg = pad.segment();
+        while until.is_none_or(|t| !state.aligner.is_ready(t))
+            && let Some(buf) = pad.pop_buffer()
+        {
+            state.audio_started = true;
+            if state.audio_features.is_none() && !buf.flags().contains(gst::BufferFlags::GAP) {
+                return Err(features::missing(false));
+            }
+            for m in buf.iter_meta::<FeatureMeta>() {
+                let v = m.data();
+                if v.track_id.is_some() {
+                    continue;
+                }
+                if !state.names_checked.1 {
+                    state.names_checked.1 = true;
+                    if let Some(r) = &state.audio_ref
+                        && r.name != v.model
+                    {
+                        return Err(format!(
+                            "the audio features come from model {}, the fusion model was made for {} (sha256 {})",
+                            v.model, r.name, r.sha256
+                        ));
+                    }
+                }
+                let Some(rt) = Self::running_time(&seg, gst::ClockTime::from_nseconds(v.pts))
+                else {
+                    continue;
+                };
+                if !v.valid || v.vector.len() != state.audio_dim {
+                    if v.valid && !state.warned_dims {
+                        state.warned_dims = true;
+                        gst::warning!(
+                            CAT,
+                            imp = self,
+                            "audio vector of {} values, the fusion model wants {}: ignored",
+                            v.vector.len(),
+                            state.audio_dim
+                        );
+                    }
+                    continue;
+                }
+                match state.aligner.push(rt, v.duration, &v.vector) {
+                    Ok(_) => {}
+                    Err(TimelineError::NotMonotonic { .. }) => {
+                        gst::debug!(
+                            CAT,
+                            imp = self,
+                            "audio went back in time: alignment restarts"
+                        );
+                        state.aligner.reset();
+                        let _ = state.aligner.push(rt, v.duration, &v.vector);
+                    }
+                    Err(e) => gst::warning!(CAT, imp = self, "audio vector ignored: {e}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the fusion on one video frame, adds the metas to `buf`; returns the faces.
+    pub(super) fn process_frame(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        buf: &mut gst::BufferRef,
+        frame_time: Option<u64>,
+    ) -> Result<Output, gst::ErrorMessage> {
+        let audio = frame_time.map(|t| state.aligner.align(t));
+        if let Some(t) = frame_time {
+            // Keep the vectors a later frame may still need.
+            state
+                .aligner
+                .prune(t.saturating_sub(settings.lookahead.saturating_mul(2)));
+        }
+        // Faces: the frame's ROIs and per-face feature metas, by track id.
+        let rois = face_rois(buf);
+        if !rois.is_empty() && state.video_features.is_none() {
+            return Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ("{}", features::missing(true))
+            ));
+        }
+        let mut faces: Vec<(u64, FaceBox, Option<Vec<f32>>)> = Vec::new();
+        for r in &rois {
+            if !faces.iter().any(|f| f.0 == r.track_id) {
+                faces.push((r.track_id, r.bbox, None));
+            }
+        }
+        for m in buf.iter_meta::<FeatureMeta>() {
+            let v = m.data();
+            let Some(id) = v.track_id else { continue };
+            if !state.names_checked.0 {
+                state.names_checked.0 = true;
+                if let Some(r) = &state.visual_ref
+                    && r.name != v.model
+                {
+                    return Err(gst::error_msg!(
+                        gst::StreamError::WrongType,
+                        (
+                            "the face features come from model {}, the fusion model was made for {} (sha256 {})",
+                            v.model,
+                            r.name,
+                            r.sha256
+                        )
+                    ));
+                }
+            }
+            let src = if state.use_probabilities {
+                &v.probabilities
+            } else {
+                &v.vector
+            };
+            let vector = if !v.valid {
+                None
+            } else if src.len() != state.visual_dim {
+                return Err(gst::error_msg!(
+                    gst::StreamError::WrongType,
+                    (
+                        "face {} from model {}: {} {} values, the fusion model wants {}",
+                        id,
+                        v.model,
+                        src.len(),
+                        if state.use_probabilities {
+                            "probabilities"
+                        } else {
+                            "feature"
+                        },
+                        state.visual_dim
+                    )
+                ));
+            } else {
+                Some(src.clone())
+            };
+            match faces.iter_mut().find(|f| f.0 == id) {
+                Some(f) => {
+                    if f.2.is_none() {
+                        f.2 = vector;
+                    }
+                }
+                None => {
+                    let bbox = buf
+                        .iter_meta::<FaceCropMeta>()
+                        .find(|c| c.data().track_id == id)
+                        .map(|c| c.data().bbox)
+                        .unwrap_or_default();
+                    faces.push((id, bbox, vector));
+                }
+            }
+        }
+        let audio_vec = audio.as_ref().and_then(|a| a.as_option());
+        let entries: Vec<(u64, Option<&[f32]>)> =
+            faces.iter().map(|(id, _, v)| (*id, v.as_deref())).collect();
+        let dropped = state
+            .tracks
+            .push_frame(&entries, audio_vec)
+            .map_err(|e| gst::error_msg!(gst::StreamError::Failed, ("{}", e)))?;
+        for id in dropped {
+            state.post.forget(id);
+        }
+        if let Some(dump) = state.dump.as_mut() {
+            let boxes: Vec<(u64, [f32; 4])> = faces
+                .iter()
+                .map(|(id, b, _)| (*id, [b.x, b.y, b.width, b.height]))
+                .collect();
+            dump.record(&state.tracks, &boxes, buf.pts().map(|t| t.nseconds()));
+        }
+        let mut out = Vec::with_capacity(faces.len());
+        if !faces.is_empty() {
+            let windows: Vec<_> = faces
+                .iter()
+                .filter_map(|(id, _, _)| state.tracks.arrays(*id))
+                .collect();
+            let batch = stack(&windows).ok_or_else(|| {
+                gst::error_msg!(gst::StreamError::Failed, ("cannot stack the face windows"))
+            })?;
+            let (va, expr) = self.run_model(state, batch)?;
+            let last = state.window - 1;
+            for (i, (id, bbox, _)) in faces.iter().enumerate() {
+                let va = [va[[i, last, 0]], va[[i, last, 1]]];
+                let logits: Vec<f32> = (0..8).map(|k| expr[[i, last, k]]).collect();
+                match state.post.face(*id, *bbox, va, &logits, settings.smoothing) {
+                    Ok(Some(face)) => out.push(face),
+                    Ok(None) => {}
+                    Err(NonFinite) => {
+                        if !state.warned_nan {
+                            state.warned_nan = true;
+                            gst::warning!(
+                                CAT,
+                                imp = self,
+                                "the fusion model gave non-finite values for track {id}: face skipped (warned once)"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Metas: the ROI param on the face's ROI (added when missing), one custom meta.
+        let (w, h) = self.frame_size();
+        for f in &out {
+            let mut done = false;
+            for mut roi in buf.iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>() {
+                let same = roi.roi_type() == crate::meta::FACE_ROI_TYPE
+                    && roi
+                        .param("face")
+                        .and_then(|s| s.get::<u64>("track-id").ok())
+                        == Some(f.track_id);
+                if same && roi.param("affect").is_none() {
+                    roi.add_param(face_affect_structure(f));
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
+                add_face_roi(buf, w.zip(h), f.track_id, &f.bbox, None, &[], Some(f));
+            }
+        }
+        if let Err(e) = add_affect_meta(buf, &out) {
+            gst::warning!(CAT, imp = self, "cannot add GstAffectMeta: {e}");
+        }
+        Ok(Output { faces: out })
+    }
+
+    /// Frames per second of the video caps (0 if unknown or variable).
+    pub(super) fn frame_rate(&self) -> f64 {
+        let caps = self.video_pad().and_then(|p| p.current_caps());
+        caps.as_ref()
+            .and_then(|c| c.structure(0))
+            .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+            .filter(|f| f.numer() > 0 && f.denom() > 0)
+            .map_or(0.0, |f| f.numer() as f64 / f.denom() as f64)
+    }
+
+    pub(super) fn frame_size(&self) -> (Option<u32>, Option<u32>) {
+        let caps = self.video_pad().and_then(|p| p.current_caps());
+        let s = caps.as_ref().and_then(|c| c.structure(0));
+        (
+            s.and_then(|s| s.get::<i32>("width").ok()).map(|v| v as u32),
+            s.and_then(|s| s.get::<i32>("height").ok())
+                .map(|v| v as u32),
+        )
+    }
+
+    pub(super) fn run_model(
+        &self,
+        state: &mut State,
+        batch: affect::timeline::FusionBatch,
+    ) -> Result<(Array3<f32>, Array3<f32>), gst::ErrorMessage> {
+        let (v, a, vm, am) = (
+            batch.visual.into_dyn(),
+            batch.audio.into_dyn(),
+            batch.visual_mask.into_dyn(),
+            batch.audio_mask.into_dyn(),
+        );
+        let outputs = state.model.contract().outputs.clone();
+        let mut res = state
+            .model
+            .run_f32(&[
+                ("visual", v.view()),
+                ("audio", a.view()),
+                ("visual_mask", vm.view()),
+                ("audio_mask", am.view()),
+            ])
+            .map_err(|e| crate::common::error_message(&e))?;
+        let b = v.shape()[0];
+        let t = state.window;
+        let mut take = |name: &str, d: usize| -> Result<Array3<f32>, gst::ErrorMessage> {
+            let arr = res.remove(name).ok_or_else(|| {
+                gst::error_msg!(
+                    gst::StreamError::Failed,
+                    ("the fusion model has no output `{name}`")
+                )
+            })?;
+            let shape = arr.shape().to_vec();
+            arr.into_shape_with_order((b, t, d)).map_err(|_| {
+                gst::error_msg!(
+                    gst::StreamError::Failed,
+                    ("fusion output `{name}` has shape {shape:?}, expected [{b}, {t}, {d}]")
+                )
+            })
+        };
+        let va_name = outputs.first().map(String::as_str).unwrap_or("va");
+        let expr_name = outputs.get(1).map(String::as_str).unwrap_or("expr");
+        Ok((take(va_name, 2)?, take(expr_name, 8)?))
+    }
+
+    /// Posts the message and writes the files for one frame (no lock held by the caller).
+    pub(super) fn emit(&self, settings: &Settings, buf: &gst::BufferRef, faces: &[FaceAffect]) {
+        let pts = buf.pts();
+        let seg = self.video_pad().map(|p| p.segment());
+        let seg = seg
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<gst::ClockTime>());
+        let running = pts.and_then(|t| seg.and_then(|s| s.to_running_time(t)));
+        let stream = pts.and_then(|t| seg.and_then(|s| s.to_stream_time(t)));
+        // Files (state lock only around the writes; nothing is pushed or posted under it).
+        {
+            let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(state) = guard.as_mut() {
+                let mut failed = None;
+                if let Some(file) = state.ndjson.as_mut() {
+                    let records: Vec<AffectRecord> = faces
+                        .iter()
+                        .map(|f| {
+                            let mut r =
+                                AffectRecord::new(pts.map_or(0, |t| t.nseconds()), f.clone());
+                            r.duration = buf.duration().map(|d| d.nseconds());
+                            r.running_time = running.map(|t| t.nseconds());
+                            r.stream_time = stream.map(|t| t.nseconds());
+                            r
+                        })
+                        .collect();
+                    // One write per frame; a failed one leaves the file at a line end.
+                    if let Err(e) = file.write_records(&records) {
+                        failed = Some(format!("NDJSON: {e}"));
+                    }
+                }
+                if failed.is_none()
+                    && let Some(csv) = state.csv.as_mut()
+                    && let Err(e) = csv.write_frame(state.frames_out, faces)
+                {
+                    failed = Some(e);
+                }
+                state.frames_out += 1;
+                drop(guard);
+                if let Some(e) = failed {
+                    gst::element_imp_error!(self, gst::ResourceError::Write, ("{}", e));
+                }
+            }
+        }
+        if settings.post_messages {
+            let msg = AffectMessage {
+                timestamp: pts,
+                running_time: running,
+                stream_time: stream,
+                duration: buf.duration(),
+                faces: faces.to_vec(),
+            };
+            let obj = self.obj();
+            let m = gst::message::Element::builder(msg.to_structure())
+                .src(&*obj)
+                .build();
+            let _ = obj.post_message(m);
+        }
+    }
+}
