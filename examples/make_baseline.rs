@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Writes the default fusion model `fusion-baseline` (see `affect::fusion`), or re-runs
 //! the measurement behind its audio path.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Training throughput of the recurrent fusion models (`mfn`, `mctn`) in burn on the CPU:
 //! sequences per second for full training steps (forward, backward, AdamW with gradient
 //! clipping), on fixed random data. `bench/train/run.sh` runs it next to the same

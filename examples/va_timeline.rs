@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Draws valence and arousal over time, one line per face track, from an NDJSON file of
 //! [`AffectRecord`]s (what `avfuse location=…` and `make demo` write) into a PNG.
 //!

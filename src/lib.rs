@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! # affect — the core of gst-affect
 //!
 //! Everything in gst-affect that is not GStreamer glue lives here, so it can be

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Public result types: what gst-affect says about a face in a frame.
 //!
 //! The same values travel as metas on video buffers, as `affect` bus messages and as

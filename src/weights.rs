@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The bundled default models (`weights/`) and their `MANIFEST.toml`.
 
 use std::path::{Path, PathBuf};

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Fuzz-style check of the `audiodenoise` engine: random f32 bit patterns (NaN, ±inf,
 //! subnormals, ±1e38, ordinary audio) in random buffer sizes must never panic (RNNoise
 //! aborts inside its FFT on finite samples around 1e15 unless they are clipped first),

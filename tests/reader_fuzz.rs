@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Fuzz tests of the readers of untrusted files: the NDJSON result reader
 //! ([`AffectRecord::from_json_line`]) and the Aff-Wild2 annotation readers
 //! ([`affect::dataset::annotations`]). Random bytes (random lengths, invalid UTF-8) and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! ONNX Runtime layer against the library `make setup` installs.
 
 mod common;

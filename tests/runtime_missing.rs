@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Finding ONNX Runtime: a library the user names (the `ort-library` property, else
 //! `ORT_DYLIB_PATH`) must load or be an error naming that setting and path, never a silent
 //! fall-back to the cache; with nothing set and no cache, the typed error names all three

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect-train synth → fit → export → ensemble` on a small synthetic data set: exit
 //! codes, output files, export = fit's best.onnx byte for byte, an ensemble that the
 //! runtime loads as a fusion model and that is never worse than its best member on the

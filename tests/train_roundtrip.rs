@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect-train` on a tiny Aff-Wild2-layout folder made here from the registry test
 //! media (single_face.mp4, face_noface.mov, sample.mp4) with hand-written annotations
 //! holding invalid frames: `extract` through the real elements (gst-launch-1.0 and

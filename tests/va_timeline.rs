@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The valence/arousal timeline example (`examples/va_timeline.rs`) draws a PNG of the
 //! right size from NDJSON records and names the line of a malformed record.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Every bundled model is listed in weights/MANIFEST.toml with the right sha256, a convert
 //! script, and a valid `affect.*` contract that ONNX Runtime loads and checks against the graph.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! An application that runs gst-affect on a media file and reads its results the three
 //! ways a Rust program can: typed metas on the buffers (face ROIs with their `affect`
 //! param, and the `GstAffectMeta` custom meta), via a pad probe, and the `affect`

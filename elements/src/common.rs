@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! What every model-running element shares: the `execution-provider` enum and the
 //! `model`, `execution-provider`, `device-id`, `threads`, `ort-library` properties,
 //! implemented once here, and the mapping of runtime errors to element errors.

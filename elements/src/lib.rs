@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! # gst-plugin-affect
 //!
 //! GStreamer elements that read people's affect (valence, arousal, 8 expressions) from

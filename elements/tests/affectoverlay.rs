@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affectoverlay`: what it draws, where, and what it leaves alone.
 //!
 //! Faces come from `affectreplay` (the metas `avfuse` attaches) or are added to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affectreplay`: records from an NDJSON file become the metas and messages of the contract.
 
 mod common;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `audiodenoise`: sample-exact lengths and timestamps, EOS/FLUSH/DISCONT, silence, NaN,
 //! stereo independence, caps and model errors, latency, and quality through the element
 //! (SI-SDR, VAD metas, speech-start/end messages on espeak-ng speech in seeded noise).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `avfuse`: end to end on real media (one record per frame per face, pts, ranges, track
 //! ids, metas, messages), video-only, a requested but unlinked audio pad, late (1 s,
 //! 2 s) / early-ending audio (audio mask through a probe fusion model), live with a

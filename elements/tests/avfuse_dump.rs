@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `avfuse dump-location`: the dumped rows are exactly what the fusion model read.
 //!
 //! The default model (`fusion-baseline`, window 1) is recomputed in plain Rust

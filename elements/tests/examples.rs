@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The examples run: examples/file.sh and examples/network.sh (against HLS this test
 //! serves on 127.0.0.1, and against MPEG-TS it sends over SRT on 127.0.0.1) write an
 //! annotated mp4 and NDJSON; the Rust app (elements/examples/read_results.rs) and the

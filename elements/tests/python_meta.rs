@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A Python (PyGObject) program reads the custom meta and the ROI params from buffers:
 //! the way C and Python applications consume gst-affect's results.
 

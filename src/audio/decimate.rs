@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Anti-alias decimation by an integer factor (48 kHz → 16 kHz for Silero VAD): a
 //! linear-phase Kaiser-windowed sinc low-pass evaluated only at the kept samples
 //! (polyphase in effect), with its group delay removed so output sample `m` lines up with

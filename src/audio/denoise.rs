@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Multi-channel RNNoise (the `nnnoiseless` crate) with its one-frame delay compensated.
 //!
 //! RNNoise analyses a 960-sample window (the previous and the current 480-sample frame)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The streaming engine behind the `audiodenoise` element: interleaved 48 kHz samples in,
 //! the same number of samples out, aligned with the input, with a speech probability per
 //! 10 ms frame, hysteresis, gating and boundary events.

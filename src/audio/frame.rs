@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Framing of interleaved audio: any number of samples in, whole frames out.
 
 /// Accumulates interleaved samples and hands out whole frames of `frame_len` samples per

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Speech/non-speech decisions from per-frame probabilities, with hysteresis and minimum
 //! durations, producing boundary events with exact (retroactive) sample positions.
 //!

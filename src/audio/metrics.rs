@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Quality metrics for tests and benchmarks: RMS, SNR, SI-SDR, alignment lag, energy-based
 //! speech labels, ROC AUC, accuracy and balanced accuracy.
 

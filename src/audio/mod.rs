@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Audio numeric code: framing, anti-alias decimation, RNNoise denoising with delay
 //! compensation, the Silero VAD runner, speech hysteresis, and the quality metrics
 //! (SNR, SI-SDR, ROC AUC, balanced accuracy) used by tests and benchmarks.

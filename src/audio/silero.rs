@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Silero VAD (`weights/silero-vad.onnx`) run through the runtime layer at 16 kHz, fed
 //! exactly as the silero-vad package's `OnnxWrapper` does (weights/convert/README.md):
 //! per run `input` `[1, 64 + 512]` = the last 64 samples of the previous chunk (zeros

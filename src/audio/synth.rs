@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Test and benchmark signals: seeded white and pink noise, mixing at a given SNR, a
 //! minimal WAV reader/writer, and speech synthesised with `espeak-ng` (resampled to
 //! 48 kHz with `sox -D`, deterministic), cached on disk.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Aff-Wild2 annotation files (ABAW challenges), one `.txt` per video or subject.
 //!
 //! - **VA** (`VA_Estimation_Challenge`): first line `valence,arousal`, then one line

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Per-track dumps of what a windowed fusion model read, frame by frame: `avfuse
 //! dump-location`, the way `affect-train extract` gets training features through the
 //! same pipeline as inference.

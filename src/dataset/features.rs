@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The per-subject feature file: what `avfuse` feeds its fusion model, per video frame.
 //!
 //! Written by `avfuse dump-location=…` (one file per face track) and by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A data root in the Aff-Wild2 layout, subjects, splits, folds and training windows.
 //!
 //! ```text

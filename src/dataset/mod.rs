@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Training data: Aff-Wild2 annotation files, per-frame feature files, splits and folds,
 //! fixed-length training sequences, and the synthetic data set of `affect-train synth`.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Fixed-length training sequences: what the fusion models are trained and evaluated on.
 
 /// Which labels a model learns.

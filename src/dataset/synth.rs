@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A synthetic data set with known structure (`affect-train synth`, the learning tests).
 //!
 //! Per video, latent signals drive both labels and features:

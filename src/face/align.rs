@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Similarity alignment of face landmarks onto a canonical template (ArcFace 112x112).
 
 use super::{DetectorKind, FaceError};

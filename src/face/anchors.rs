@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! SSD anchors as MediaPipe's `SsdAnchorsCalculator` makes them for BlazeFace.
 
 /// An anchor centre in normalised input coordinates (BlazeFace anchors have a fixed

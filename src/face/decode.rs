@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! BlazeFace raw outputs → scored boxes with 6 landmarks.
 
 use std::borrow::Cow;

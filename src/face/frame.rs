@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Borrowed 8-bit video frames in packed RGB-family formats.
 
 use super::FaceError;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Letterboxing a frame into a model's input tensor, and mapping results back.
 //!
 //! The frame is scaled uniformly to fit the input (aspect ratio kept), centred, and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Face detection post-processing, pre-processing, alignment and tracking: the numeric
 //! core of the `facecrop` element, free of GStreamer and of ONNX Runtime.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The MTCNN face-detection cascade (P-Net → R-Net → O-Net), following facenet-pytorch
 //! 2.6.0's `detect_face` step by step.
 //!

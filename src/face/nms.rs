@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Non-maximum suppression (MediaPipe's weighted variant and the plain one), and the
 //! `min-face-size` / `max-faces` filters.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A small multi-face tracker: stable ids from frame to frame.
 //!
 //! Association is greedy by cost over (track, detection) pairs, where the cost mixes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Cutting aligned face crops out of a frame.
 
 use super::{FaceError, Frame, Similarity};

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! YUV 4:2:0 (I420, NV12) to packed RGB, for detectors and crops that read RGB.
 //!
 //! Converting once per frame into a reused buffer keeps the samplers simple and costs

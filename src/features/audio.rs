@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Audio → model windows: downmix, sample-exact resampling to the model's rate, and
 //! windowing with exact times.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Face crop → model input tensor, driven by the model's [`ImageInput`] contract.
 //!
 //! Steps, in this order (the same in the element and in the trainer):

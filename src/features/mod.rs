@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Feature-model preprocessing and postprocessing, shared by the `featextract` element
 //! and the trainer so both compute the same numbers.
 //!

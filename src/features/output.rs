@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Model outputs → per-item results: batch splitting, masking, label mapping.
 
 use ndarray::ArrayD;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The default fusion model, `fusion-baseline`: a fixed, documented mapping written with
 //! [`crate::onnx::GraphBuilder`] — **not a learned model**.
 //!

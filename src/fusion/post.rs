@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! What `avfuse` does with the fusion model's outputs for one face: softmax of the
 //! expression logits, valence/arousal clamped to [-1, 1], optional exponential smoothing
 //! per track, validation. No value it returns is NaN.

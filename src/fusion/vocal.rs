@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The baseline's audio path: a speech-presence arousal term on the 96-d speech
 //! embedding of `oww-speech-embedding` — not a vocal-arousal estimate.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Evaluation metrics of the ABAW challenges, shared by `affect-train fit` / `eval` and
 //! the tests: concordance correlation coefficient (CCC) for valence/arousal, and macro-F1
 //! with a confusion matrix for the 8 Aff-Wild2 expression classes.

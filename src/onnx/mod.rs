@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A small ONNX writer.
 //!
 //! burn (the trainer) has no ONNX export, and the default baseline models are built by

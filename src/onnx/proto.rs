@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! ONNX protobuf messages (the subset gst-affect writes), field numbers from `onnx.proto`
 //! (ONNX IR version 8+). Declared by hand with prost so no protoc is needed at build time.
 #![allow(missing_docs)]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The `affect.*` model contract (see `weights/CONTRACT.md`): what a model says about
 //! itself in its ONNX `metadata_props`, parsed into types and checked against its graph.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Finding and loading the ONNX Runtime shared library exactly once per process.
 
 use std::fmt;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! ONNX Runtime layer: library discovery, sessions, execution providers and model contracts.
 //!
 //! ONNX Runtime is loaded at run time (`ort`'s `load-dynamic`), from the first of:

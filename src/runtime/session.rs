@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A loaded model: an ONNX Runtime session on a chosen execution provider plus its contract.
 
 use std::collections::BTreeMap;

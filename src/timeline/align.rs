@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Aligning an audio feature stream onto video frame times.
 
 use std::collections::VecDeque;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Feature streams on the video frame clock: alignment of an audio feature stream onto
 //! frame times ([`AudioAligner`]) and per-track sliding windows of `T` frames
 //! ([`TrackWindows`]) that give the `[T, D]` arrays a fusion model reads.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Per-track sliding windows of `T` frames: the `[T, D]` arrays a fusion model reads.
 
 use std::collections::{BTreeMap, VecDeque};

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `curves.png` of `affect-train fit`: training and validation loss (left) and the
 //! validation metric (right) per epoch, drawn with plotters into a pixel buffer and
 //! written as PNG atomically. Text uses a system TrueType font (DejaVu Sans, Debian

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Decision-level ensembles (the SUN team's entry): several exported fusion models, one
 //! weight per model found by Dirichlet random search on the validation split, written as
 //! one ONNX graph — the members' graphs (names prefixed `m<i>/`) reading the shared

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! ONNX export of burn building blocks with their trained weights, and of whole fusion
 //! models with the contract of DESIGN §5 / `weights/CONTRACT.md`.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The training loop of `affect-train fit`: AdamW with gradient-norm clipping, seeded
 //! shuffling, per-epoch validation with early stopping, a JSON report, checkpoints with
 //! `--resume`, and the ONNX export of the best epoch. Every file is written atomically

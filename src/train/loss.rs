@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Training losses on burn tensors, with invalid frames masked out.
 //!
 //! - [`ccc_loss`]: 1 − CCC per dimension (valence, arousal), averaged; the CCC is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The fusion models of `affect-train` (feature `train`, burn with the CPU `flex` backend):
 //! their common interface, losses, the training loop and ONNX export.
 //!

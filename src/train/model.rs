@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The interface every fusion model implements.
 //!
 //! NOTE for model authors (H4, MFN/MCTN): burn 0.22 has no backend type parameter —

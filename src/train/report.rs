@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! What a training run is configured with and what it reports (`report.json`):
 //! [`FitConfig`], [`EpochReport`], [`FitReport`]. Read by the training loop
 //! ([`crate::train::fit`]) and the curves ([`crate::train::curves`]), neither of which the

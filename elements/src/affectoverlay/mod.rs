@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affectoverlay`: draws faces and their affect on the video.
 //!
 //! For every face ROI of type `face` on a buffer (see [`crate::meta::face_rois`]) it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Drawing: cairo + Pango into one premultiplied ARGB surface that covers every face's
 //! drawings, wrapped as a `GstVideoOverlayComposition` of one rectangle.
 

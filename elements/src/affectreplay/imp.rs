@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::sync::{LazyLock, Mutex};

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affectreplay`: attaches affect results recorded in an NDJSON file back onto video.
 //!
 //! Reads the NDJSON that `avfuse location=…` writes (one line per frame per face, see

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `audiodenoise`: real-time noise suppression and speech marking with exact timestamps.
 //!
 //! - Denoising: RNNoise (the pure-Rust `nnnoiseless`, embedded weights) on F32LE 48 kHz

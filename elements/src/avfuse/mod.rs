@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `avfuse`: fuses per-face visual features and audio features into valence, arousal and
 //! 8 expression probabilities per face per video frame.
 //!

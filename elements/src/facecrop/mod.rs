@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `facecrop`: detects, aligns, crops and tracks every face in a video stream.
 //!
 //! A video filter that passes frames through untouched and attaches, per face, a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `featextract`: runs a feature / classifier ONNX model on every face crop (video) or on
 //! audio windows (audio) and attaches the results as [`FeatureMeta`](crate::meta::FeatureMeta).
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Affect results as GStreamer structures: the `GstAffectMeta` custom meta, the ROI
 //! `affect` param and the `affect` bus message share one per-face layout.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Typed Rust metas that share their payload by `Arc`: adding the meta to a buffer,
 //! copying the buffer, or reading it downstream never copies the data.
 

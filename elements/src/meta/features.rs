@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The `affect-features` event: what the feature vectors on a stream are.
 //!
 //! `featextract` sends it downstream (a custom sticky event, so it reaches every element

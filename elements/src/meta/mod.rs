@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The public metadata contract of gst-affect (ARCHITECTURE.md, "The contract").
 //!
 //! - Faces are `GstVideoRegionOfInterestMeta`s of type `face` with a `face` param

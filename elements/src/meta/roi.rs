@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Face regions of interest: `GstVideoRegionOfInterestMeta` with roi type `face`.
 //!
 //! Param structures on each face ROI:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Speech results of `audiodenoise`: the `GstAffectSpeechMeta` custom meta and the
 //! `speech-start` / `speech-end` element messages.
 //!

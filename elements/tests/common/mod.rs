@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Shared set-up for the element tests.
 #![allow(dead_code)]
 

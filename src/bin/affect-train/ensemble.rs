@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect-train ensemble`: several exported fusion models → one ONNX graph whose
 //! outputs are their weighted sum, the weights found by Dirichlet random search on the
 //! validation split (see `affect::train::ensemble`).

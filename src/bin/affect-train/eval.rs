@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect-train eval`: an exported fusion `.onnx` through ONNX Runtime on a split of a
 //! data root, with the metrics of `affect::metrics`.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect-train export`: a checkpoint of `fit` → ONNX fusion model.
 
 use std::path::PathBuf;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect-train extract`: per-frame features from videos through the project's own
 //! elements, so training sees exactly what `avfuse` feeds its model at inference.
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect-train fit`: trains a fusion model (see `affect::train::fit`).
 
 use std::path::{Path, PathBuf};

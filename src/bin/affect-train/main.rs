@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect-train`: the offline trainer of gst-affect's fusion models.
 //!
 //! Subcommands: `extract` (features from videos through the project's own elements),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `affect-train synth`: writes a synthetic data set with known structure in the
 //! Aff-Wild2 layout (see `affect::dataset::synth`).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `attention`: the seed baseline. Per-modality projection (a causal temporal
 //! convolution over the last `context` frames, then ReLU), attention fusion over the two
 //! modalities per frame (scores from `tanh(p)`, a missing modality gets no weight), and

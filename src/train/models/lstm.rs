@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A masked, unrolled LSTM layer (burn) and the same computation written as ONNX; the
 //! recurrent building block of [`super::mfn`] and [`super::mctn`].
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Multimodal Cyclic Translation Network (Pham et al., "Found in Translation: Learning
 //! Robust Joint Representations by Cyclic Translations Between Modalities", AAAI 2019),
 //! per-frame.

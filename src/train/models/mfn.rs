@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Memory Fusion Network (Zadeh et al., "Memory Fusion Network for Multi-view Sequential
 //! Learning", AAAI 2018), per-frame.
 //!

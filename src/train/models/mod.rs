@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The fusion models, and [`AnyModel`]: one of them chosen at run time (`--model`).
 //!
 //! - [`attention`]: per-modality projection + attention fusion (seed baseline), causal.

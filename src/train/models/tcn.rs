@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `tcn`: multi-scale temporal convolution + cross-modal attention (after the ABAW8
 //! entry). Each modality: Linear projection to `hidden`, then `blocks` residual blocks
 //! whose branches are causal convolutions (kernel 3) with dilations 1, 2, 4 (summed,

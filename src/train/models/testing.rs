@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Test support for the recurrent models: export parity through ONNX Runtime, a small
 //! training loop and the held-out metrics.
 

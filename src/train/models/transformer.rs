@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! `transformer`: a pre-norm Transformer encoder over the window (seed: 6 layers,
 //! sequence 64), meant for expressions. Input per frame: `[visual·vm; audio·am; vm; am]`
 //! → a temporal convolution (kernel 3, centred) to `hidden` + a learned position

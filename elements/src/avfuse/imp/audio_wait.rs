@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Non-live pipelines whose audio branch never delivers.
 //!
 //! When not live, GstAggregator waits for data on every sink pad, so a linked audio

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The feature-model check: what `featextract` declares (the `affect-features` event)
 //! against the feature models the fusion model was trained on.
 

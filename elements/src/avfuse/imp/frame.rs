@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! One output frame: the audio it needs, its faces and their feature vectors, the
 //! fusion model, the metas, the files and the `affect` message.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Live pipelines whose upstream latency is unknown when the video starts.
 //!
 //! GstAggregator learns the upstream latency by asking every sink pad's peer, and while

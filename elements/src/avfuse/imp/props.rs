@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Properties of `avfuse` and its construction (the always-present video_sink).
 
 use gst::glib;

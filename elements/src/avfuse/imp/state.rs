@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The per-stream state `avfuse` builds when it starts: the fusion model, the audio
 //! aligner, the track windows, the writers.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! A one-shot wake-up on the system clock: at most one pending, cancelled at stop.
 
 use std::sync::Mutex;

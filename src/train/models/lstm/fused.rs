@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! The LSTM recurrence of a whole sequence as one operation on burn's Flex backend, with a
 //! handwritten backward pass (through [`burn::backend::autodiff`]'s custom operations).
 //!

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! MFN's multi-view gated memory as one operation with a handwritten backward pass (same
 //! kernels as the fused LSTM).
 //!
