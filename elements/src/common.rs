@@ -226,6 +226,20 @@ pub fn error_message(e: &RuntimeError) -> gst::ErrorMessage {
     }
 }
 
+/// Locking the elements' mutexes. A mutex is poisoned only when a panic unwound while it
+/// was held; GStreamer's panic guards then mark the element as failed, and its data is
+/// still what stop/cleanup need, so the guard is taken either way.
+pub trait LockExt<T> {
+    /// The guard, poisoned or not.
+    fn locked(&self) -> std::sync::MutexGuard<'_, T>;
+}
+
+impl<T> LockExt<T> for std::sync::Mutex<T> {
+    fn locked(&self) -> std::sync::MutexGuard<'_, T> {
+        self.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

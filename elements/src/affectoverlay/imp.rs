@@ -8,6 +8,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::VideoOverlayCompositionMeta;
 
 use super::render::{DrawOptions, render};
+use crate::common::LockExt;
 use crate::meta::{FaceRoi, face_rois};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -142,7 +143,7 @@ impl ObjectImpl for AffectOverlay {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.settings.locked();
         match pspec.name() {
             "draw-boxes" => s.draw_boxes = value.get().unwrap_or(true),
             "draw-labels" => s.draw_labels = value.get().unwrap_or(true),
@@ -162,7 +163,7 @@ impl ObjectImpl for AffectOverlay {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.settings.locked();
         match pspec.name() {
             "draw-boxes" => s.draw_boxes.to_value(),
             "draw-labels" => s.draw_labels.to_value(),
@@ -290,12 +291,12 @@ impl BaseTransformImpl for AffectOverlay {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State::default());
+        *self.state.locked() = Some(State::default());
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(s) = self.state.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(s) = self.state.locked().take() {
             gst::debug!(
                 CAT,
                 imp = self,
@@ -370,12 +371,7 @@ impl BaseTransformImpl for AffectOverlay {
             if attach_meta { "attaching" } else { "blending" },
             outcaps
         );
-        if let Some(s) = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
+        if let Some(s) = self.state.locked().as_mut() {
             s.info = Some(info);
             s.attach_meta = attach_meta;
             s.cache = None;
@@ -388,13 +384,9 @@ impl BaseTransformImpl for AffectOverlay {
         if faces.is_empty() {
             return Ok(gst::FlowSuccess::Ok);
         }
-        let options = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .draw_options();
+        let options = self.settings.locked().draw_options();
         let (composition, info, attach_meta) = {
-            let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self.state.locked();
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };

@@ -10,6 +10,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use crate::common::LockExt;
 use crate::meta::{AffectMessage, add_affect_meta, add_face_roi};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -68,7 +69,7 @@ impl ObjectImpl for AffectReplay {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.settings.locked();
         match pspec.name() {
             "location" => s.location = value.get().unwrap_or(None),
             "post-messages" => s.post_messages = value.get().unwrap_or(false),
@@ -77,7 +78,7 @@ impl ObjectImpl for AffectReplay {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.settings.locked();
         match pspec.name() {
             "location" => s.location.to_value(),
             "post-messages" => s.post_messages.to_value(),
@@ -144,12 +145,7 @@ impl BaseTransformImpl for AffectReplay {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let location = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .location
-            .clone();
+        let location = self.settings.locked().location.clone();
         let Some(location) = location.filter(|l| !l.is_empty()) else {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
@@ -164,7 +160,7 @@ impl BaseTransformImpl for AffectReplay {
             frames.len(),
             location
         );
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
+        *self.state.locked() = Some(State {
             frames,
             ..Default::default()
         });
@@ -172,7 +168,7 @@ impl BaseTransformImpl for AffectReplay {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(s) = self.state.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(s) = self.state.locked().take() {
             gst::debug!(CAT, imp = self, "attached records to {} frames", s.attached);
         }
         Ok(())
@@ -181,12 +177,7 @@ impl BaseTransformImpl for AffectReplay {
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "invalid video caps {}", incaps))?;
-        if let Some(s) = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
+        if let Some(s) = self.state.locked().as_mut() {
             s.info = Some(info);
         }
         Ok(())
@@ -199,7 +190,7 @@ impl BaseTransformImpl for AffectReplay {
         let start = pts.nseconds();
         let end = start + buf.duration().map_or(1, |d| d.nseconds().max(1));
         let (faces, frame) = {
-            let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self.state.locked();
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
@@ -222,11 +213,7 @@ impl BaseTransformImpl for AffectReplay {
         if let Err(e) = add_affect_meta(buf, &faces) {
             gst::warning!(CAT, imp = self, "cannot add GstAffectMeta: {}", e);
         }
-        let post = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .post_messages;
+        let post = self.settings.locked().post_messages;
         if post {
             let obj = self.obj();
             let segment = obj.segment();

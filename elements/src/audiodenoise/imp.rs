@@ -11,6 +11,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::{Gate, Vad};
+use crate::common::LockExt;
 use crate::common::{ModelSettings, error_message};
 use crate::meta::{SpeechInfo, SpeechMessage, add_speech_meta};
 
@@ -262,7 +263,7 @@ impl ObjectImpl for AudioDenoise {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.settings.locked();
         if s.model.set_property(value, pspec) {
             return;
         }
@@ -284,7 +285,7 @@ impl ObjectImpl for AudioDenoise {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.settings.locked();
         if let Some(v) = s.model.property(pspec) {
             return v;
         }
@@ -372,7 +373,7 @@ impl ElementImpl for AudioDenoise {
         }
         let r = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
-            *self.state.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *self.state.locked() = None;
             self.caps_error_posted.store(false, Ordering::Relaxed);
         }
         Ok(r)
@@ -381,11 +382,7 @@ impl ElementImpl for AudioDenoise {
 
 impl AudioDenoise {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let settings = self.settings.locked().clone();
         let silero = if settings.vad == Vad::Silero {
             let model = settings.model.load(Role::Vad)?;
             gst::info!(
@@ -402,7 +399,7 @@ impl AudioDenoise {
         } else {
             None
         };
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
+        *self.state.locked() = Some(State {
             engine: None,
             silero,
             segment: gst::FormattedSegment::new(),
@@ -417,13 +414,9 @@ impl AudioDenoise {
     }
 
     fn latency(&self) -> gst::ClockTime {
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let settings = self.settings.locked().clone();
         let samples = {
-            let guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let guard = self.state.locked();
             match guard.as_ref().and_then(|s| s.engine.as_ref()) {
                 Some(e) => e.latency_samples(),
                 None => {
@@ -577,14 +570,10 @@ impl AudioDenoise {
         _pad: &gst::Pad,
         buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let settings = self.settings.locked().clone();
         let mut produced = Produced::default();
         {
-            let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self.state.locked();
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
@@ -645,11 +634,7 @@ impl AudioDenoise {
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
         use gst::EventView;
         gst::log!(CAT, obj = pad, "event {:?}", event.type_());
-        let post = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .post_messages;
+        let post = self.settings.locked().post_messages;
         match event.view() {
             EventView::Caps(c) => {
                 let caps = c.caps_owned();
@@ -662,14 +647,10 @@ impl AudioDenoise {
                     return false;
                 };
                 let channels = info.channels() as usize;
-                let settings = self
-                    .settings
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
+                let settings = self.settings.locked().clone();
                 let mut produced = Produced::default();
                 {
-                    let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut guard = self.state.locked();
                     let Some(state) = guard.as_mut() else {
                         return false;
                     };
@@ -699,11 +680,7 @@ impl AudioDenoise {
             }
             EventView::Segment(s) => {
                 if let Ok(seg) = s.segment().clone().downcast::<gst::ClockTime>()
-                    && let Some(state) = self
-                        .state
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .as_mut()
+                    && let Some(state) = self.state.locked().as_mut()
                 {
                     state.segment = seg;
                 }
@@ -711,12 +688,7 @@ impl AudioDenoise {
             }
             EventView::Eos(_) => {
                 let mut produced = Produced::default();
-                if let Some(state) = self
-                    .state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_mut()
-                {
+                if let Some(state) = self.state.locked().as_mut() {
                     self.drain_locked(state, post, &mut produced);
                     if state.replaced > 0 {
                         gst::debug!(
@@ -740,12 +712,7 @@ impl AudioDenoise {
                 self.srcpad.push_event(event)
             }
             EventView::FlushStop(_) => {
-                if let Some(state) = self
-                    .state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_mut()
-                {
+                if let Some(state) = self.state.locked().as_mut() {
                     if let Some(e) = state.engine.as_mut() {
                         e.reset();
                     }

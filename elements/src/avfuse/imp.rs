@@ -30,6 +30,7 @@ mod props;
 mod state;
 mod timer;
 
+use crate::common::LockExt;
 use timer::Timer;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -216,11 +217,7 @@ impl ElementImpl for AvFuse {
 
     fn release_pad(&self, pad: &gst::Pad) {
         if pad.name() == "audio_sink"
-            && let Some(state) = self
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_mut()
+            && let Some(state) = self.state.locked().as_mut()
         {
             state.aligner.reset();
         }
@@ -231,15 +228,12 @@ impl ElementImpl for AvFuse {
 impl AvFuse {
     /// Between start and stop.
     fn is_running(&self) -> bool {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        self.state.locked().is_some()
     }
 
     /// Checks and keeps what an upstream `featextract` declares on a sink pad.
     fn take_declaration(&self, video: bool, d: FeaturesDeclaration) -> Result<(), String> {
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.locked();
         let Some(state) = guard.as_mut() else {
             return Ok(());
         };
@@ -305,12 +299,7 @@ impl AvFuse {
     }
 
     fn reset(&self) {
-        if let Some(state) = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
+        if let Some(state) = self.state.locked().as_mut() {
             state.aligner.reset();
             state.tracks.reset();
             state.post.reset();
@@ -323,13 +312,9 @@ impl AvFuse {
 
 impl AggregatorImpl for AvFuse {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let settings = self.settings.locked().clone();
         let state = self.build_state(&settings)?;
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        *self.state.locked() = Some(state);
         if let Some(w) = settings.model.threads_warning() {
             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
         }
@@ -341,7 +326,7 @@ impl AggregatorImpl for AvFuse {
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         self.latency_retry.cancel();
         self.audio_wait.cancel();
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let state = self.state.locked().take();
         // Stopped before EOS: the dump still gets written.
         if let Some(mut dump) = state.and_then(|s| s.dump)
             && !dump.is_written()
@@ -401,22 +386,13 @@ impl AggregatorImpl for AvFuse {
                 self.schedule_audio_wait();
             }
             gst::EventView::Gap(g) if !is_video => {
-                if let Some(state) = self
-                    .state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_mut()
-                {
+                if let Some(state) = self.state.locked().as_mut() {
                     state.audio_started = true;
                 }
                 let (ts, d) = g.get();
                 let seg = pad.segment();
                 if let Some(end) = Self::running_time(&seg, ts + d.unwrap_or(gst::ClockTime::ZERO))
-                    && let Some(state) = self
-                        .state
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .as_mut()
+                    && let Some(state) = self.state.locked().as_mut()
                 {
                     state.aligner.advance(end);
                 }
@@ -462,12 +438,8 @@ impl AggregatorImpl for AvFuse {
             return Err(gst::FlowError::Error);
         };
         let audio = self.audio_pad();
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let settings = self.settings.locked().clone();
+        let mut guard = self.state.locked();
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };
@@ -502,12 +474,7 @@ impl AggregatorImpl for AvFuse {
                     let mut dump = state.dump.take();
                     drop(guard);
                     let res = dump.as_mut().map(|d| d.write(self.frame_rate()));
-                    if let Some(s) = self
-                        .state
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .as_mut()
-                    {
+                    if let Some(s) = self.state.locked().as_mut() {
                         s.dump = dump;
                     }
                     match res {

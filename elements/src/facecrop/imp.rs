@@ -16,6 +16,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use ndarray::{ArrayViewD, IxDyn};
 
+use crate::common::LockExt;
 use crate::common::ModelSettings;
 use crate::meta::{FaceCropMeta, add_face_roi};
 
@@ -227,7 +228,7 @@ impl ObjectImpl for FaceCrop {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.settings.locked();
         if s.model.set_property(value, pspec) {
             return;
         }
@@ -246,7 +247,7 @@ impl ObjectImpl for FaceCrop {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.settings.locked();
         if let Some(v) = s.model.property(pspec) {
             return v;
         }
@@ -486,13 +487,9 @@ impl BaseTransformImpl for FaceCrop {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let settings = self.settings.locked().clone();
         let state = self.build_state(&settings)?;
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        *self.state.locked() = Some(state);
         if let Some(w) = settings.model.threads_warning() {
             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
         }
@@ -500,7 +497,7 @@ impl BaseTransformImpl for FaceCrop {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(s) = self.state.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(s) = self.state.locked().take() {
             gst::debug!(CAT, imp = self, "processed {} frames", s.frames);
         }
         Ok(())
@@ -509,7 +506,7 @@ impl BaseTransformImpl for FaceCrop {
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "invalid video caps {}", incaps))?;
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.locked();
         if let Some(state) = guard.as_mut() {
             if state
                 .info
@@ -534,11 +531,7 @@ impl BaseTransformImpl for FaceCrop {
         if matches!(
             event.view(),
             gst::EventView::FlushStop(_) | gst::EventView::Segment(_)
-        ) && let Some(state) = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
+        ) && let Some(state) = self.state.locked().as_mut()
         {
             state.tracker.reset();
         }
@@ -546,12 +539,8 @@ impl BaseTransformImpl for FaceCrop {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let s = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.settings.locked().clone();
+        let mut guard = self.state.locked();
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };

@@ -15,6 +15,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use ndarray::{ArrayViewD, IxDyn};
 
+use crate::common::LockExt;
 use crate::common::{ModelSettings, error_message};
 use crate::meta::{FaceCropMeta, FeatureMeta, FeaturesDeclaration};
 
@@ -506,7 +507,7 @@ impl ObjectImpl for FeatExtract {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.settings.locked();
         if s.model.set_property(value, pspec) {
             return;
         }
@@ -528,7 +529,7 @@ impl ObjectImpl for FeatExtract {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.settings.locked();
         if let Some(v) = s.model.property(pspec) {
             return v;
         }
@@ -573,11 +574,7 @@ impl ElementImpl for FeatExtract {
         // fusion model then): a model file that cannot work is refused now, so that its
         // error is the first one.
         if transition == gst::StateChange::NullToReady {
-            let settings = self
-                .settings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let settings = self.settings.locked().clone();
             if let Err(e) = self.check_model_file(&settings) {
                 gst::error!(CAT, imp = self, "{}", e);
                 self.post_error_message(e);
@@ -938,12 +935,8 @@ impl FeatExtract {
 
     /// EOS: windows held back by the resampler's look-ahead, on an empty buffer.
     fn drain_audio(&self) {
-        let post = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .post_messages;
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let post = self.settings.locked().post_messages;
+        let mut guard = self.state.locked();
         let Some(state) = guard.as_mut() else {
             return;
         };
@@ -994,12 +987,7 @@ impl FeatExtract {
     }
 
     fn reset_stream(&self) {
-        if let Some(state) = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-        {
+        if let Some(state) = self.state.locked().as_mut() {
             if let Some(a) = state.audio.as_mut() {
                 a.reset();
             }
@@ -1016,11 +1004,7 @@ impl BaseTransformImpl for FeatExtract {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let settings = self.settings.locked().clone();
         // An explicit model is checked now (READY→PAUSED); `auto` waits for the caps.
         let loaded = if settings.model.model.trim().eq_ignore_ascii_case(AUTO) {
             None
@@ -1030,7 +1014,7 @@ impl BaseTransformImpl for FeatExtract {
                     .inspect_err(|e| gst::error!(CAT, imp = self, "{}", e))?,
             )
         };
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(State {
+        *self.state.locked() = Some(State {
             loaded,
             ..Default::default()
         });
@@ -1041,7 +1025,7 @@ impl BaseTransformImpl for FeatExtract {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(s) = self.state.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(s) = self.state.locked().take() {
             gst::debug!(
                 CAT,
                 imp = self,
@@ -1054,11 +1038,7 @@ impl BaseTransformImpl for FeatExtract {
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let settings = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let settings = self.settings.locked().clone();
         let Some(st) = incaps.structure(0) else {
             return Err(gst::loggable_error!(CAT, "empty caps"));
         };
@@ -1067,7 +1047,7 @@ impl BaseTransformImpl for FeatExtract {
         } else {
             Mode::Video
         };
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.locked();
         let Some(state) = guard.as_mut() else {
             return Err(gst::loggable_error!(CAT, "not started"));
         };
@@ -1151,12 +1131,8 @@ impl BaseTransformImpl for FeatExtract {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let s = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.settings.locked().clone();
+        let mut guard = self.state.locked();
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
         };

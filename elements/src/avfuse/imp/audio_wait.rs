@@ -14,16 +14,13 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::{AvFuse, CAT};
+use crate::common::LockExt;
 
 impl AvFuse {
     /// Arms the watchdog at the video's segment when the video branch is not live, an
     /// audio pad is linked and has received nothing yet, and `audio-timeout` is not 0.
     pub(super) fn schedule_audio_wait(&self) {
-        let timeout = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .audio_timeout;
+        let timeout = self.settings.locked().audio_timeout;
         if timeout == 0 || self.video_is_live() == Some(true) || self.audio_has_delivered() {
             return;
         }
@@ -41,8 +38,7 @@ impl AvFuse {
     fn audio_has_delivered(&self) -> bool {
         let started = self
             .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .locked()
             .as_ref()
             .is_some_and(|s| s.audio_started);
         started

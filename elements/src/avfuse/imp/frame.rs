@@ -7,6 +7,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::*;
+use crate::common::LockExt;
 
 impl AvFuse {
     /// Moves queued audio buffers' feature vectors into the aligner, one buffer at a
@@ -318,7 +319,7 @@ impl AvFuse {
         let stream = pts.and_then(|t| seg.and_then(|s| s.to_stream_time(t)));
         // Files (state lock only around the writes; nothing is pushed or posted under it).
         {
-            let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self.state.locked();
             if let Some(state) = guard.as_mut() {
                 let mut failed = None;
                 if let Some(file) = state.ndjson.as_mut() {

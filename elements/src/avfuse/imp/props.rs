@@ -7,6 +7,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::*;
+use crate::common::LockExt;
 
 impl ObjectImpl for AvFuse {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -68,7 +69,7 @@ impl ObjectImpl for AvFuse {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.settings.locked();
         if s.model.set_property(value, pspec) {
             return;
         }
@@ -98,7 +99,7 @@ impl ObjectImpl for AvFuse {
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.settings.locked();
         if let Some(v) = s.model.property(pspec) {
             return v;
         }
@@ -128,11 +129,7 @@ impl ObjectImpl for AvFuse {
         }
         // Not `ignore-inactive-pads`: with it a live pipeline whose audio never arrives
         // would count as ready and spin on NEED_DATA instead of waiting for the deadline.
-        let latency = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .latency();
+        let latency = self.settings.locked().latency();
         obj.set_latency(latency, Some(latency));
     }
 }

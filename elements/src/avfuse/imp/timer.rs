@@ -7,6 +7,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::AvFuse;
+use crate::common::LockExt;
 
 /// A slot for one pending [`gst::SingleShotClockId`].
 #[derive(Default)]
@@ -21,7 +22,7 @@ impl Timer {
         {
             // The lock is never held across clock calls: the clock may run the callback,
             // which takes it, under its own lock.
-            let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = self.0.locked();
             if slot.is_some() {
                 return;
             }
@@ -40,7 +41,7 @@ impl Timer {
 
     /// Takes the pending wake-up out of its slot (the slot's lock is released on return).
     pub(super) fn take(&self) -> Option<gst::SingleShotClockId> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.0.locked().take()
     }
 
     /// Cancels the pending wake-up, if any.
