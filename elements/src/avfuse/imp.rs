@@ -125,7 +125,6 @@ struct State {
     audio_features: Option<FeaturesDeclaration>,
     /// The audio pad has received a buffer or a gap since start.
     audio_started: bool,
-    names_checked: (bool, bool),
     warned_nan: bool,
     warned_dims: bool,
     dump: Option<TrackDump>,

@@ -36,17 +36,6 @@ impl AvFuse {
                 if v.track_id.is_some() {
                     continue;
                 }
-                if !state.names_checked.1 {
-                    state.names_checked.1 = true;
-                    if let Some(r) = &state.audio_ref
-                        && r.name != v.model
-                    {
-                        return Err(format!(
-                            "the audio features come from model {}, the fusion model was made for {} (sha256 {})",
-                            v.model, r.name, r.sha256
-                        ));
-                    }
-                }
                 let Some(rt) = Self::running_time(&seg, gst::ClockTime::from_nseconds(v.pts))
                 else {
                     continue;
@@ -114,22 +103,6 @@ impl AvFuse {
         for m in buf.iter_meta::<FeatureMeta>() {
             let v = m.data();
             let Some(id) = v.track_id else { continue };
-            if !state.names_checked.0 {
-                state.names_checked.0 = true;
-                if let Some(r) = &state.visual_ref
-                    && r.name != v.model
-                {
-                    return Err(gst::error_msg!(
-                        gst::StreamError::WrongType,
-                        (
-                            "the face features come from model {}, the fusion model was made for {} (sha256 {})",
-                            v.model,
-                            r.name,
-                            r.sha256
-                        )
-                    ));
-                }
-            }
             let src = if state.use_probabilities {
                 &v.probabilities
             } else {

@@ -120,7 +120,6 @@ impl AvFuse {
             video_features: None,
             audio_features: None,
             audio_started: false,
-            names_checked: (false, false),
             warned_nan: false,
             warned_dims: false,
             dump,
