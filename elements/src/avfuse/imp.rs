@@ -381,19 +381,19 @@ impl AggregatorImpl for AvFuse {
                 let seg = s.segment().clone();
                 self.obj().update_segment(&seg);
                 self.end_unlinked_audio();
-                self.schedule_latency_retry();
-                self.schedule_audio_wait();
+                // One latency query for both: is the video branch live?
+                let video_live = self.video_is_live();
+                self.schedule_latency_retry(video_live);
+                self.schedule_audio_wait(video_live);
             }
             gst::EventView::Gap(g) if !is_video => {
+                let (ts, d) = g.get();
+                let end = Self::running_time(&pad.segment(), ts + d.unwrap_or_default());
                 if let Some(state) = self.state.locked().as_mut() {
                     state.audio_started = true;
-                }
-                let (ts, d) = g.get();
-                let seg = pad.segment();
-                if let Some(end) = Self::running_time(&seg, ts + d.unwrap_or(gst::ClockTime::ZERO))
-                    && let Some(state) = self.state.locked().as_mut()
-                {
-                    state.aligner.advance(end);
+                    if let Some(end) = end {
+                        state.aligner.advance(end);
+                    }
                 }
             }
             _ => {}
@@ -466,7 +466,7 @@ impl AggregatorImpl for AvFuse {
             state.aligner.end();
         }
 
-        let Some(buf) = video_buf else {
+        if video_buf.is_none() {
             if video.is_eos() {
                 gst::debug!(CAT, imp = self, "video EOS");
                 if state.dump.as_ref().is_some_and(|d| !d.is_written()) {
@@ -494,8 +494,7 @@ impl AggregatorImpl for AvFuse {
                 return Err(gst::FlowError::Eos);
             }
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
-        };
-        drop(buf);
+        }
         if let Some(t) = frame_time
             && !timeout
             && !state.aligner.is_ready(t)
@@ -503,10 +502,9 @@ impl AggregatorImpl for AvFuse {
             // Wait for more audio (live: at most until the deadline).
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
         }
-        let Some(buf) = video.pop_buffer() else {
+        let Some(mut buf) = video.pop_buffer() else {
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
         };
-        let mut buf = buf;
         let out = {
             let b = buf.make_mut();
             self.process_frame(state, &settings, b, frame_time)

@@ -19,9 +19,10 @@ use crate::common::LockExt;
 impl AvFuse {
     /// Arms the watchdog at the video's segment when the video branch is not live, an
     /// audio pad is linked and has received nothing yet, and `audio-timeout` is not 0.
-    pub(super) fn schedule_audio_wait(&self) {
+    /// `video_live`: the video branch's answer to the latency query.
+    pub(super) fn schedule_audio_wait(&self, video_live: Option<bool>) {
         let timeout = self.settings.locked().audio_timeout;
-        if timeout == 0 || self.video_is_live() == Some(true) || self.audio_has_delivered() {
+        if timeout == 0 || video_live == Some(true) || self.audio_has_delivered() {
             return;
         }
         if self.audio_pad().is_some_and(|a| a.peer().is_some()) {

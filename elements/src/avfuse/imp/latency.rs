@@ -30,9 +30,10 @@ impl AvFuse {
         video.peer_query(&mut q).then(|| q.result().0)
     }
 
-    /// Arms the retry when the video branch is live and the latency is still unknown.
-    pub(super) fn schedule_latency_retry(&self) {
-        if self.obj().latency().is_some() || self.video_is_live() != Some(true) {
+    /// Arms the retry when the video branch is live (`video_live`: its answer to the
+    /// latency query, [`AvFuse::video_is_live`]) and the latency is still unknown.
+    pub(super) fn schedule_latency_retry(&self, video_live: Option<bool>) {
+        if self.obj().latency().is_some() || video_live != Some(true) {
             // Known, or not live (or not answering either): the aggregator rightly
             // waits for data.
             return;
