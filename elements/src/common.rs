@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use affect::features::FeatureModelError;
 use affect::runtime::{Model, Role, RuntimeError, SessionConfig};
 use gst::glib;
 use gst::prelude::*;
@@ -107,23 +108,11 @@ impl ModelSettings {
     /// Sets one of the shared properties; returns false if `pspec` is not one of them.
     pub fn set_property(&mut self, value: &glib::Value, pspec: &glib::ParamSpec) -> bool {
         match pspec.name() {
-            "model" => {
-                self.model = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            }
-            "execution-provider" => self.provider = value.get().unwrap_or_default(),
-            "device-id" => self.device_id = value.get().unwrap_or(0),
-            "threads" => self.threads = value.get().unwrap_or(1),
-            "ort-library" => {
-                self.ort_library = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            }
+            "model" => self.model = string_property(value),
+            "execution-provider" => self.provider = value.get().expect("type checked upstream"),
+            "device-id" => self.device_id = value.get().expect("type checked upstream"),
+            "threads" => self.threads = value.get().expect("type checked upstream"),
+            "ort-library" => self.ort_library = string_property(value),
             _ => return false,
         }
         true
@@ -179,6 +168,14 @@ impl ModelSettings {
     }
 }
 
+/// A string property's value (`None` as the empty string).
+pub fn string_property(value: &glib::Value) -> String {
+    value
+        .get::<Option<String>>()
+        .expect("type checked upstream")
+        .unwrap_or_default()
+}
+
 /// The `src` and `sink` always-pad templates of a filter whose pads share `caps`.
 pub fn filter_pad_templates(caps: &gst::Caps) -> Vec<gst::PadTemplate> {
     [
@@ -206,24 +203,63 @@ pub fn with_segment_times(
     b
 }
 
+/// A typed error that knows its GStreamer error domain: every error of the core crate
+/// an element can meet is mapped here, once, so the same failure is the same element
+/// error whichever element meets it.
+pub trait ElementError: std::fmt::Display {
+    /// The element error a user expects (domain, code and this error's message).
+    fn to_error_message(&self) -> gst::ErrorMessage;
+}
+
+impl ElementError for RuntimeError {
+    fn to_error_message(&self) -> gst::ErrorMessage {
+        match self {
+            RuntimeError::LibraryNotFound { .. }
+            | RuntimeError::LibraryUnusable { .. }
+            | RuntimeError::LibraryConflict { .. }
+            | RuntimeError::Environment { .. } => {
+                gst::error_msg!(gst::LibraryError::Init, ("{}", self))
+            }
+            RuntimeError::ModelFile { .. } => {
+                gst::error_msg!(gst::ResourceError::NotFound, ("{}", self))
+            }
+            RuntimeError::NotOnnx { .. }
+            | RuntimeError::ModelLoad { .. }
+            | RuntimeError::Contract { .. } => {
+                gst::error_msg!(gst::ResourceError::Settings, ("{}", self))
+            }
+            RuntimeError::Provider { .. } => {
+                gst::error_msg!(gst::LibraryError::Settings, ("{}", self))
+            }
+            RuntimeError::Run { .. } => gst::error_msg!(gst::StreamError::Failed, ("{}", self)),
+        }
+    }
+}
+
+impl ElementError for FeatureModelError {
+    fn to_error_message(&self) -> gst::ErrorMessage {
+        match self {
+            FeatureModelError::Run(e) => e.to_error_message(),
+            e if e.is_configuration() => {
+                gst::error_msg!(gst::ResourceError::Settings, ("{}", e))
+            }
+            e => gst::error_msg!(gst::StreamError::Failed, ("{}", e)),
+        }
+    }
+}
+
 /// Maps a runtime error to the element error category a user expects.
 pub fn error_message(e: &RuntimeError) -> gst::ErrorMessage {
-    match e {
-        RuntimeError::LibraryNotFound { .. }
-        | RuntimeError::LibraryUnusable { .. }
-        | RuntimeError::LibraryConflict { .. }
-        | RuntimeError::Environment { .. } => {
-            gst::error_msg!(gst::LibraryError::Init, ("{}", e))
-        }
-        RuntimeError::ModelFile { .. } => gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)),
-        RuntimeError::NotOnnx { .. }
-        | RuntimeError::ModelLoad { .. }
-        | RuntimeError::Contract { .. } => {
-            gst::error_msg!(gst::ResourceError::Settings, ("{}", e))
-        }
-        RuntimeError::Provider { .. } => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
-        RuntimeError::Run { .. } => gst::error_msg!(gst::StreamError::Failed, ("{}", e)),
-    }
+    e.to_error_message()
+}
+
+/// Posts an element message with `structure` from `element`; false if the element has
+/// no bus (not in a pipeline), which is not an error for a message nobody can read.
+pub fn post_element_message(element: &impl IsA<gst::Element>, structure: gst::Structure) -> bool {
+    let msg = gst::message::Element::builder(structure)
+        .src(element.upcast_ref::<gst::Element>())
+        .build();
+    element.post_message(msg).is_ok()
 }
 
 /// Locking the elements' mutexes. A mutex is poisoned only when a panic unwound while it

@@ -126,7 +126,7 @@ fn bench_featextract() {
 
     // The exact model inputs, for the Python loop.
     let model = Model::load(
-        &affect::weights::resolve_model("fer-mini-xception"),
+        &affect::weights::resolve_model(affect::features::DEFAULT_FACE_MODEL),
         Some(Role::FaceFeature),
         &SessionConfig::default(),
     )

@@ -324,6 +324,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_baseline_reads_the_bundled_default_feature_models() {
+        // `model=auto` in featextract must give what the default fusion model reads.
+        use crate::features::{DEFAULT_AUDIO_MODEL, DEFAULT_FACE_MODEL};
+        assert_eq!(VISUAL_MODEL_FILE, format!("{DEFAULT_FACE_MODEL}.onnx"));
+        assert_eq!(AUDIO_MODEL_FILE, format!("{DEFAULT_AUDIO_MODEL}.onnx"));
+    }
+
+    #[test]
     fn circumplex_matches_russell_angles() {
         for (k, angle) in RUSSELL_ANGLES_DEG.iter().enumerate() {
             let want = angle.map_or([0.0, 0.0], |a| {

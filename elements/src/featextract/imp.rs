@@ -1,23 +1,22 @@
 // SPDX-License-Identifier: MPL-2.0
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use affect::features::{
-    CropPreprocessor, Resampler, Window, Windower, affwild2_map, downmix_f32, downmix_s16,
-    parse_affwild2_map, sample_time_ns, split_batch,
+    AUTO, AudioStream, DEFAULT_BATCH_SIZE, FaceFeatures, FeatureInput, FeatureModel,
+    FeatureModelError, FeatureOptions, SampleFormat, TimedWindows, default_model, is_auto,
 };
 use affect::results::{FaceCrop, FeatureVector};
-use affect::runtime::{InputSpec, Model, ModelContract, Role};
+use affect::runtime::{Model, ModelContract, Role};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
-use ndarray::{ArrayViewD, IxDyn};
 
-use crate::common::LockExt;
-use crate::common::{ModelSettings, error_message};
+use crate::common::{ElementError, LockExt, ModelSettings, post_element_message, string_property};
 use crate::meta::{FaceCropMeta, FeatureMeta, FeaturesDeclaration};
+
+mod props;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -27,15 +26,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-/// `model=auto`: the bundled default for the stream's media type.
-const AUTO: &str = "auto";
-const DEFAULT_VIDEO_MODEL: &str = "fer-mini-xception";
-const DEFAULT_AUDIO_MODEL: &str = "oww-speech-embedding";
-const DEFAULT_BATCH_SIZE: u32 = 16;
 const DEFAULT_INTERVAL: u32 = 1;
-/// A DISCONT buffer further than this from where the samples say it should be
-/// restarts the windows.
-const DISCONT_TOLERANCE_NS: u64 = 1_000_000;
+const DEFAULT_POST_MESSAGES: bool = false;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -52,12 +44,24 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             model: ModelSettings::new(AUTO),
-            batch_size: DEFAULT_BATCH_SIZE,
+            batch_size: DEFAULT_BATCH_SIZE as u32,
             interval: DEFAULT_INTERVAL,
             window: 0,
             hop: 0,
             output: String::new(),
-            post_messages: false,
+            post_messages: DEFAULT_POST_MESSAGES,
+        }
+    }
+}
+
+impl Settings {
+    fn feature_options(&self) -> FeatureOptions {
+        let nonzero = |v: u32| (v > 0).then_some(v as usize);
+        FeatureOptions {
+            output: Some(self.output.clone()),
+            window: nonzero(self.window),
+            hop: nonzero(self.hop),
+            batch_size: self.batch_size as usize,
         }
     }
 }
@@ -69,6 +73,14 @@ enum Mode {
 }
 
 impl Mode {
+    fn of(model: &FeatureModel) -> Self {
+        if model.is_audio() {
+            Mode::Audio
+        } else {
+            Mode::Video
+        }
+    }
+
     fn role(self) -> Role {
         match self {
             Mode::Video => Role::FaceFeature,
@@ -77,357 +89,32 @@ impl Mode {
     }
 }
 
-/// What the model reads, prepared from its contract and the settings.
-enum Input {
-    Image(CropPreprocessor),
-    Audio {
-        rate: u32,
-        window: usize,
-        hop: usize,
-    },
-}
-
-/// A loaded model and how to read it.
+/// A loaded model and the `model` value it was loaded for.
 struct Loaded {
-    model: Model,
-    /// The `model` value it was loaded for (`auto` resolved).
-    name: String,
-    input_name: String,
-    input: Input,
-    feature_output: String,
-    dim: usize,
-    /// Probability output and its class count.
-    probs_output: Option<(String, usize)>,
-    /// Model classes → Aff-Wild2 index.
-    map: Option<Vec<usize>>,
-    labels: Arc<[String]>,
-    /// Items per run (batch-size, or the graph's fixed batch).
-    max_batch: usize,
-    buf: Vec<f32>,
-}
-
-/// One result before it becomes a `FeatureVector`.
-struct ItemResult {
-    vector: Vec<f32>,
-    probabilities: Vec<f32>,
-    valid: bool,
+    model: FeatureModel,
+    /// The `model` property as set (`auto` not resolved).
+    requested: String,
 }
 
 impl Loaded {
-    fn new(model: Model, name: &str, s: &Settings) -> Result<Self, gst::ErrorMessage> {
-        let settings_err = |m: String| gst::error_msg!(gst::ResourceError::Settings, ("{}", m));
-        let c = model.contract().clone();
-        let path = model.path().display().to_string();
-        if !matches!(c.role, Role::FaceFeature | Role::AudioFeature) {
-            return Err(settings_err(format!(
-                "model {path} has affect.role `{}`: featextract needs a `face-feature` or `audio-feature` model",
-                c.role
-            )));
-        }
-        let graph_out = |n: &str| model.outputs().iter().find(|t| t.name == n);
-        // Feature output: the `output` property, else the last one the contract names.
-        let feature_output = if s.output.trim().is_empty() {
-            c.outputs.last().cloned().unwrap_or_default()
-        } else {
-            s.output.trim().to_owned()
-        };
-        let Some(info) = graph_out(&feature_output) else {
-            return Err(settings_err(format!(
-                "model {path} has no output `{feature_output}` (property `output`); its outputs are [{}]",
-                model
-                    .outputs()
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        };
-        let static_dim = (info.shape.len() >= 2 && info.shape[1..].iter().all(|&d| d > 0))
-            .then(|| info.shape[1..].iter().product::<i64>() as usize);
-        let dim = if Some(&feature_output) == c.outputs.last() {
-            c.output_dim.or(static_dim)
-        } else {
-            static_dim.or(c.output_dim)
-        }
-        .ok_or_else(|| {
-            settings_err(format!(
-                "model {path}: the dimension of output `{feature_output}` is unknown (metadata key `affect.output.dim`)"
-            ))
-        })?;
-        if let Some(sd) = static_dim
-            && sd != dim
-        {
-            return Err(settings_err(format!(
-                "model {path}: output `{feature_output}` has {sd} values per item, affect.output.dim says {dim}"
-            )));
-        }
-
-        let n_labels = c.labels.len();
-        let last_dim = |n: &str| graph_out(n).and_then(|t| t.shape.last().copied());
-        let probs_output = if n_labels == 0 {
-            None
-        } else {
-            c.outputs
-                .iter()
-                .filter(|o| **o != feature_output)
-                .find(|o| last_dim(o) == Some(n_labels as i64))
-                .cloned()
-                .or_else(|| (dim == n_labels).then(|| feature_output.clone()))
-                .map(|o| (o, n_labels))
-        };
-        let map = match c.prop("affect.output.affwild2-map") {
-            Some(v) if probs_output.is_some() => Some(parse_affwild2_map(v, n_labels).ok_or_else(|| {
-                settings_err(format!(
-                    "model {path}: metadata key `affect.output.affwild2-map` has value `{v}`, expected {n_labels} distinct indices in 0..8"
-                ))
-            })?),
-            _ => None,
-        };
-        let labels: Arc<[String]> = if map.is_some() {
-            affect::EXPRESSIONS.iter().map(|s| s.to_string()).collect()
-        } else if probs_output.is_some() {
-            c.labels.iter().cloned().collect()
-        } else {
-            Arc::from(Vec::<String>::new())
-        };
-
-        // A `window` other than the contract's, on a graph whose window axis is dynamic:
-        // tried once below, so that a window the graph cannot take fails here (at the
-        // state change) instead of at the first buffer.
-        let mut probe_window = None;
-        let (input_name, input) = match &c.input {
-            InputSpec::Image(img) => (img.name.clone(), Input::Image(CropPreprocessor::new(img))),
-            InputSpec::Audio(a) => {
-                let window = if s.window > 0 {
-                    s.window as usize
-                } else {
-                    a.window
-                };
-                let hop = if s.hop > 0 { s.hop as usize } else { a.hop };
-                let fixed = model
-                    .inputs()
-                    .iter()
-                    .find(|t| t.name == a.name)
-                    .and_then(|t| t.shape.last().copied())
-                    .filter(|&d| d > 0);
-                if let Some(d) = fixed
-                    && d as usize != window
-                {
-                    return Err(settings_err(format!(
-                        "model {path} takes windows of exactly {d} samples; property `window` is {window}"
-                    )));
-                }
-                if fixed.is_none() && window != a.window {
-                    probe_window = Some((window, a.window));
-                }
-                (
-                    a.name.clone(),
-                    Input::Audio {
-                        rate: a.sample_rate,
-                        window,
-                        hop,
-                    },
-                )
-            }
-            InputSpec::Fusion(_) => {
-                return Err(settings_err(format!(
-                    "model {path} is a fusion model: featextract needs a face-feature or audio-feature model"
-                )));
-            }
-        };
-        let graph_batch = model
-            .inputs()
-            .iter()
-            .find(|t| t.name == input_name)
-            .and_then(|t| t.shape.first().copied())
-            .filter(|&b| b > 0);
-        let max_batch = match graph_batch {
-            Some(b) => b as usize,
-            None => s.batch_size.max(1) as usize,
-        };
-        let mut loaded = Loaded {
-            model,
-            name: name.to_owned(),
-            input_name,
-            input,
-            feature_output,
-            dim,
-            probs_output,
-            map,
-            labels,
-            max_batch,
-            buf: Vec::new(),
-        };
-        if let Some((window, contract_window)) = probe_window {
-            loaded.buf.clear();
-            loaded.buf.resize(window, 0.0);
-            let probe = loaded.run(&[1, window], 1);
-            loaded.buf.clear();
-            if let Err(why) = probe {
-                return Err(settings_err(format!(
-                    "property `window` is {window}, but model `{}` ({path}) cannot work on {window}-sample windows ({why}); it is made for {contract_window}-sample windows (affect.input.window; window=0 uses it)",
-                    c.name
-                )));
-            }
-        }
-        Ok(loaded)
-    }
-
-    fn mode(&self) -> Mode {
-        match self.input {
-            Input::Image(_) => Mode::Video,
-            Input::Audio { .. } => Mode::Audio,
-        }
-    }
-
-    fn model_name(&self) -> &str {
-        &self.model.contract().name
-    }
-
     /// What this model's vectors are, for the `affect-features` event.
     fn declaration(&self) -> FeaturesDeclaration {
+        let m = &self.model;
         FeaturesDeclaration {
-            model: self.model_name().to_owned(),
-            sha256: self.model.sha256().to_owned(),
-            faces: self.mode() == Mode::Video,
-            dimension: self.dim as u32,
-            classes: self.probs_output.as_ref().map_or(0, |(_, n)| *n as u32),
+            model: m.name().to_owned(),
+            sha256: m.model().sha256().to_owned(),
+            faces: !m.is_audio(),
+            dimension: m.dim() as u32,
+            classes: m.classes() as u32,
         }
-    }
-
-    /// Runs `n` items already laid out in `self.buf` with `shape`.
-    fn run(&mut self, shape: &[usize], n: usize) -> Result<Vec<ItemResult>, String> {
-        let view = ArrayViewD::from_shape(IxDyn(shape), &self.buf).map_err(|e| e.to_string())?;
-        let out = self
-            .model
-            .run_f32(&[(self.input_name.as_str(), view)])
-            .map_err(|e| e.to_string())?;
-        let get = |name: &str| {
-            out.get(name)
-                .ok_or_else(|| format!("the model did not return output `{name}` as float32"))
-        };
-        let feats = split_batch(
-            &self.feature_output,
-            get(&self.feature_output)?,
-            n,
-            self.dim,
-        )
-        .map_err(|e| e.to_string())?;
-        let probs = match &self.probs_output {
-            Some((name, k)) => {
-                Some(split_batch(name, get(name)?, n, *k).map_err(|e| e.to_string())?)
-            }
-            None => None,
-        };
-        Ok(feats
-            .into_iter()
-            .enumerate()
-            .map(|(i, vector)| {
-                let p = probs.as_ref().map(|p| p[i].clone()).unwrap_or_default();
-                let valid = vector.iter().chain(&p).all(|v| v.is_finite());
-                if !valid {
-                    return ItemResult {
-                        vector: Vec::new(),
-                        probabilities: Vec::new(),
-                        valid: false,
-                    };
-                }
-                let probabilities = match &self.map {
-                    Some(m) => affwild2_map(&p, m),
-                    None => p,
-                };
-                ItemResult {
-                    vector,
-                    probabilities,
-                    valid,
-                }
-            })
-            .collect())
-    }
-
-    /// Runs face crops in batches of at most `max_batch`.
-    fn run_crops(&mut self, crops: &[Arc<FaceCrop>]) -> Result<Vec<ItemResult>, String> {
-        let mut results = Vec::with_capacity(crops.len());
-        for chunk in crops.chunks(self.max_batch.max(1)) {
-            let Input::Image(pre) = &mut self.input else {
-                return Err("not an image model".into());
-            };
-            let item = pre.item_len();
-            let shape = pre.batch_shape(chunk.len());
-            self.buf.clear();
-            self.buf.resize(item * chunk.len(), 0.0);
-            for (i, c) in chunk.iter().enumerate() {
-                pre.prepare(
-                    &c.rgb,
-                    c.width as usize,
-                    c.height as usize,
-                    &mut self.buf[i * item..(i + 1) * item],
-                )
-                .map_err(|e| format!("track {}: {e}", c.track_id))?;
-            }
-            results.extend(self.run(&shape, chunk.len())?);
-        }
-        Ok(results)
-    }
-
-    /// Runs audio windows in batches of at most `max_batch`.
-    fn run_windows(&mut self, windows: &[Window]) -> Result<Vec<ItemResult>, String> {
-        let mut results = Vec::with_capacity(windows.len());
-        for chunk in windows.chunks(self.max_batch.max(1)) {
-            let Some(w) = chunk.first().map(|w| w.samples.len()) else {
-                continue;
-            };
-            self.buf.clear();
-            for win in chunk {
-                self.buf.extend_from_slice(&win.samples);
-            }
-            results.extend(self.run(&[chunk.len(), w], chunk.len())?);
-        }
-        Ok(results)
-    }
-}
-
-/// Audio stream state: format, resampler, windows, sample clock.
-struct AudioState {
-    rate: u32,
-    channels: usize,
-    s16: bool,
-    resampler: Resampler,
-    windower: Windower,
-    /// Time of input sample 0 (first buffer after a reset).
-    base: Option<u64>,
-    /// Input samples (per channel) since `base`.
-    samples_in: u64,
-    mono: Vec<f32>,
-    resampled: Vec<f32>,
-}
-
-impl AudioState {
-    fn reset(&mut self) {
-        self.resampler.reset();
-        self.windower.reset();
-        self.base = None;
-        self.samples_in = 0;
-    }
-
-    /// End of a continuous stretch: the windows the resampler's look-ahead held back.
-    fn drain(&mut self) -> Vec<Window> {
-        self.resampled.clear();
-        self.resampler.flush(&mut self.resampled);
-        let out = std::mem::take(&mut self.resampled);
-        let w = self.windower.push(&out);
-        self.resampled = out;
-        w
     }
 }
 
 #[derive(Default)]
 struct State {
     loaded: Option<Loaded>,
-    audio: Option<AudioState>,
-    frames: u64,
-    /// Last result per track (video, `interval` > 1).
-    last: HashMap<u64, Arc<FeatureVector>>,
+    audio: Option<AudioStream>,
+    faces: FaceFeatures,
     masked: u64,
     warned: bool,
     /// New caps: the `affect-features` event goes out before the next buffer.
@@ -453,96 +140,6 @@ impl ObjectSubclass for FeatExtract {
     const NAME: &'static str = "GstAffectFeatExtract";
     type Type = super::FeatExtract;
     type ParentType = gst_base::BaseTransform;
-}
-
-impl ObjectImpl for FeatExtract {
-    fn properties() -> &'static [glib::ParamSpec] {
-        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut v = ModelSettings::properties(AUTO);
-            v.extend([
-                glib::ParamSpecUInt::builder("batch-size")
-                    .nick("Batch size")
-                    .blurb("Most face crops (video) or windows (audio) per model run; all faces of a frame run together up to this many")
-                    .minimum(1)
-                    .maximum(1024)
-                    .default_value(DEFAULT_BATCH_SIZE)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("interval")
-                    .nick("Interval")
-                    .blurb("Video: run the model every N frames; in between each face carries its last result marked reused (new faces always run)")
-                    .minimum(1)
-                    .maximum(10_000)
-                    .default_value(DEFAULT_INTERVAL)
-                    .mutable_playing()
-                    .build(),
-                glib::ParamSpecUInt::builder("window")
-                    .nick("Window")
-                    .blurb("Audio: samples per model run at the model's rate (0 = affect.input.window of the model)")
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecUInt::builder("hop")
-                    .nick("Hop")
-                    .blurb("Audio: samples between window starts at the model's rate (0 = affect.input.hop of the model)")
-                    .default_value(0)
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecString::builder("output")
-                    .nick("Output")
-                    .blurb("Graph output used as the feature vector (empty = the last output named by affect.output.names)")
-                    .default_value(Some(""))
-                    .mutable_ready()
-                    .build(),
-                glib::ParamSpecBoolean::builder("post-messages")
-                    .nick("Post messages")
-                    .blurb("Post a `features` element message per frame (video) or window (audio) with vectors and probabilities")
-                    .default_value(false)
-                    .mutable_playing()
-                    .build(),
-            ]);
-            v
-        });
-        PROPS.as_ref()
-    }
-
-    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let mut s = self.settings.locked();
-        if s.model.set_property(value, pspec) {
-            return;
-        }
-        match pspec.name() {
-            "batch-size" => s.batch_size = value.get().unwrap_or(DEFAULT_BATCH_SIZE),
-            "interval" => s.interval = value.get().unwrap_or(DEFAULT_INTERVAL),
-            "window" => s.window = value.get().unwrap_or(0),
-            "hop" => s.hop = value.get().unwrap_or(0),
-            "output" => {
-                s.output = value
-                    .get::<Option<String>>()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default()
-            }
-            "post-messages" => s.post_messages = value.get().unwrap_or(false),
-            other => gst::warning!(CAT, imp = self, "unknown property {}", other),
-        }
-    }
-
-    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let s = self.settings.locked();
-        if let Some(v) = s.model.property(pspec) {
-            return v;
-        }
-        match pspec.name() {
-            "batch-size" => s.batch_size.to_value(),
-            "interval" => s.interval.to_value(),
-            "window" => s.window.to_value(),
-            "hop" => s.hop.to_value(),
-            "output" => s.output.to_value(),
-            "post-messages" => s.post_messages.to_value(),
-            _ => pspec.default_value().clone(),
-        }
-    }
 }
 
 impl GstObjectImpl for FeatExtract {}
@@ -606,7 +203,7 @@ impl FeatExtract {
     /// feature contract); `auto` is checked when the caps pick the model.
     fn check_model_file(&self, s: &Settings) -> Result<(), gst::ErrorMessage> {
         let requested = s.model.model.trim();
-        if requested.eq_ignore_ascii_case(AUTO) {
+        if is_auto(requested) {
             return Ok(());
         }
         if requested.is_empty() {
@@ -616,16 +213,13 @@ impl FeatExtract {
             ));
         }
         let path = affect::weights::resolve_model(requested);
-        let contract = ModelContract::read_file(&path).map_err(|e| error_message(&e))?;
+        let contract = ModelContract::read_file(&path).map_err(|e| e.to_error_message())?;
         if !matches!(contract.role, Role::FaceFeature | Role::AudioFeature) {
-            return Err(gst::error_msg!(
-                gst::ResourceError::Settings,
-                (
-                    "model {} has affect.role `{}`: featextract needs a `face-feature` or `audio-feature` model",
-                    path.display(),
-                    contract.role
-                )
-            ));
+            return Err(FeatureModelError::Role {
+                path: path.display().to_string(),
+                role: contract.role,
+            }
+            .to_error_message());
         }
         Ok(())
     }
@@ -634,18 +228,14 @@ impl FeatExtract {
     fn load(&self, s: &Settings, mode: Option<Mode>) -> Result<Loaded, gst::ErrorMessage> {
         let requested = s.model.model.trim();
         let mut ms = s.model.clone();
-        let role = if requested.eq_ignore_ascii_case(AUTO) {
+        let role = if is_auto(requested) {
             let Some(mode) = mode else {
                 return Err(gst::error_msg!(
                     gst::CoreError::Negotiation,
                     ("model=auto needs caps to pick a model")
                 ));
             };
-            ms.model = match mode {
-                Mode::Video => DEFAULT_VIDEO_MODEL,
-                Mode::Audio => DEFAULT_AUDIO_MODEL,
-            }
-            .into();
+            ms.model = default_model(mode.role()).unwrap_or_default().into();
             Some(mode.role())
         } else {
             mode.map(Mode::role)
@@ -660,7 +250,7 @@ impl FeatExtract {
                     ));
                 }
                 let path = affect::weights::resolve_model(&ms.model);
-                Model::load(&path, None, &ms.session_config()).map_err(|e| error_message(&e))?
+                Model::load(&path, None, &ms.session_config()).map_err(|e| e.to_error_message())?
             }
         };
         gst::info!(
@@ -671,13 +261,12 @@ impl FeatExtract {
             model.path().display(),
             model.provider_note()
         );
-        Loaded::new(model, requested, s)
-    }
-
-    fn post(&self, structure: gst::Structure) {
-        let obj = self.obj();
-        let msg = gst::message::Element::builder(structure).src(&*obj).build();
-        let _ = obj.post_message(msg);
+        let model =
+            FeatureModel::new(model, &s.feature_options()).map_err(|e| e.to_error_message())?;
+        Ok(Loaded {
+            model,
+            requested: requested.to_owned(),
+        })
     }
 
     fn message(
@@ -742,177 +331,85 @@ impl FeatExtract {
         }
     }
 
-    fn count_masked(state: &mut State, p: &mut Produced) {
+    /// The results of one call, with the masked ones counted.
+    fn produced(state: &mut State, vectors: Vec<Arc<FeatureVector>>) -> Produced {
+        let mut p = Produced {
+            vectors,
+            ..Default::default()
+        };
         p.new_masked = p.vectors.iter().filter(|v| !v.valid && !v.reused).count() as u64;
         if p.new_masked > 0 {
             state.masked += p.new_masked;
             p.first_warning = !state.warned;
             state.warned = true;
         }
+        p
     }
 
     fn video(
-        &self,
         state: &mut State,
-        s: &Settings,
+        interval: u32,
         buf: &gst::BufferRef,
-    ) -> Result<Produced, String> {
+    ) -> Result<Produced, FeatureModelError> {
         let crops: Vec<Arc<FaceCrop>> = buf
             .iter_meta::<FaceCropMeta>()
             .map(|m| m.data().clone())
             .collect();
-        let mut p = Produced::default();
-        if crops.is_empty() {
-            return Ok(p);
-        }
-        let State {
-            loaded,
-            frames,
-            last,
-            ..
-        } = &mut *state;
-        let Some(loaded) = loaded.as_mut() else {
-            return Err("no model loaded".into());
+        let Some(loaded) = state.loaded.as_mut() else {
+            return Ok(Produced::default());
         };
         let pts = buf.pts().map(|t| t.nseconds()).unwrap_or(0);
         let duration = buf.duration().map(|t| t.nseconds()).unwrap_or(0);
-        let run_all = *frames % s.interval.max(1) as u64 == 0;
-        *frames += 1;
-        let mut slots: Vec<Option<Arc<FeatureVector>>> = vec![None; crops.len()];
-        let mut to_run = Vec::new();
-        let mut to_run_idx = Vec::new();
-        for (i, c) in crops.iter().enumerate() {
-            match last.get(&c.track_id) {
-                Some(last) if !run_all => {
-                    let mut v = (**last).clone();
-                    v.pts = pts;
-                    v.duration = duration;
-                    v.reused = true;
-                    slots[i] = Some(Arc::new(v));
-                }
-                _ => {
-                    to_run.push(c.clone());
-                    to_run_idx.push(i);
-                }
-            }
-        }
-        if run_all {
-            last.clear();
-        }
-        let results = loaded.run_crops(&to_run)?;
-        let model = loaded.model_name().to_owned();
-        for ((i, c), r) in to_run_idx.into_iter().zip(&to_run).zip(results) {
-            let v = Arc::new(FeatureVector {
-                track_id: Some(c.track_id),
-                pts,
-                duration,
-                model: model.clone(),
-                vector: r.vector,
-                probabilities: r.probabilities,
-                labels: loaded.labels.clone(),
-                valid: r.valid,
-                reused: false,
-            });
-            last.insert(c.track_id, v.clone());
-            slots[i] = Some(v);
-        }
-        p.vectors = slots.into_iter().flatten().collect();
-        Self::count_masked(state, &mut p);
-        Ok(p)
+        let vectors = state
+            .faces
+            .process(&mut loaded.model, &crops, pts, duration, interval)?;
+        Ok(Self::produced(state, vectors))
     }
 
-    fn windows_to_vectors(
-        loaded: &mut Loaded,
-        base: u64,
-        rate: u32,
-        windows: &[Window],
-    ) -> Result<Vec<Arc<FeatureVector>>, String> {
-        let results = loaded.run_windows(windows)?;
-        let model = loaded.model_name().to_owned();
-        Ok(windows
-            .iter()
-            .zip(results)
-            .map(|(w, r)| {
-                let (pts, duration) = w.times(base, rate);
-                Arc::new(FeatureVector {
-                    track_id: None,
-                    pts,
-                    duration,
-                    model: model.clone(),
-                    vector: r.vector,
-                    probabilities: r.probabilities,
-                    labels: loaded.labels.clone(),
-                    valid: r.valid,
-                    reused: false,
-                })
-            })
-            .collect())
+    fn window_vectors(
+        model: &mut FeatureModel,
+        w: Option<TimedWindows>,
+    ) -> Result<Vec<Arc<FeatureVector>>, FeatureModelError> {
+        match w {
+            Some(w) if !w.windows.is_empty() => model.window_vectors(w.base, &w.windows),
+            _ => Ok(Vec::new()),
+        }
     }
 
-    fn audio(&self, state: &mut State, buf: &gst::BufferRef) -> Result<Produced, String> {
+    fn audio(
+        &self,
+        state: &mut State,
+        buf: &gst::BufferRef,
+    ) -> Result<Produced, gst::ErrorMessage> {
         let State { loaded, audio, .. } = &mut *state;
         let (Some(loaded), Some(a)) = (loaded.as_mut(), audio.as_mut()) else {
-            return Err("no caps or model before the first buffer".into());
+            return Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ("no caps or model before the first buffer")
+            ));
         };
-        let Input::Audio {
-            rate: model_rate, ..
-        } = loaded.input
-        else {
-            return Err("not an audio model".into());
-        };
-        let mut vectors = Vec::new();
-        let pts = buf.pts().map(|t| t.nseconds());
-        // Restart on a real discontinuity (a DISCONT buffer away from where it should be).
-        if let (Some(base), Some(pts)) = (a.base, pts)
-            && buf.flags().contains(gst::BufferFlags::DISCONT)
-        {
-            let expected = sample_time_ns(base, a.samples_in, a.rate);
-            if expected.abs_diff(pts) > DISCONT_TOLERANCE_NS {
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "discontinuity: {expected} → {pts} ns, windows restart"
-                );
-                let held = a.drain();
-                vectors.extend(Self::windows_to_vectors(loaded, base, model_rate, &held)?);
-                a.reset();
-            }
-        }
-        if a.base.is_none() {
-            a.base = Some(pts.unwrap_or(0));
-        }
-        let map = buf
-            .map_readable()
-            .map_err(|_| "cannot map the audio buffer".to_string())?;
-        a.mono.clear();
-        if a.s16 {
-            let v: Vec<i16> = map
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                .collect();
-            downmix_s16(&v, a.channels, &mut a.mono);
-        } else {
-            let v: Vec<f32> = map
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            downmix_f32(&v, a.channels, &mut a.mono);
-        }
+        let map = buf.map_readable().map_err(|_| {
+            gst::error_msg!(gst::ResourceError::Read, ("cannot map the audio buffer"))
+        })?;
+        let discont = buf.flags().contains(gst::BufferFlags::DISCONT);
+        let (ended, windows) = a.push(buf.pts().map(|t| t.nseconds()), discont, &map);
         drop(map);
-        a.samples_in += a.mono.len() as u64;
-        a.resampled.clear();
-        a.resampler.push(&a.mono, &mut a.resampled);
-        let windows = a.windower.push(&a.resampled);
-        let base = a.base.unwrap_or(0);
-        vectors.extend(Self::windows_to_vectors(
-            loaded, base, model_rate, &windows,
-        )?);
-        let mut p = Produced {
-            vectors,
-            ..Default::default()
-        };
-        Self::count_masked(state, &mut p);
-        Ok(p)
+        if let Some(e) = &ended {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "discontinuity at {:?} (stretch from {} ns), windows restart",
+                buf.pts(),
+                e.base
+            );
+        }
+        let mut vectors =
+            Self::window_vectors(&mut loaded.model, ended).map_err(|e| e.to_error_message())?;
+        vectors.extend(
+            Self::window_vectors(&mut loaded.model, Some(windows))
+                .map_err(|e| e.to_error_message())?,
+        );
+        Ok(Self::produced(state, vectors))
     }
 
     fn attach_and_post(&self, buf: &mut gst::BufferRef, p: &Produced, post: bool, audio: bool) {
@@ -921,14 +418,17 @@ impl FeatExtract {
         }
         self.warn_masked(p);
         if post && !p.vectors.is_empty() {
+            let obj = self.obj();
             if audio {
                 for v in &p.vectors {
-                    self.post(self.message(v.pts, v.duration, &v.model, std::slice::from_ref(v)));
+                    let m = self.message(v.pts, v.duration, &v.model, std::slice::from_ref(v));
+                    post_element_message(&*obj, m);
                 }
             } else {
                 let pts = buf.pts().map(|t| t.nseconds()).unwrap_or(0);
                 let d = buf.duration().map(|t| t.nseconds()).unwrap_or(0);
-                self.post(self.message(pts, d, &p.vectors[0].model, &p.vectors));
+                let m = self.message(pts, d, &p.vectors[0].model, &p.vectors);
+                post_element_message(&*obj, m);
             }
         }
     }
@@ -944,31 +444,21 @@ impl FeatExtract {
         let (Some(loaded), Some(a)) = (loaded.as_mut(), audio.as_mut()) else {
             return;
         };
-        let Input::Audio { rate, .. } = loaded.input else {
+        let Some((windows, end)) = a.finish() else {
             return;
         };
-        let Some(base) = a.base else {
-            return;
-        };
-        let windows = a.drain();
-        let end = sample_time_ns(base, a.samples_in, a.rate);
-        a.reset();
-        if windows.is_empty() {
+        if windows.windows.is_empty() {
             return;
         }
-        let vectors = match Self::windows_to_vectors(loaded, base, rate, &windows) {
+        let vectors = match Self::window_vectors(&mut loaded.model, Some(windows)) {
             Ok(v) => v,
             Err(e) => {
                 drop(guard);
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                self.post_error_message(e.to_error_message());
                 return;
             }
         };
-        let mut p = Produced {
-            vectors,
-            ..Default::default()
-        };
-        Self::count_masked(state, &mut p);
+        let p = Self::produced(state, vectors);
         drop(guard);
         gst::debug!(
             CAT,
@@ -991,8 +481,7 @@ impl FeatExtract {
             if let Some(a) = state.audio.as_mut() {
                 a.reset();
             }
-            state.frames = 0;
-            state.last.clear();
+            state.faces.reset();
         }
     }
 }
@@ -1006,7 +495,7 @@ impl BaseTransformImpl for FeatExtract {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.locked().clone();
         // An explicit model is checked now (READY→PAUSED); `auto` waits for the caps.
-        let loaded = if settings.model.model.trim().eq_ignore_ascii_case(AUTO) {
+        let loaded = if is_auto(&settings.model.model) {
             None
         } else {
             Some(
@@ -1030,7 +519,7 @@ impl BaseTransformImpl for FeatExtract {
                 CAT,
                 imp = self,
                 "{} frames, {} masked results",
-                s.frames,
+                s.faces.frames(),
                 s.masked
             );
         }
@@ -1051,27 +540,29 @@ impl BaseTransformImpl for FeatExtract {
         let Some(state) = guard.as_mut() else {
             return Err(gst::loggable_error!(CAT, "not started"));
         };
-        let auto = settings.model.model.trim().eq_ignore_ascii_case(AUTO);
-        let fits = state.loaded.as_ref().is_some_and(|l| l.mode() == mode);
+        let fits = state
+            .loaded
+            .as_ref()
+            .is_some_and(|l| Mode::of(&l.model) == mode);
         if !fits {
-            if auto {
+            if is_auto(&settings.model.model) {
                 match self.load(&settings, Some(mode)) {
                     Ok(l) => state.loaded = Some(l),
                     Err(e) => {
                         drop(guard);
-                        self.obj().post_error_message(e);
+                        self.post_error_message(e);
                         return Err(gst::loggable_error!(CAT, "cannot load the default model"));
                     }
                 }
             } else {
-                let (what, role) = match mode {
-                    Mode::Video => ("video", Role::FaceFeature),
-                    Mode::Audio => ("audio", Role::AudioFeature),
+                let what = match mode {
+                    Mode::Video => "video",
+                    Mode::Audio => "audio",
                 };
                 let name = state
                     .loaded
                     .as_ref()
-                    .map(|l| format!("{} ({})", l.model_name(), l.name))
+                    .map(|l| format!("{} ({})", l.model.name(), l.requested))
                     .unwrap_or_default();
                 drop(guard);
                 gst::element_imp_error!(
@@ -1081,7 +572,7 @@ impl BaseTransformImpl for FeatExtract {
                         "model {} cannot read {} (it needs a `{}` model): use model=auto or a matching model",
                         name,
                         what,
-                        role
+                        mode.role()
                     )
                 );
                 return Err(gst::loggable_error!(CAT, "model does not fit the caps"));
@@ -1092,7 +583,8 @@ impl BaseTransformImpl for FeatExtract {
         if mode == Mode::Audio {
             let info = gst_audio::AudioInfo::from_caps(incaps)
                 .map_err(|_| gst::loggable_error!(CAT, "invalid audio caps {}", incaps))?;
-            let Some(Input::Audio { rate, window, hop }) = state.loaded.as_ref().map(|l| &l.input)
+            let Some(&FeatureInput::Audio { rate, window, hop }) =
+                state.loaded.as_ref().map(|l| l.model.input())
             else {
                 return Err(gst::loggable_error!(CAT, "no audio model"));
             };
@@ -1106,17 +598,19 @@ impl BaseTransformImpl for FeatExtract {
                 window,
                 hop
             );
-            state.audio = Some(AudioState {
-                rate: info.rate(),
-                channels: info.channels() as usize,
-                s16: info.format() == gst_audio::AudioFormat::S16le,
-                resampler: Resampler::new(info.rate(), *rate),
-                windower: Windower::new(*window, *hop),
-                base: None,
-                samples_in: 0,
-                mono: Vec::new(),
-                resampled: Vec::new(),
-            });
+            let format = if info.format() == gst_audio::AudioFormat::S16le {
+                SampleFormat::S16Le
+            } else {
+                SampleFormat::F32Le
+            };
+            state.audio = Some(AudioStream::new(
+                info.rate(),
+                info.channels() as usize,
+                format,
+                rate,
+                window,
+                hop,
+            ));
         }
         Ok(())
     }
@@ -1143,9 +637,12 @@ impl BaseTransformImpl for FeatExtract {
         let produced = if audio {
             self.audio(state, buf)
         } else if state.loaded.is_some() {
-            self.video(state, &s, buf)
+            Self::video(state, s.interval, buf).map_err(|e| e.to_error_message())
         } else {
-            Err("no caps before the first buffer".into())
+            Err(gst::error_msg!(
+                gst::CoreError::Negotiation,
+                ("no caps before the first buffer")
+            ))
         };
         drop(guard);
         // After caps and segment, before the buffer: what the vectors are (sticky).
@@ -1159,7 +656,7 @@ impl BaseTransformImpl for FeatExtract {
             );
         }
         let produced = produced.map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+            self.post_error_message(e);
             gst::FlowError::Error
         })?;
         self.attach_and_post(buf, &produced, s.post_messages, audio);
