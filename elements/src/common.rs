@@ -164,8 +164,27 @@ impl ModelSettings {
             ));
         }
         let path = affect::weights::resolve_model(&self.model);
-        Model::load(&path, Some(role), &self.session_config()).map_err(|e| error_message(&e))
+        Model::load(&path, Some(role), &self.session_config()).map_err(|e| e.to_error_message())
     }
+}
+
+/// Element metadata the way `gst-inspect-1.0` and the documentation expect it: a
+/// one-line `description`, and the example pipeline under the extra key `example`
+/// (listed by `gst-inspect-1.0 <element>`; the long text is in the element's
+/// `SECTION:element-…` documentation block).
+pub fn element_metadata(
+    long_name: &str,
+    classification: &str,
+    description: &str,
+    example: &str,
+) -> gst::subclass::ElementMetadata {
+    gst::subclass::ElementMetadata::with_additional(
+        long_name,
+        classification,
+        description,
+        "gst-affect developers",
+        &[("example", example)],
+    )
 }
 
 /// A string property's value (`None` as the empty string).

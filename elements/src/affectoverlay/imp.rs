@@ -19,6 +19,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
+const DEFAULT_DRAW_BOXES: bool = true;
+const DEFAULT_DRAW_LABELS: bool = true;
+const DEFAULT_DRAW_VA: bool = true;
+const DEFAULT_DRAW_LANDMARKS: bool = false;
 const DEFAULT_FONT_DESC: &str = "Sans 12";
 const DEFAULT_LINE_WIDTH: f64 = 0.0;
 
@@ -41,10 +45,10 @@ struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            draw_boxes: true,
-            draw_labels: true,
-            draw_va: true,
-            draw_landmarks: false,
+            draw_boxes: DEFAULT_DRAW_BOXES,
+            draw_labels: DEFAULT_DRAW_LABELS,
+            draw_va: DEFAULT_DRAW_VA,
+            draw_landmarks: DEFAULT_DRAW_LANDMARKS,
             font_desc: DEFAULT_FONT_DESC.into(),
             line_width: DEFAULT_LINE_WIDTH,
         }
@@ -102,25 +106,25 @@ impl ObjectImpl for AffectOverlay {
                 glib::ParamSpecBoolean::builder("draw-boxes")
                     .nick("Draw boxes")
                     .blurb("Draw each face box, in a colour picked by track id")
-                    .default_value(true)
+                    .default_value(DEFAULT_DRAW_BOXES)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("draw-labels")
                     .nick("Draw labels")
                     .blurb("Draw a label above each face: track id, and the top expression with its probability when the face has affect results")
-                    .default_value(true)
+                    .default_value(DEFAULT_DRAW_LABELS)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("draw-va")
                     .nick("Draw valence/arousal")
                     .blurb("Draw two bars below each face that grow from their centre: V valence (-1 red .. +1 green), A arousal (-1 blue .. +1 orange)")
-                    .default_value(true)
+                    .default_value(DEFAULT_DRAW_VA)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("draw-landmarks")
                     .nick("Draw landmarks")
                     .blurb("Draw the face landmark points")
-                    .default_value(false)
+                    .default_value(DEFAULT_DRAW_LANDMARKS)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("font-desc")
@@ -145,20 +149,19 @@ impl ObjectImpl for AffectOverlay {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.locked();
         match pspec.name() {
-            "draw-boxes" => s.draw_boxes = value.get().unwrap_or(true),
-            "draw-labels" => s.draw_labels = value.get().unwrap_or(true),
-            "draw-va" => s.draw_va = value.get().unwrap_or(true),
-            "draw-landmarks" => s.draw_landmarks = value.get().unwrap_or(false),
+            "draw-boxes" => s.draw_boxes = value.get().expect("type checked upstream"),
+            "draw-labels" => s.draw_labels = value.get().expect("type checked upstream"),
+            "draw-va" => s.draw_va = value.get().expect("type checked upstream"),
+            "draw-landmarks" => s.draw_landmarks = value.get().expect("type checked upstream"),
             "font-desc" => {
                 s.font_desc = value
                     .get::<Option<String>>()
-                    .ok()
-                    .flatten()
+                    .expect("type checked upstream")
                     .filter(|f| !f.trim().is_empty())
                     .unwrap_or_else(|| DEFAULT_FONT_DESC.into())
             }
-            "line-width" => s.line_width = value.get().unwrap_or(DEFAULT_LINE_WIDTH),
-            other => gst::warning!(CAT, imp = self, "unknown property {}", other),
+            "line-width" => s.line_width = value.get().expect("type checked upstream"),
+            _ => unimplemented!(),
         }
     }
 
@@ -171,7 +174,7 @@ impl ObjectImpl for AffectOverlay {
             "draw-landmarks" => s.draw_landmarks.to_value(),
             "font-desc" => s.font_desc.to_value(),
             "line-width" => s.line_width.to_value(),
-            _ => pspec.default_value().clone(),
+            _ => unimplemented!(),
         }
     }
 }
@@ -205,16 +208,11 @@ fn src_caps() -> gst::Caps {
 impl ElementImpl for AffectOverlay {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
+            crate::common::element_metadata(
                 "Affect overlay",
                 "Filter/Editor/Video",
-                "Draws every `face` ROI: its box, a label with the track id and the top expression with \
-                 its probability, and valence/arousal bars (V: -1 red .. +1 green, A: -1 blue .. +1 orange, \
-                 growing from the centre). Faces without affect results get the box and track id only. \
-                 Blends into raw video, or attaches a GstVideoOverlayCompositionMeta when downstream \
-                 negotiates meta:GstVideoOverlayComposition.\n\
-                 Example: gst-launch-1.0 videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360 ! affectreplay location=affect.ndjson ! affectoverlay ! videoconvert ! fakesink",
-                "gst-affect developers",
+                "Draws face boxes, expressions and valence/arousal bars on the video",
+                "gst-launch-1.0 videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360 ! affectreplay location=affect.ndjson ! affectoverlay ! videoconvert ! fakesink",
             )
         });
         Some(&*META)

@@ -21,10 +21,21 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-#[derive(Debug, Clone, Default)]
+const DEFAULT_POST_MESSAGES: bool = false;
+
+#[derive(Debug, Clone)]
 struct Settings {
     location: Option<String>,
     post_messages: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            location: None,
+            post_messages: DEFAULT_POST_MESSAGES,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -60,7 +71,7 @@ impl ObjectImpl for AffectReplay {
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post an `affect` element message for every frame that has records")
-                    .default_value(false)
+                    .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
             ]
@@ -71,9 +82,9 @@ impl ObjectImpl for AffectReplay {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.locked();
         match pspec.name() {
-            "location" => s.location = value.get().unwrap_or(None),
-            "post-messages" => s.post_messages = value.get().unwrap_or(false),
-            _ => unreachable!("unknown property {}", pspec.name()),
+            "location" => s.location = value.get().expect("type checked upstream"),
+            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            _ => unimplemented!(),
         }
     }
 
@@ -82,7 +93,7 @@ impl ObjectImpl for AffectReplay {
         match pspec.name() {
             "location" => s.location.to_value(),
             "post-messages" => s.post_messages.to_value(),
-            _ => unreachable!("unknown property {}", pspec.name()),
+            _ => unimplemented!(),
         }
     }
 }
@@ -92,13 +103,11 @@ impl GstObjectImpl for AffectReplay {}
 impl ElementImpl for AffectReplay {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
+            crate::common::element_metadata(
                 "Affect replay",
                 "Filter/Analyzer/Video",
-                "Attaches affect results recorded in an NDJSON file (as avfuse writes) to video buffers \
-                 as face ROI metas, GstAffectMeta and optional `affect` messages.\n\
-                 Example: gst-launch-1.0 videotestsrc num-buffers=50 ! affectreplay location=affect.ndjson post-messages=true ! fakesink",
-                "gst-affect developers",
+                "Attaches affect results recorded in an NDJSON file to video buffers",
+                "gst-launch-1.0 videotestsrc num-buffers=50 ! affectreplay location=affect.ndjson post-messages=true ! fakesink",
             )
         });
         Some(&*META)
@@ -225,11 +234,7 @@ impl BaseTransformImpl for AffectReplay {
                 duration: buf.duration(),
                 faces,
             };
-            let _ = obj.post_message(
-                gst::message::Element::builder(msg.to_structure())
-                    .src(&*obj)
-                    .build(),
-            );
+            crate::common::post_element_message(&*obj, msg.to_structure());
         }
         Ok(gst::FlowSuccess::Ok)
     }

@@ -16,7 +16,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use ndarray::Array3;
 
-use crate::common::ModelSettings;
+use crate::common::{ElementError, ModelSettings};
 use crate::meta::{
     AffectMessage, FaceCropMeta, FeatureMeta, FeaturesDeclaration, add_affect_meta, add_face_roi,
     face_affect_structure, face_rois,
@@ -157,18 +157,11 @@ impl GstObjectImpl for AvFuse {}
 impl ElementImpl for AvFuse {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
+            crate::common::element_metadata(
                 "Audio-visual affect fusion",
                 "Filter/Analyzer/Video/Audio",
-                "Aligns audio features (request pad audio_sink, from featextract) onto the video frames \
-                 (video_sink, after facecrop ! featextract), keeps a window per face track and runs a fusion \
-                 ONNX model: valence, arousal and 8 expression probabilities per face per frame, attached as \
-                 ROI param `affect` and GstAffectMeta, posted as `affect` messages, written as NDJSON/CSV. \
-                 Frames pass through unchanged. The default model fusion-baseline is a BASELINE, not a \
-                 learned model: a circumplex mapping of the face model's expression probabilities plus a \
-                 small speech-presence arousal term; train real models with affect-train.\n\
-                 Example: gst-launch-1.0 videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360 ! facecrop ! featextract ! avfuse ! fakesink",
-                "gst-affect developers",
+                "Aligns face and audio features and runs a fusion ONNX model: valence, arousal and expressions per face",
+                "gst-launch-1.0 videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360 ! facecrop ! featextract ! avfuse ! fakesink",
             )
         });
         Some(&*META)
@@ -231,7 +224,11 @@ impl AvFuse {
     }
 
     /// Checks and keeps what an upstream `featextract` declares on a sink pad.
-    fn take_declaration(&self, video: bool, d: FeaturesDeclaration) -> Result<(), String> {
+    fn take_declaration(
+        &self,
+        video: bool,
+        d: FeaturesDeclaration,
+    ) -> Result<(), features::FeatureCheckError> {
         let mut guard = self.state.locked();
         let Some(state) = guard.as_mut() else {
             return Ok(());
@@ -363,10 +360,13 @@ impl AggregatorImpl for AvFuse {
     fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
         let is_video = pad.name() == "video_sink";
         if let Some(declaration) = FeaturesDeclaration::from_event(&event) {
-            return match declaration.and_then(|d| self.take_declaration(is_video, d)) {
+            let checked = declaration
+                .map_err(features::FeatureCheckError::BadEvent)
+                .and_then(|d| self.take_declaration(is_video, d));
+            return match checked {
                 Ok(()) => self.parent_sink_event(pad, event),
                 Err(e) => {
-                    gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{}", e));
+                    self.post_error_message(e.to_error_message());
                     false
                 }
             };
@@ -458,7 +458,7 @@ impl AggregatorImpl for AvFuse {
             && let Err(e) = self.drain_audio(state, a, frame_time.filter(|_| !live))
         {
             drop(guard);
-            gst::element_imp_error!(self, gst::StreamError::WrongType, ("{}", e));
+            self.post_error_message(e.to_error_message());
             return Err(gst::FlowError::Error);
         }
         let audio_eos = audio_active.is_none_or(|a| a.is_eos());

@@ -2,84 +2,7 @@
 //! `avfuse`: fuses per-face visual features and audio features into valence, arousal and
 //! 8 expression probabilities per face per video frame.
 //!
-//! A [`gst_base::Aggregator`] with an always pad `video_sink` (raw video with the face
-//! ROIs of `facecrop` and the [`FeatureMeta`](crate::meta::FeatureMeta)s of `featextract`),
-//! a request pad `audio_sink` (raw audio with the audio `FeatureMeta`s of a second
-//! `featextract`) and a video `src` pad with the caps of `video_sink`. Video frames pass
-//! through unchanged (only metas are added); audio is consumed.
-//!
-//! Per video frame:
-//!
-//! 1. The audio feature vectors seen so far are aligned onto the frame's running time
-//!    ([`affect::timeline::AudioAligner`]): `mode=lookahead` (default) interpolates
-//!    linearly between the vectors around the frame (the ABAW method; vector time = the
-//!    centre of its window) and waits up to `lookahead` ns of audio past the frame;
-//!    `mode=causal` takes the latest vector whose window has *ended* at the frame time and
-//!    never waits. No vector within `lookahead` of the frame → audio mask 0.
-//! 2. Each face (the union of the frame's `face` ROIs and its per-face `FeatureMeta`s,
-//!    by track id) gets a frame in its track's sliding window of `T` frames
-//!    ([`affect::timeline::TrackWindows`]; a track absent for more than 15 frames is
-//!    dropped). The visual vector is the `FeatureMeta`'s `probabilities` when the fusion
-//!    model says `affect.fusion.visual-input = probabilities`, else its `vector`; a face
-//!    with no or an invalid `FeatureMeta` gets visual mask 0 (the model decides what that
-//!    means: the baseline says Neutral, VA (0, 0) plus its speech term).
-//! 3. The fusion model runs once per frame on all faces (`[B, T, ·]`); the newest step's
-//!    `va` and `softmax(expr)` are the face's result, optionally smoothed per track
-//!    (`smoothing`).
-//! 4. Results: param `affect` on the face's `face` ROI (one is added when missing), one
-//!    `GstAffectMeta` custom meta per frame listing all faces (also for frames without
-//!    faces), an element message `affect` ([`AffectMessage`](crate::meta::AffectMessage);
-//!    `post-messages`), NDJSON lines (`location`, one
-//!    [`AffectRecord`](affect::results::AffectRecord) per face per frame, each written
-//!    with one `write` and flushed) and Aff-Wild2 CSV files (`csv-location`).
-//!
-//! **No NaN is ever emitted**: inputs are cleaned by the timeline (NaN vectors are
-//! masked); a face whose model output is not finite is *skipped* for that frame (no ROI
-//! param, no meta entry, no line) and a warning is posted once.
-//!
-//! **Timing.** The reported latency (LATENCY query) is `lookahead` in `mode=lookahead`
-//! and 0 in `mode=causal`. Live: a frame is output at the latest when its running time
-//! plus the latency has passed on the clock, with audio mask 0 where audio did not
-//! arrive in time — a missing or stalled audio branch never stalls video. (A live audio
-//! source that cannot tell its latency yet when the video starts, because it has not
-//! negotiated, is asked again, after 0.1 s and then at doubling intervals up to 1.6 s,
-//! until it can; frames wait for that answer.) Non-live: a frame waits until the audio
-//! features around it are known, the audio pad is EOS, or there is no audio pad (or it
-//! is unlinked at the time the frame is processed).
-//! Flushing seeks reset every track and the audio alignment.
-//!
-//! **Model check.** At READY→PAUSED (or before the first frame, if upstream is linked
-//! later) the fusion model's declared feature models (`affect.fusion.visual-model` /
-//! `-sha256`, audio likewise) are compared with the models of the `featextract`
-//! elements found upstream of each sink pad (walking peers through elements and ghost
-//! pads; `model=auto` is the bundled default for that media). A different sha256 is an
-//! element error naming both models and hashes; without a `featextract` upstream the
-//! check is skipped (debug log). At run time the `FeatureMeta` model names are compared
-//! with the declared names as well.
-//!
-//! **CSV** (`csv-location=PREFIX`): per track id `N`, `PREFIX_trackN.va.csv` (header
-//! `valence,arousal`) and `PREFIX_trackN.expr.csv` (header: the 8 class names, then one
-//! class index per line), one line per output video frame from the first frame of the
-//! stream; frames where the track is absent (or skipped) hold `-5,-5` and `-1`, the
-//! Aff-Wild2 invalid markers.
-//!
-//! **Feature dump** (`dump-location=dump/track%u.safetensors`, `%u` = track id): per
-//! track, the row the fusion model read for each video frame since the segment start
-//! (the newest frame of the track's window: visual vector, aligned audio vector, both
-//! masks, pts, face box; zeros and masks 0 where the track had no window), written
-//! atomically at EOS or stop in the feature format of `affect::dataset::features` — what
-//! `affect-train extract` trains on, so training and inference see the same numbers.
-//!
-//! The default model `fusion-baseline` is a documented **baseline, not a learned model**:
-//! a circumplex mapping of the face model's expression probabilities plus a small
-//! speech-presence arousal term (see `affect::fusion`).
-//!
-//! ```text
-//! gst-launch-1.0 filesrc location=talk.mp4 ! decodebin name=d \
-//!   d. ! queue ! videoconvert ! facecrop ! featextract ! queue ! avfuse name=f location=affect.ndjson ! fakesink \
-//!   d. ! queue ! audioconvert ! audioresample ! featextract ! queue ! f.audio_sink
-//! gst-launch-1.0 videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360 ! facecrop ! featextract ! avfuse ! fakesink
-//! ```
+//! The element's documentation is on [`AvFuse`].
 
 use gst::glib;
 use gst::prelude::*;
@@ -89,7 +12,88 @@ mod imp;
 pub use imp::FusionMode;
 
 glib::wrapper! {
-    /// The `avfuse` element.
+/**
+ * SECTION:element-avfuse
+ *
+ * A [`gst_base::Aggregator`] with an always pad `video_sink` (raw video with the face
+ * ROIs of `facecrop` and the [`FeatureMeta`](crate::meta::FeatureMeta)s of `featextract`),
+ * a request pad `audio_sink` (raw audio with the audio `FeatureMeta`s of a second
+ * `featextract`) and a video `src` pad with the caps of `video_sink`. Video frames pass
+ * through unchanged (only metas are added); audio is consumed.
+ *
+ * Per video frame:
+ *
+ * 1. The audio feature vectors seen so far are aligned onto the frame's running time
+ *    ([`affect::timeline::AudioAligner`]): `mode=lookahead` (default) interpolates
+ *    linearly between the vectors around the frame (the ABAW method; vector time = the
+ *    centre of its window) and waits up to `lookahead` ns of audio past the frame;
+ *    `mode=causal` takes the latest vector whose window has *ended* at the frame time and
+ *    never waits. No vector within `lookahead` of the frame → audio mask 0.
+ * 2. Each face (the union of the frame's `face` ROIs and its per-face `FeatureMeta`s,
+ *    by track id) gets a frame in its track's sliding window of `T` frames
+ *    ([`affect::timeline::TrackWindows`]; a track absent for more than 15 frames is
+ *    dropped). The visual vector is the `FeatureMeta`'s `probabilities` when the fusion
+ *    model says `affect.fusion.visual-input = probabilities`, else its `vector`; a face
+ *    with no or an invalid `FeatureMeta` gets visual mask 0 (the model decides what that
+ *    means: the baseline says Neutral, VA (0, 0) plus its speech term).
+ * 3. The fusion model runs once per frame on all faces (`[B, T, ·]`); the newest step's
+ *    `va` and `softmax(expr)` are the face's result, optionally smoothed per track
+ *    (`smoothing`).
+ * 4. Results: param `affect` on the face's `face` ROI (one is added when missing), one
+ *    `GstAffectMeta` custom meta per frame listing all faces (also for frames without
+ *    faces), an element message `affect` ([`AffectMessage`](crate::meta::AffectMessage);
+ *    `post-messages`), NDJSON lines (`location`, one
+ *    [`AffectRecord`](affect::results::AffectRecord) per face per frame, each written
+ *    with one `write` and flushed) and Aff-Wild2 CSV files (`csv-location`).
+ *
+ * **No NaN is ever emitted**: inputs are cleaned by the timeline (NaN vectors are
+ * masked); a face whose model output is not finite is *skipped* for that frame (no ROI
+ * param, no meta entry, no line) and a warning is posted once.
+ *
+ * **Timing.** The reported latency (LATENCY query) is `lookahead` in `mode=lookahead`
+ * and 0 in `mode=causal`. Live: a frame is output at the latest when its running time
+ * plus the latency has passed on the clock, with audio mask 0 where audio did not
+ * arrive in time — a missing or stalled audio branch never stalls video. (A live audio
+ * source that cannot tell its latency yet when the video starts, because it has not
+ * negotiated, is asked again, after 0.1 s and then at doubling intervals up to 1.6 s,
+ * until it can; frames wait for that answer.) Non-live: a frame waits until the audio
+ * features around it are known, the audio pad is EOS, or there is no audio pad (or it
+ * is unlinked at the time the frame is processed).
+ * Flushing seeks reset every track and the audio alignment.
+ *
+ * **Model check.** At READY→PAUSED (or before the first frame, if upstream is linked
+ * later) the fusion model's declared feature models (`affect.fusion.visual-model` /
+ * `-sha256`, audio likewise) are compared with the models of the `featextract`
+ * elements found upstream of each sink pad (walking peers through elements and ghost
+ * pads; `model=auto` is the bundled default for that media). A different sha256 is an
+ * element error naming both models and hashes; without a `featextract` upstream the
+ * check is skipped (debug log). At run time the `FeatureMeta` model names are compared
+ * with the declared names as well.
+ *
+ * **CSV** (`csv-location=PREFIX`): per track id `N`, `PREFIX_trackN.va.csv` (header
+ * `valence,arousal`) and `PREFIX_trackN.expr.csv` (header: the 8 class names, then one
+ * class index per line), one line per output video frame from the first frame of the
+ * stream; frames where the track is absent (or skipped) hold `-5,-5` and `-1`, the
+ * Aff-Wild2 invalid markers.
+ *
+ * **Feature dump** (`dump-location=dump/track%u.safetensors`, `%u` = track id): per
+ * track, the row the fusion model read for each video frame since the segment start
+ * (the newest frame of the track's window: visual vector, aligned audio vector, both
+ * masks, pts, face box; zeros and masks 0 where the track had no window), written
+ * atomically at EOS or stop in the feature format of `affect::dataset::features` — what
+ * `affect-train extract` trains on, so training and inference see the same numbers.
+ *
+ * The default model `fusion-baseline` is a documented **baseline, not a learned model**:
+ * a circumplex mapping of the face model's expression probabilities plus a small
+ * speech-presence arousal term (see `affect::fusion`).
+ *
+ * ```bash
+ * gst-launch-1.0 filesrc location=talk.mp4 ! decodebin name=d \
+ *   d. ! queue ! videoconvert ! facecrop ! featextract ! queue ! avfuse name=f location=affect.ndjson ! fakesink \
+ *   d. ! queue ! audioconvert ! audioresample ! featextract ! queue ! f.audio_sink
+ * gst-launch-1.0 videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360 ! facecrop ! featextract ! avfuse ! fakesink
+ * ```
+ */
     pub struct AvFuse(ObjectSubclass<imp::AvFuse>) @extends gst_base::Aggregator, gst::Element, gst::Object;
 }
 

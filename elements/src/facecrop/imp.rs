@@ -37,6 +37,7 @@ const DEFAULT_CROP_SIZE: u32 = 112;
 const DEFAULT_CROP_MARGIN: f32 = 0.0;
 const DEFAULT_DETECT_INTERVAL: u32 = 1;
 const DEFAULT_MAX_AGE: u32 = 10;
+const DEFAULT_POST_MESSAGES: bool = false;
 
 const FORMATS: [&str; 7] = ["RGB", "RGBx", "BGRx", "RGBA", "BGRA", "I420", "NV12"];
 
@@ -66,7 +67,7 @@ impl Default for Settings {
             crop_margin: DEFAULT_CROP_MARGIN,
             detect_interval: DEFAULT_DETECT_INTERVAL,
             max_age: DEFAULT_MAX_AGE,
-            post_messages: false,
+            post_messages: DEFAULT_POST_MESSAGES,
         }
     }
 }
@@ -218,7 +219,7 @@ impl ObjectImpl for FaceCrop {
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post a `facecrop` element message per frame (timestamp, faces: box, score, track-id, landmarks)")
-                    .default_value(false)
+                    .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
             ]);
@@ -233,16 +234,16 @@ impl ObjectImpl for FaceCrop {
             return;
         }
         match pspec.name() {
-            "score-threshold" => s.score_threshold = value.get().unwrap_or(DEFAULT_SCORE_THRESHOLD),
-            "nms-threshold" => s.nms_threshold = value.get().unwrap_or(DEFAULT_NMS_THRESHOLD),
-            "max-faces" => s.max_faces = value.get().unwrap_or(DEFAULT_MAX_FACES),
-            "min-face-size" => s.min_face_size = value.get().unwrap_or(DEFAULT_MIN_FACE_SIZE),
-            "crop-size" => s.crop_size = value.get().unwrap_or(DEFAULT_CROP_SIZE),
-            "crop-margin" => s.crop_margin = value.get().unwrap_or(DEFAULT_CROP_MARGIN),
-            "detect-interval" => s.detect_interval = value.get().unwrap_or(DEFAULT_DETECT_INTERVAL),
-            "max-age" => s.max_age = value.get().unwrap_or(DEFAULT_MAX_AGE),
-            "post-messages" => s.post_messages = value.get().unwrap_or(false),
-            other => gst::warning!(CAT, imp = self, "unknown property {}", other),
+            "score-threshold" => s.score_threshold = value.get().expect("type checked upstream"),
+            "nms-threshold" => s.nms_threshold = value.get().expect("type checked upstream"),
+            "max-faces" => s.max_faces = value.get().expect("type checked upstream"),
+            "min-face-size" => s.min_face_size = value.get().expect("type checked upstream"),
+            "crop-size" => s.crop_size = value.get().expect("type checked upstream"),
+            "crop-margin" => s.crop_margin = value.get().expect("type checked upstream"),
+            "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
+            "max-age" => s.max_age = value.get().expect("type checked upstream"),
+            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            _ => unimplemented!(),
         }
     }
 
@@ -261,7 +262,7 @@ impl ObjectImpl for FaceCrop {
             "detect-interval" => s.detect_interval.to_value(),
             "max-age" => s.max_age.to_value(),
             "post-messages" => s.post_messages.to_value(),
-            _ => pspec.default_value().clone(),
+            _ => unimplemented!(),
         }
     }
 }
@@ -271,16 +272,11 @@ impl GstObjectImpl for FaceCrop {}
 impl ElementImpl for FaceCrop {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
+            crate::common::element_metadata(
                 "Face crop",
                 "Filter/Analyzer/Video",
-                "Detects every face (BlazeFace, ONNX Runtime), aligns it to a square RGB crop and tracks it; \
-                 frames pass through unchanged, each face is attached as a `face` ROI meta (score, landmarks, \
-                 track-id) plus the aligned crop. model=blazeface-full (default) for small or distant faces and \
-                 broadcast footage, model=blazeface-short for large faces within ~2 m (webcam), model=mtcnn \
-                 (three-stage MTCNN, five landmarks, ~15x slower) for hard footage where better landmarks matter.\n\
-                 Example: gst-launch-1.0 -m videotestsrc num-buffers=30 ! video/x-raw,width=640,height=360 ! facecrop post-messages=true ! fakesink",
-                "gst-affect developers",
+                "Detects, aligns, crops and tracks faces, attached as face ROI metas with their crops",
+                "gst-launch-1.0 -m videotestsrc num-buffers=30 ! video/x-raw,width=640,height=360 ! facecrop post-messages=true ! fakesink",
             )
         });
         Some(&*META)
@@ -431,10 +427,7 @@ impl FaceCrop {
         if let Some(d) = buf.duration() {
             s = s.field("duration", d.nseconds());
         }
-        let msg = gst::message::Element::builder(s.field("faces", list).build())
-            .src(&*obj)
-            .build();
-        let _ = obj.post_message(msg);
+        crate::common::post_element_message(&*obj, s.field("faces", list).build());
     }
 }
 

@@ -1,23 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! `facecrop`: detects, aligns, crops and tracks every face in a video stream.
 //!
-//! A video filter that passes frames through untouched and attaches, per face, a
-//! `GstVideoRegionOfInterestMeta` of type `face` (param `face`: score, landmarks,
-//! track-id) and a [`FaceCropMeta`](crate::meta::FaceCropMeta) holding the aligned RGB
-//! crop (shared, never copied). With `post-messages=true` it posts a `facecrop` element
-//! message per frame.
-//!
-//! Detector: BlazeFace full range (`model=blazeface-full`, default: small and distant
-//! faces, broadcast footage) or short range (`model=blazeface-short`: one or a few
-//! large faces within ~2 m, selfie and webcam) or MTCNN (`model=mtcnn`: three stages,
-//! five landmarks for better alignment, about 15× slower: pair it with
-//! `detect-interval`). With `detect-interval=N` the detector
-//! runs every N frames and the tracker carries faces in between.
-//!
-//! ```text
-//! gst-launch-1.0 -m videotestsrc num-buffers=30 ! video/x-raw,width=640,height=360 ! \
-//!     facecrop post-messages=true ! fakesink
-//! ```
+//! The element's documentation is on [`FaceCrop`].
 
 use gst::glib;
 use gst::prelude::*;
@@ -25,7 +9,27 @@ use gst::prelude::*;
 mod imp;
 
 glib::wrapper! {
-    /// The `facecrop` element.
+/**
+ * SECTION:element-facecrop
+ *
+ * A video filter that passes frames through untouched and attaches, per face, a
+ * `GstVideoRegionOfInterestMeta` of type `face` (param `face`: score, landmarks,
+ * track-id) and a [`FaceCropMeta`](crate::meta::FaceCropMeta) holding the aligned RGB
+ * crop (shared, never copied). With `post-messages=true` it posts a `facecrop` element
+ * message per frame.
+ *
+ * Detector: BlazeFace full range (`model=blazeface-full`, default: small and distant
+ * faces, broadcast footage) or short range (`model=blazeface-short`: one or a few
+ * large faces within ~2 m, selfie and webcam) or MTCNN (`model=mtcnn`: three stages,
+ * five landmarks for better alignment, about 15× slower: pair it with
+ * `detect-interval`). With `detect-interval=N` the detector
+ * runs every N frames and the tracker carries faces in between.
+ *
+ * ```bash
+ * gst-launch-1.0 -m videotestsrc num-buffers=30 ! video/x-raw,width=640,height=360 ! \
+ *   facecrop post-messages=true ! fakesink
+ * ```
+ */
     pub struct FaceCrop(ObjectSubclass<imp::FaceCrop>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
 }
 

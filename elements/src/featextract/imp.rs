@@ -147,16 +147,11 @@ impl GstObjectImpl for FeatExtract {}
 impl ElementImpl for FeatExtract {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
-            gst::subclass::ElementMetadata::new(
+            crate::common::element_metadata(
                 "Feature extraction",
                 "Filter/Analyzer/Video/Audio",
-                "Runs a feature / classifier ONNX model (ONNX Runtime) on every face crop of a frame \
-                 (video after facecrop, batched) or on audio windows (window/hop at the model's rate, \
-                 exact timestamps) and attaches a feature meta per face / per window (vector, class \
-                 probabilities, labels). Media passes through unchanged. model=auto (default) uses \
-                 fer-mini-xception on video and oww-speech-embedding on audio.\n\
-                 Example: gst-launch-1.0 -m videotestsrc num-buffers=10 ! facecrop ! featextract post-messages=true ! fakesink",
-                "gst-affect developers",
+                "Runs an ONNX feature model on face crops or audio windows and attaches the vectors",
+                "gst-launch-1.0 -m videotestsrc num-buffers=10 ! facecrop ! featextract post-messages=true ! fakesink",
             )
         });
         Some(&*META)

@@ -7,7 +7,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::*;
-use crate::common::LockExt;
+use crate::common::{ElementError, LockExt};
 
 impl AvFuse {
     /// Moves queued audio buffers' feature vectors into the aligner, one buffer at a
@@ -22,7 +22,7 @@ impl AvFuse {
         state: &mut State,
         pad: &gst_base::AggregatorPad,
         until: Option<u64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), features::FeatureCheckError> {
         let seg = pad.segment();
         while until.is_none_or(|t| !state.aligner.is_ready(t))
             && let Some(buf) = pad.pop_buffer()
@@ -89,10 +89,7 @@ impl AvFuse {
         // Faces: the frame's ROIs and per-face feature metas, by track id.
         let rois = face_rois(buf);
         if !rois.is_empty() && state.video_features.is_none() {
-            return Err(gst::error_msg!(
-                gst::CoreError::Negotiation,
-                ("{}", features::missing(true))
-            ));
+            return Err(features::missing(true).to_error_message());
         }
         let mut faces: Vec<(u64, FaceBox, Option<Vec<f32>>)> = Vec::new();
         for r in &rois {
@@ -258,7 +255,7 @@ impl AvFuse {
                 ("visual_mask", vm.view()),
                 ("audio_mask", am.view()),
             ])
-            .map_err(|e| crate::common::error_message(&e))?;
+            .map_err(|e| e.to_error_message())?;
         let b = v.shape()[0];
         let t = state.window;
         let mut take = |name: &str, d: usize| -> Result<Array3<f32>, gst::ErrorMessage> {
@@ -333,11 +330,7 @@ impl AvFuse {
                 duration: buf.duration(),
                 faces: faces.to_vec(),
             };
-            let obj = self.obj();
-            let m = gst::message::Element::builder(msg.to_structure())
-                .src(&*obj)
-                .build();
-            let _ = obj.post_message(m);
+            crate::common::post_element_message(&*self.obj(), msg.to_structure());
         }
     }
 }

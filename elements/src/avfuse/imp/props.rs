@@ -7,7 +7,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::*;
-use crate::common::LockExt;
+use crate::common::{LockExt, string_property};
 
 impl ObjectImpl for AvFuse {
     fn properties() -> &'static [glib::ParamSpec] {
@@ -75,20 +75,15 @@ impl ObjectImpl for AvFuse {
         }
         // GObject checked the value's type against the ParamSpec before calling us.
         const CHECKED: &str = "type checked upstream";
-        let string = |v: &glib::Value| {
-            v.get::<Option<String>>()
-                .expect(CHECKED)
-                .unwrap_or_default()
-        };
         match pspec.name() {
             "mode" => s.mode = value.get().expect(CHECKED),
             "lookahead" => s.lookahead = value.get().expect(CHECKED),
             "audio-timeout" => s.audio_timeout = value.get().expect(CHECKED),
             "post-messages" => s.post_messages = value.get().expect(CHECKED),
-            "location" => s.location = string(value),
-            "csv-location" => s.csv_location = string(value),
+            "location" => s.location = string_property(value),
+            "csv-location" => s.csv_location = string_property(value),
             "smoothing" => s.smoothing = value.get().expect(CHECKED),
-            "dump-location" => s.dump_location = string(value),
+            "dump-location" => s.dump_location = string_property(value),
             other => unimplemented!("property {other}"),
         }
         let latency = s.latency();
