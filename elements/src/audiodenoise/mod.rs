@@ -70,7 +70,7 @@ pub enum Gate {
 
 glib::wrapper! {
     /// The `audiodenoise` element.
-    pub struct AudioDenoise(ObjectSubclass<imp::AudioDenoise>) @extends gst::Element, gst::Object;
+    pub struct AudioDenoise(ObjectSubclass<imp::AudioDenoise>) @extends gst_audio::AudioFilter, gst_base::BaseTransform, gst::Element, gst::Object;
 }
 
 /// Registers `audiodenoise` (and the `GstAffectSpeechMeta` it attaches) with the plugin.
