@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: MPL-2.0
 //! `gst-inspect-1.0 affect` lists the plugin without warnings, and every element's
-//! description carries an example pipeline that parses (and, where it needs only files
-//! the test can make, runs).
+//! documentation carries an example pipeline that parses (and, where it needs only files
+//! the test can make, runs): in its description, or for elements documented the
+//! gst-plugins-rs way (a one-line description), in the `SECTION:element-<name>` block of
+//! its module.
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use gst::prelude::*;
@@ -26,6 +29,30 @@ fn inspect(args: &[&str]) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The first example pipeline (after `gst-launch-1.0 `) of `element`: from its
+/// gst-inspect-1.0 output `doc`, else from the `SECTION:element-<name>` doc block of
+/// `src/<element>/mod.rs` (lines ending in `\` continue on the next one).
+fn example(element: &str, doc: &str) -> Option<String> {
+    let launch = |l: &str| l.split_once("gst-launch-1.0 ").map(|(_, p)| p.to_owned());
+    doc.lines().find_map(launch).or_else(|| {
+        let module = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src")
+            .join(element)
+            .join("mod.rs");
+        let src = std::fs::read_to_string(module).ok()?;
+        let (_, section) = src.split_once(&format!("SECTION:element-{element}\n"))?;
+        let (section, _) = section.split_once("*/")?;
+        let mut lines = section
+            .lines()
+            .map(|l| l.trim_start().trim_start_matches('*').trim());
+        let mut line = lines.find_map(launch)?;
+        while let Some(head) = line.strip_suffix('\\') {
+            line = format!("{head}{}", lines.next()?);
+        }
+        Some(line)
+    })
 }
 
 #[test]
@@ -54,10 +81,8 @@ fn plugin_registers_without_warnings_and_documents_examples() {
     for e in &elements {
         let (doc, err) = inspect(&[e]);
         assert!(err.trim().is_empty(), "{e}: {err}");
-        let line = doc
-            .lines()
-            .find_map(|l| l.split_once("gst-launch-1.0 ").map(|(_, p)| p.to_owned()))
-            .unwrap_or_else(|| panic!("{e}: no example pipeline in its description"));
+        let line = example(e, &doc)
+            .unwrap_or_else(|| panic!("{e}: no example pipeline in its documentation"));
         // Drop gst-launch options (`-m`, `-e`, …) in front of the pipeline.
         let line = line
             .split_whitespace()

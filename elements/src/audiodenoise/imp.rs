@@ -59,11 +59,7 @@ impl ElementImpl for AudioDenoise {
             gst::subclass::ElementMetadata::new(
                 "Audio denoise and voice activity",
                 "Filter/Effect/Audio",
-                "Removes noise with RNNoise (F32LE 48 kHz, any number of channels), marks speech with \
-                 Silero VAD or RNNoise's probability (GstAffectSpeechMeta per buffer, speech-start / \
-                 speech-end messages) and optionally gates non-speech. Output is sample-aligned with the \
-                 input; latency 20 ms (vad=rnnoise) or 120 ms (vad=silero).\n\
-                 Example: gst-launch-1.0 audiotestsrc num-buffers=50 ! audio/x-raw,format=F32LE,rate=48000,channels=1 ! audiodenoise vad=silero ! fakesink",
+                "Removes noise from 48 kHz audio and marks speech",
                 "gst-affect developers",
             )
         });
