@@ -267,11 +267,6 @@ impl ElementError for FeatureModelError {
     }
 }
 
-/// Maps a runtime error to the element error category a user expects.
-pub fn error_message(e: &RuntimeError) -> gst::ErrorMessage {
-    e.to_error_message()
-}
-
 /// Posts an element message with `structure` from `element`; false if the element has
 /// no bus (not in a pipeline), which is not an error for a message nobody can read.
 pub fn post_element_message(element: &impl IsA<gst::Element>, structure: gst::Structure) -> bool {

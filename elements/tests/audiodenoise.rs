@@ -560,3 +560,224 @@ fn accept_caps_answers_without_posting_anything() {
     pipe.set_state(gst::State::Null).unwrap();
     assert!(posted.is_none(), "{posted:?}");
 }
+
+/// Pushes `x` (interleaved, `channels`) in buffers whose sizes (samples per channel) cycle
+/// through `sizes`, in a segment starting at `start` (buffer timestamps from there, or
+/// none), then EOS.
+fn run_segment(
+    x: &[f32],
+    channels: usize,
+    sizes: &[usize],
+    start: gst::ClockTime,
+    timestamps: bool,
+) -> Run {
+    let el = element(&[("vad", "rnnoise")]);
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    h.set_src_caps_str(&caps(channels));
+    h.play();
+    let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    segment.set_start(start);
+    segment.set_time(start);
+    h.push_event(gst::event::Segment::new(&segment));
+    let mut buffers = Vec::new();
+    let mut at = 0usize;
+    for &size in sizes.iter().cycle() {
+        if at * channels >= x.len() {
+            break;
+        }
+        let c = &x[at * channels..((at + size) * channels).min(x.len())];
+        let mut b = to_buffer(c, 0, at == 0);
+        b.get_mut().unwrap().set_pts(
+            timestamps
+                .then(|| start + gst::ClockTime::from_nseconds(at as u64 * 1_000_000_000 / RATE)),
+        );
+        h.push(b).unwrap();
+        at += c.len() / channels;
+        while let Some(b) = h.try_pull() {
+            buffers.push(b);
+        }
+    }
+    h.push_event(gst::event::Eos::new());
+    while let Some(b) = h.try_pull() {
+        buffers.push(b);
+    }
+    let samples = buffers.iter().flat_map(|b| samples_of(b)).collect();
+    let messages = std::iter::from_fn(|| bus.pop()).collect();
+    Run {
+        samples,
+        buffers,
+        messages,
+    }
+}
+
+/// Buffers of sizes that are no multiple of the 10 ms frame, in stereo, in a segment that
+/// starts at 10 s: every input sample comes out once, in order, whatever the buffer
+/// sizes, and timestamps count samples from the segment start (with or without input
+/// timestamps), with offsets counting samples.
+#[test]
+fn odd_sized_stereo_buffers_in_a_later_segment_come_out_sample_for_sample() {
+    let n = 48_000 + 333;
+    let left = white_noise(n, 21);
+    let right = white_noise(n, 22);
+    let x: Vec<f32> = left
+        .iter()
+        .zip(&right)
+        .flat_map(|(l, r)| [l * 0.1, r * 0.05])
+        .collect();
+    let start = gst::ClockTime::from_seconds(10);
+    let whole = run_segment(&x, 2, &[n], start, true);
+    assert_eq!(whole.samples.len(), x.len());
+    for timestamps in [true, false] {
+        let r = run_segment(&x, 2, &[1, 13, 479, 481, 997, 4801], start, timestamps);
+        assert_eq!(r.samples, whole.samples, "timestamps {timestamps}");
+        let mut at = 0u64;
+        for b in &r.buffers {
+            let len = (b.size() / 8) as u64;
+            let pts = start + gst::ClockTime::from_nseconds(at * 1_000_000_000 / RATE);
+            let end = start + gst::ClockTime::from_nseconds((at + len) * 1_000_000_000 / RATE);
+            assert_eq!(b.pts(), Some(pts), "pts at sample {at}");
+            assert_eq!(b.duration(), Some(end - pts), "duration at sample {at}");
+            assert_eq!((b.offset(), b.offset_end()), (at, at + len));
+            assert_eq!(b.flags().contains(gst::BufferFlags::DISCONT), at == 0);
+            let meta = speech_meta(b).expect("speech meta").unwrap();
+            assert_eq!(meta.probabilities.len() as u64, len.div_ceil(480));
+            at += len;
+        }
+        assert_eq!(at, n as u64);
+    }
+}
+
+/// Input memory that is not aligned for f32 (a buffer that starts one byte into its
+/// memory) gives the same output as aligned memory.
+#[test]
+fn unaligned_input_memory_gives_the_same_output() {
+    let x: Vec<f32> = white_noise(10_000, 5).iter().map(|v| v * 0.1).collect();
+    let aligned = run(&[("vad", "rnnoise")], &x, 1, 1000);
+    let el = element(&[("vad", "rnnoise")]);
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    h.set_src_caps_str(&caps(1));
+    h.play();
+    let mut out = Vec::new();
+    for (i, c) in x.chunks(1000).enumerate() {
+        let mut bytes = vec![0u8];
+        bytes.extend(c.iter().flat_map(|s| s.to_le_bytes()));
+        let padded = gst::Buffer::from_mut_slice(bytes);
+        let mut b = padded
+            .copy_region(gst::BufferCopyFlags::MEMORY, 1..)
+            .unwrap();
+        {
+            let b = b.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_nseconds(
+                i as u64 * 1000 * 1_000_000_000 / RATE,
+            ));
+            if i == 0 {
+                b.set_flags(gst::BufferFlags::DISCONT);
+            }
+        }
+        assert_ne!(
+            b.map_readable().unwrap().as_ptr() as usize % std::mem::align_of::<f32>(),
+            0
+        );
+        h.push(b).unwrap();
+        while let Some(b) = h.try_pull() {
+            out.extend(samples_of(&b));
+        }
+    }
+    h.push_event(gst::event::Eos::new());
+    while let Some(b) = h.try_pull() {
+        out.extend(samples_of(&b));
+    }
+    assert_eq!(out, aligned.samples);
+}
+
+/// A change of the number of channels drains the engine: the old stream's samples come
+/// out complete, before the new caps, and the new stream starts its own timeline.
+#[test]
+fn channel_change_drains_under_the_old_caps() {
+    let el = element(&[("vad", "rnnoise")]);
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    el.static_pad("src").unwrap().add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let mut s = s.lock().unwrap();
+            if let Some(b) = info.buffer() {
+                s.push(format!("samples {}", b.size() / 4));
+            } else if let Some(gst::EventView::Caps(c)) = info.event().map(|e| e.view()) {
+                let channels = c.caps().structure(0).unwrap().get::<i32>("channels");
+                s.push(format!("channels {}", channels.unwrap()));
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    h.set_src_caps_str(&caps(1));
+    h.play();
+    let x: Vec<f32> = white_noise(3000, 6).iter().map(|v| v * 0.1).collect();
+    h.push(to_buffer(&x, 0, true)).unwrap();
+    h.set_src_caps_str(&caps(2));
+    h.push(to_buffer(
+        &[x.as_slice(), x.as_slice()].concat(),
+        3000,
+        false,
+    ))
+    .unwrap();
+    h.push_event(gst::event::Eos::new());
+    let mut bufs = Vec::new();
+    while let Some(b) = h.try_pull() {
+        bufs.push(b);
+    }
+    let seen = seen.lock().unwrap().clone();
+    let change = seen
+        .iter()
+        .position(|s| s == "channels 2")
+        .expect("new caps");
+    let mono: usize = seen[..change]
+        .iter()
+        .filter_map(|s| s.strip_prefix("samples "))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    let stereo: usize = seen[change..]
+        .iter()
+        .filter_map(|s| s.strip_prefix("samples "))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    assert_eq!((mono, stereo), (3000, 6000), "{seen:?}");
+    let first_stereo = bufs
+        .iter()
+        .find(|b| b.pts() >= Some(gst::ClockTime::from_nseconds(3000 * 1_000_000_000 / RATE)));
+    let first_stereo = first_stereo.expect("stereo output");
+    assert!(first_stereo.flags().contains(gst::BufferFlags::DISCONT));
+    assert_eq!(first_stereo.offset(), 0);
+}
+
+/// A buffer before any caps is an error that says what to put in front.
+#[test]
+fn buffer_without_caps_is_an_error_naming_the_fix() {
+    let el = element(&[("vad", "rnnoise")]);
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    let mut h = gst_check::Harness::with_element(&el, Some("sink"), Some("src"));
+    h.play();
+    h.push_event(gst::event::StreamStart::new("no-caps"));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    assert_eq!(
+        h.push(to_buffer(&[0.0; 480], 0, true)),
+        Err(gst::FlowError::NotNegotiated)
+    );
+    let errors: Vec<String> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("audioconvert ! audioresample"),
+        "{errors:?}"
+    );
+}
