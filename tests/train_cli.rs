@@ -316,3 +316,16 @@ fn fit_with_pseudo_labels_from_a_teacher() {
     assert!(e.contains("weight must be in (0, 1]"), "{e}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn help_describes_the_trainer() {
+    let help = ok(&["--help"]);
+    assert!(
+        help.starts_with("Trains gst-affect's fusion models"),
+        "{help}"
+    );
+    assert!(!help.contains("Core of gst-affect"), "{help}");
+    for sub in ["extract", "fit", "eval", "ensemble", "--lookahead-frames"] {
+        assert!(help.contains(sub), "{sub}: {help}");
+    }
+}

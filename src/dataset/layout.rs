@@ -494,8 +494,23 @@ pub fn sequences(
 /// 0 — so a model run on window `k` and read at step `t - 1` gives what `avfuse` computed
 /// for that frame. Labels are left invalid. Frames past the end are skipped.
 pub fn frame_windows(f: &FeatureFile, frames: std::ops::Range<usize>, t: usize) -> SequenceSet {
+    frame_windows_ahead(f, frames, t, 0)
+}
+
+/// [`frame_windows`] for a model that reads `lookahead` future frames
+/// (`affect.fusion.lookahead-frames`): the window of frame `i` ends at frame
+/// `i + lookahead`. Rows past the end of the file, and rows after a frame where the track
+/// was dropped (`active` 0) later than `i`, are zeros with masks 0 — the context that
+/// exists when `avfuse` flushes a held frame at the end of the stream or of the track.
+pub fn frame_windows_ahead(
+    f: &FeatureFile,
+    frames: std::ops::Range<usize>,
+    t: usize,
+    lookahead: usize,
+) -> SequenceSet {
     let (dv, da) = (f.visual_dim, f.audio_dim);
-    let end = frames.end.min(f.frames());
+    let total = f.frames();
+    let end = frames.end.min(total);
     let start = frames.start.min(end);
     let n = end - start;
     let mut set = SequenceSet {
@@ -519,14 +534,26 @@ pub fn frame_windows(f: &FeatureFile, frames: std::ops::Range<usize>, t: usize) 
             last_inactive = Some(j);
         }
     }
+    // First inactive frame after frame i (recomputed when i passes it).
+    let next_inactive_after = |i: usize| {
+        (i + 1..total)
+            .find(|&j| f.active[j] <= 0.0)
+            .unwrap_or(total)
+    };
+    let mut next_inactive = next_inactive_after(start);
     for i in start..end {
         if f.active[i] <= 0.0 {
             last_inactive = Some(i);
         }
+        if lookahead > 0 && next_inactive <= i {
+            next_inactive = next_inactive_after(i);
+        }
         for k in 0..t {
-            // Row k of the window is frame i + 1 + k - t.
-            let row = (i + 1 + k).checked_sub(t);
-            let row = row.filter(|&r| last_inactive.is_none_or(|li| r > li));
+            // Row k of the window is frame i + lookahead + 1 + k - t.
+            let row = (i + lookahead + 1 + k).checked_sub(t);
+            let row = row.filter(|&r| {
+                last_inactive.is_none_or(|li| r > li) && (r <= i || r < next_inactive)
+            });
             match row {
                 Some(r) => {
                     set.visual.extend_from_slice(f.visual_row(r));
@@ -734,6 +761,20 @@ mod tests {
         // Past the end: clipped.
         assert_eq!(frame_windows(&f, 4..99, 1).n, 2);
         assert_eq!(frame_windows(&f, 9..12, 1).n, 0);
+
+        // One frame of lookahead: the window of frame i ends at i + 1; rows after the
+        // drop (frame 3) or past the end are padding.
+        let ahead = frame_windows_ahead(&f, 0..6, 3, 1);
+        // Frame 0: [pad, f0, f1]; 1: [f0, f1, f2]; 2: [f1, f2, pad (3 dropped)];
+        // 3: [pad, pad, f4]; 4: [pad, f4, f5]; 5: [f4, f5, pad (end)].
+        assert_eq!(
+            ahead.visual,
+            vec![
+                0., 1., 2., 1., 2., 3., 2., 3., 0., 0., 0., 5., 0., 5., 6., 5., 6., 0.
+            ]
+        );
+        assert_eq!(ahead.visual_mask.iter().sum::<f32>(), 12.0);
+        assert_eq!(frame_windows_ahead(&f, 1..6, 3, 0), set);
     }
 
     #[test]

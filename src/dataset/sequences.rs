@@ -49,3 +49,77 @@ pub struct SequenceSet {
     /// empty = 1 everywhere (real labels). Pseudo-labels weigh less.
     pub expr_weight: Vec<f32>,
 }
+
+impl SequenceSet {
+    /// The same sequences with every label moved `k` frames later in its window: step `p`
+    /// carries the label of frame `p - k`, the first `k` steps none. A causal model trained
+    /// on this sees `k` frames past the frame it answers for — the context it gets when
+    /// streamed with `affect.fusion.lookahead-frames = k` (the newest step of a window
+    /// ending at frame `i + k` is the result for frame `i`).
+    pub fn delay_labels(&self, k: usize) -> SequenceSet {
+        let mut out = self.clone();
+        if k == 0 {
+            return out;
+        }
+        let t = self.t;
+        for i in 0..self.n {
+            for p in 0..t {
+                let g = i * t + p;
+                match p.checked_sub(k) {
+                    Some(q) => {
+                        let src = i * t + q;
+                        out.va[2 * g] = self.va[2 * src];
+                        out.va[2 * g + 1] = self.va[2 * src + 1];
+                        out.va_valid[g] = self.va_valid[src];
+                        out.expr[g] = self.expr[src];
+                        if !self.expr_weight.is_empty() {
+                            out.expr_weight[g] = self.expr_weight[src];
+                        }
+                    }
+                    None => {
+                        out.va[2 * g] = 0.0;
+                        out.va[2 * g + 1] = 0.0;
+                        out.va_valid[g] = 0.0;
+                        out.expr[g] = crate::metrics::EXPR_INVALID;
+                        if !self.expr_weight.is_empty() {
+                            out.expr_weight[g] = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delayed_labels_move_k_steps_later_within_each_window() {
+        let set = SequenceSet {
+            n: 2,
+            t: 4,
+            dv: 1,
+            da: 1,
+            visual: vec![0.0; 8],
+            audio: vec![0.0; 8],
+            visual_mask: vec![1.0; 8],
+            audio_mask: vec![1.0; 8],
+            va: (0..16).map(|v| v as f32).collect(),
+            va_valid: vec![1.0, 1.0, 0.0, 1.0, 1.0, 0.5, 1.0, 1.0],
+            expr: vec![0, 1, 2, 3, 4, 5, 6, 7],
+            expr_weight: Vec::new(),
+        };
+        assert_eq!(set.delay_labels(0), set);
+        let d = set.delay_labels(1);
+        assert_eq!(d.expr, vec![-1, 0, 1, 2, -1, 4, 5, 6]);
+        assert_eq!(d.va_valid, vec![0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.5, 1.0]);
+        assert_eq!(&d.va[2..4], &[0.0, 1.0]);
+        assert_eq!(&d.va[10..12], &[8.0, 9.0]);
+        assert_eq!(d.visual_mask, set.visual_mask, "inputs untouched");
+        let d3 = set.delay_labels(3);
+        assert_eq!(d3.expr, vec![-1, -1, -1, 0, -1, -1, -1, 4]);
+    }
+}

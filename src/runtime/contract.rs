@@ -140,6 +140,10 @@ pub struct FeatureModelRef {
 pub struct FusionSpec {
     /// Frames per run (T).
     pub window: usize,
+    /// Future frames the model reads, `affect.fusion.lookahead-frames` (0 when absent):
+    /// the newest step of a window ending at frame `i + lookahead` is the result for
+    /// frame `i`. Less than `window`.
+    pub lookahead: usize,
     /// Visual feature dimension (Dv).
     pub visual_dim: usize,
     /// Audio feature dimension (Da).
@@ -459,8 +463,27 @@ impl ModelContract {
                     }
                 }
             };
+            let window = p.positive("affect.fusion.window")?;
+            let lookahead = match p.0.get("affect.fusion.lookahead-frames") {
+                None => 0,
+                Some(_) => {
+                    let k: usize = p.parse(
+                        "affect.fusion.lookahead-frames",
+                        "a number of frames less than affect.fusion.window",
+                    )?;
+                    if k >= window {
+                        return Err(Props::bad(
+                            "affect.fusion.lookahead-frames",
+                            &k.to_string(),
+                            "a number of frames less than affect.fusion.window",
+                        ));
+                    }
+                    k
+                }
+            };
             InputSpec::Fusion(FusionSpec {
-                window: p.positive("affect.fusion.window")?,
+                window,
+                lookahead,
                 visual_dim: p.positive("affect.fusion.visual-dim")?,
                 audio_dim: p.positive("affect.fusion.audio-dim")?,
                 visual_model: model_ref("visual")?,

@@ -125,6 +125,7 @@ mod tests {
         FusionMeta {
             name: "ensemble-test".into(),
             window: t,
+            lookahead: 0,
             visual_dim: 6,
             audio_dim: 5,
             visual_input: None,
@@ -148,6 +149,7 @@ mod tests {
                     window: t,
                     layers: 1,
                     heads: 2,
+                    lookahead: 0,
                     ..ModelSpec::seed(k, 6, 5)
                 };
                 export_fusion(&spec.init(&d), &meta(t)).to_bytes()

@@ -294,6 +294,8 @@ pub struct FusionMeta {
     pub name: String,
     /// Frames per run, `affect.fusion.window` (the fixed T of the graph).
     pub window: usize,
+    /// Future frames the model reads, `affect.fusion.lookahead-frames` (written when > 0).
+    pub lookahead: usize,
     /// Dv.
     pub visual_dim: usize,
     /// Da.
@@ -351,6 +353,9 @@ pub fn fusion_meta(g: &mut GraphBuilder, meta: &FusionMeta) {
         .meta("affect.output.labels", crate::EXPRESSIONS.join(","))
         .meta("affect.source", meta.source.clone())
         .meta("affect.license", meta.license.clone());
+    if meta.lookahead > 0 {
+        g.meta("affect.fusion.lookahead-frames", meta.lookahead.to_string());
+    }
     if let Some(v) = &meta.visual_input {
         g.meta("affect.fusion.visual-input", v.clone());
     }

@@ -21,7 +21,7 @@ use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::layout::WindowOrigin;
+use crate::dataset::layout::{Labels, Subject, WindowOrigin, frame_windows_ahead};
 use crate::dataset::sequences::SequenceSet;
 use crate::dataset::synth::Rng;
 use crate::train::export::{FusionMeta, export_fusion};
@@ -378,6 +378,95 @@ pub fn evaluate<M: FusionNet>(
     })
 }
 
+/// Windows per forward pass in [`evaluate_stream`].
+const STREAM_BATCH: usize = 256;
+
+/// Per-frame predictions of `model` on `s` as `avfuse` runs it: for frame `i`, the window
+/// of `t` frames ending at `i + lookahead`
+/// ([`crate::dataset::layout::frame_windows_ahead`]), read at its newest step; `va`
+/// clipped to [-1, 1] like avfuse does.
+pub fn stream_predictions<M: FusionNet>(
+    model: &M,
+    s: &Subject,
+    t: usize,
+    lookahead: usize,
+) -> (Vec<[f32; 2]>, Vec<[f32; 8]>) {
+    let device = crate::train::cpu_device();
+    let n = s.frames();
+    let (mut va, mut expr) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let clip = |v: f32| if v.is_finite() { v.clamp(-1.0, 1.0) } else { v };
+    let mut i = 0;
+    while i < n {
+        let end = (i + STREAM_BATCH).min(n);
+        let set = frame_windows_ahead(&s.features, i..end, t, lookahead);
+        let idx: Vec<usize> = (0..set.n).collect();
+        let b = Batch::new(&set, &idx, &device);
+        let out = model.forward(b.visual, b.audio, b.visual_mask, b.audio_mask);
+        let last = |x: Tensor<3>, w: usize| -> Vec<f32> {
+            x.narrow(1, t - 1, 1)
+                .reshape([set.n, w])
+                .into_data()
+                .iter::<f32>()
+                .collect()
+        };
+        let v = last(out.va, 2);
+        let e = last(out.expr, 8);
+        for k in 0..set.n {
+            va.push([clip(v[2 * k]), clip(v[2 * k + 1])]);
+            expr.push(std::array::from_fn(|c| e[8 * k + c]));
+        }
+        i = end;
+    }
+    (va, expr)
+}
+
+/// Validation as deployed: the metric of `model` streamed over every frame of `subjects`
+/// ([`stream_predictions`]), computed like `affect-train eval --mode stream` (CCC over the
+/// frames with valid labels; macro-F1 with frames without a finite logit counted as
+/// Neutral). `loss` is not computed (NaN).
+pub fn evaluate_stream<M: FusionNet>(
+    model: &M,
+    subjects: &[Subject],
+    cfg: &FitConfig,
+) -> Result<Evaluation, FitError> {
+    let model = model.valid();
+    let (t, k) = (cfg.spec.window, cfg.spec.lookahead);
+    let (mut pv, mut tv, mut pe, mut te) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for s in subjects {
+        let (va, expr) = stream_predictions(&model, s, t, k);
+        match &s.labels {
+            Labels::Va(l) => {
+                pv.extend(va);
+                tv.extend_from_slice(l);
+            }
+            Labels::Expr(l) => {
+                pe.extend(
+                    expr.iter()
+                        .map(|e| crate::metrics::argmax(e).unwrap_or(0) as i64),
+                );
+                te.extend_from_slice(l);
+            }
+        }
+    }
+    let err =
+        |e: crate::metrics::MetricError| FitError::Data(format!("validation set (streamed): {e}"));
+    Ok(match cfg.task {
+        TaskName::Va => {
+            let c = crate::metrics::va_ccc(&pv, &tv).map_err(err)?;
+            Evaluation {
+                loss: f64::NAN,
+                ccc: Some([c.valence, c.arousal]),
+                f1: None,
+            }
+        }
+        TaskName::Expr => Evaluation {
+            loss: f64::NAN,
+            ccc: None,
+            f1: Some(crate::metrics::macro_f1(&pe, &te).map_err(err)?),
+        },
+    })
+}
+
 /// The resumable state (`state.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct State {
@@ -455,6 +544,7 @@ pub fn load_meta(path: &Path) -> Result<FusionMeta, FitError> {
     Ok(FusionMeta {
         name: m.name,
         window: 0,
+        lookahead: 0,
         visual_dim: 0,
         audio_dim: 0,
         visual_input: m.visual_input,
@@ -481,6 +571,7 @@ pub fn export_onnx<M: FusionNet>(
 ) -> Result<(), FitError> {
     let meta = FusionMeta {
         window: spec.window,
+        lookahead: spec.lookahead,
         visual_dim: spec.visual_dim,
         audio_dim: spec.audio_dim,
         ..meta.clone()
@@ -523,13 +614,17 @@ fn check_set(name: &str, s: &SequenceSet, spec: &ModelSpec) -> Result<(), FitErr
 }
 
 /// Trains `cfg.spec` on `train`, validating on `val` after every epoch, writing the
-/// files listed in the module docs into `out`. With `resume`, continues from `out`'s
-/// last checkpoint. `progress(epoch, batch, batches)` is called after every batch.
-/// Returns the final report.
+/// files listed in the module docs into `out`. With `stream` (the validation subjects
+/// `val` was cut from), the epoch is picked, and training stopped early, on the model as
+/// `avfuse` runs it ([`evaluate_stream`]); the chunk metric is reported beside it.
+/// With `resume`, continues from `out`'s last checkpoint. `progress(epoch, batch,
+/// batches)` is called after every batch. Returns the final report.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     cfg: &FitConfig,
     train: &SequenceSet,
     val: &SequenceSet,
+    stream: Option<&[Subject]>,
     out: &Path,
     meta: &FusionMeta,
     resume: bool,
@@ -537,6 +632,23 @@ pub fn fit(
 ) -> Result<FitReport, FitError> {
     check_set("training", train, &cfg.spec)?;
     check_set("validation", val, &cfg.spec)?;
+    if cfg.spec.lookahead >= cfg.spec.window {
+        return Err(FitError::Data(format!(
+            "--lookahead-frames {} must be less than the window ({})",
+            cfg.spec.lookahead, cfg.spec.window
+        )));
+    }
+    // Labels delayed by the lookahead: step p answers for frame p - K (causal models).
+    let delayed;
+    let (train, val) = if cfg.spec.lookahead > 0 {
+        delayed = (
+            train.delay_labels(cfg.spec.lookahead),
+            val.delay_labels(cfg.spec.lookahead),
+        );
+        (&delayed.0, &delayed.1)
+    } else {
+        (train, val)
+    };
     if has_pseudo_labels(val) {
         return Err(FitError::Data(
             "the validation set holds pseudo-labels (weights below 1): validation uses real labels only".into(),
@@ -565,6 +677,7 @@ pub fn fit(
         best_epoch: 0,
         best_metric: f64::NEG_INFINITY,
         stopped: String::new(),
+        validation: if stream.is_some() { "stream" } else { "chunk" }.into(),
         warnings: Vec::new(),
     };
     let mut state = State {
@@ -615,15 +728,20 @@ pub fn fit(
             model = optim.step(cfg.lr, model, grads);
             progress(epoch, bi + 1, batches);
         }
-        let ev = evaluate(&model, val, cfg)?;
+        let chunks = evaluate(&model, val, cfg)?;
+        let ev = match stream {
+            Some(subjects) => evaluate_stream(&model, subjects, cfg)?,
+            None => chunks.clone(),
+        };
         let metric = ev.metric();
         report.epochs.push(EpochReport {
             epoch,
             train_loss: total / batches.max(1) as f64,
-            val_loss: ev.loss,
+            val_loss: chunks.loss,
             metric,
             ccc: ev.ccc,
             f1: ev.f1,
+            chunk_metric: Some(chunks.metric()),
             lr: cfg.lr,
             seconds: start.elapsed().as_secs_f64(),
         });
@@ -673,6 +791,7 @@ mod tests {
             window: 16,
             layers: 1,
             heads: 2,
+            lookahead: 0,
             dropout: 0.0,
             ..ModelSpec::seed(kind, 16, 12)
         }
@@ -682,6 +801,7 @@ mod tests {
         FusionMeta {
             name: "fit-test".into(),
             window: 0,
+            lookahead: 0,
             visual_dim: 0,
             audio_dim: 0,
             visual_input: None,
@@ -702,7 +822,10 @@ mod tests {
         cfg.epochs = 2;
         cfg.patience = 0;
         let mut calls = 0;
-        let r = fit(&cfg, &tr, &val, &dir, &meta(), false, |_, _, _| calls += 1).unwrap();
+        let r = fit(&cfg, &tr, &val, None, &dir, &meta(), false, |_, _, _| {
+            calls += 1
+        })
+        .unwrap();
         // 16 sequences / batch 16 = 1 batch per epoch.
         assert_eq!(calls, 2);
         assert_eq!(r.epochs.len(), 2);
@@ -753,8 +876,8 @@ mod tests {
             std::fs::copy(&p, dir2.join(p.file_name().unwrap())).unwrap();
         }
         cfg.epochs = 3;
-        let resumed = fit(&cfg, &tr, &val, &dir, &meta(), true, |_, _, _| {}).unwrap();
-        let again = fit(&cfg, &tr, &val, &dir2, &meta(), true, |_, _, _| {}).unwrap();
+        let resumed = fit(&cfg, &tr, &val, None, &dir, &meta(), true, |_, _, _| {}).unwrap();
+        let again = fit(&cfg, &tr, &val, None, &dir2, &meta(), true, |_, _, _| {}).unwrap();
         assert_eq!(resumed.epochs.len(), 3);
         for (x, y) in resumed.epochs.iter().zip(&r.epochs) {
             assert!((x.train_loss - y.train_loss).abs() < 1e-12);
@@ -770,7 +893,7 @@ mod tests {
         // A missing optimizer state is an error naming the file.
         std::fs::remove_file(dir2.join("last.optim.bpk")).unwrap();
         cfg.epochs = 4;
-        let e = fit(&cfg, &tr, &val, &dir2, &meta(), true, |_, _, _| {}).unwrap_err();
+        let e = fit(&cfg, &tr, &val, None, &dir2, &meta(), true, |_, _, _| {}).unwrap_err();
         assert!(e.to_string().contains("last.optim.bpk"), "{e}");
         // The best checkpoint reloads and the exported ONNX has the contract.
         let (spec, _m) = load_checkpoint(&dir.join("spec.json"), &dir.join("best.bpk")).unwrap();
@@ -901,7 +1024,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("affect-fit-pseudo-{}", std::process::id()));
         let i = val.va_valid.iter().position(|&w| w == 1.0).unwrap();
         val.va_valid[i] = 0.5;
-        let e = fit(&cfg, &tr, &val, &dir, &meta(), false, |_, _, _| {}).unwrap_err();
+        let e = fit(&cfg, &tr, &val, None, &dir, &meta(), false, |_, _, _| {}).unwrap_err();
         assert!(e.to_string().contains("pseudo-labels"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -918,26 +1041,27 @@ mod tests {
             da: 12,
             ..Default::default()
         };
-        let e = fit(&cfg, &tr, &empty, &dir, &meta(), false, |_, _, _| {}).unwrap_err();
+        let e = fit(&cfg, &tr, &empty, None, &dir, &meta(), false, |_, _, _| {}).unwrap_err();
         assert!(
             e.to_string().contains("validation set has no sequence"),
             "{e}"
         );
         let mut nan = tr.clone();
         nan.visual[5] = f32::NAN;
-        let e = fit(&cfg, &nan, &val, &dir, &meta(), false, |_, _, _| {}).unwrap_err();
+        let e = fit(&cfg, &nan, &val, None, &dir, &meta(), false, |_, _, _| {}).unwrap_err();
         assert!(e.to_string().contains("NaN"), "{e}");
         let wrong = SequenceSet {
             dv: 15,
             ..tr.clone()
         };
-        let e = fit(&cfg, &wrong, &val, &dir, &meta(), false, |_, _, _| {}).unwrap_err();
+        let e = fit(&cfg, &wrong, &val, None, &dir, &meta(), false, |_, _, _| {}).unwrap_err();
         assert!(e.to_string().contains("Dv=15"), "{e}");
         // Resume without a checkpoint: names the missing file.
         let e = fit(
             &cfg,
             &tr,
             &val,
+            None,
             &dir.join("none"),
             &meta(),
             true,

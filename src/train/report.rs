@@ -103,12 +103,20 @@ pub struct EpochReport {
     /// Validation loss (the training loss without the model's auxiliary loss, inference
     /// mode, averaged over batches).
     pub val_loss: f64,
-    /// The early-stopping metric: mean CCC (va) or macro-F1 (expr).
+    /// The early-stopping and selection metric, mean CCC (va) or macro-F1 (expr), of the
+    /// model as `avfuse` runs it when the validation subjects were given
+    /// (`validation = "stream"`: one window ending at each frame, read at its newest
+    /// step), else of the chunks.
     pub metric: f64,
-    /// Validation CCC of valence / arousal (va), else `None`.
+    /// Validation CCC of valence / arousal (va) behind `metric`, else `None`.
     pub ccc: Option<[f64; 2]>,
-    /// Validation macro-F1 (expr), else `None`.
+    /// Validation macro-F1 (expr) behind `metric`, else `None`.
     pub f1: Option<f64>,
+    /// The same metric on non-overlapping chunks with every step read: what training
+    /// windows see, not what avfuse delivers (frames inside a chunk of a non-causal model
+    /// see their future). Kept beside `metric` for comparison.
+    #[serde(default)]
+    pub chunk_metric: Option<f64>,
     /// Learning rate used.
     pub lr: f64,
     /// Wall-clock seconds of the epoch (training + validation).
@@ -128,6 +136,9 @@ pub struct FitReport {
     pub best_metric: f64,
     /// Why training stopped (`epochs`, `early-stopping`, or empty while running).
     pub stopped: String,
+    /// How `metric` was measured: `stream` (as avfuse runs the model) or `chunk`.
+    #[serde(default)]
+    pub validation: String,
     /// Problems that did not stop training (e.g. `curves.png` could not be drawn).
     #[serde(default)]
     pub warnings: Vec<String>,

@@ -5,15 +5,15 @@
 
 use std::path::PathBuf;
 
-use affect::dataset::SequenceSet;
-use affect::dataset::layout::Split;
+use affect::dataset::Labels;
+use affect::dataset::layout::{Split, Subject};
 use affect::runtime::{ExecutionProvider, InputSpec, Model, Role, SessionConfig};
 use affect::train::ensemble::{ensemble_graph, search_weights};
 use affect::train::export::FusionMeta;
 use affect::train::fit::TaskName;
-use ndarray::{ArrayD, IxDyn};
 
-use crate::fit::{DataArgs, load_split};
+use crate::eval::Predictions;
+use crate::fit::{DataArgs, load_split_subjects};
 
 /// Arguments of `affect-train ensemble`.
 #[derive(Debug, clap::Args)]
@@ -37,35 +37,20 @@ pub struct Args {
     name: String,
 }
 
-/// Per-member outputs on the validation set: va [n·t·2], expr [n·t·8].
-fn run_member(m: &mut Model, set: &SequenceSet) -> Result<(Vec<f32>, Vec<f32>), String> {
-    let (t, dv, da) = (set.t, set.dv, set.da);
-    let (mut va, mut expr) = (Vec::new(), Vec::new());
-    let chunk = 64;
-    for start in (0..set.n).step_by(chunk) {
-        let b = chunk.min(set.n - start);
-        let r = |v: &[f32], w: usize| {
-            ArrayD::from_shape_vec(
-                IxDyn(&if w == 0 { vec![b, t] } else { vec![b, t, w] }),
-                v[start * t * w.max(1)..(start + b) * t * w.max(1)].to_vec(),
-            )
-            .map_err(|e| e.to_string())
-        };
-        let (v, a) = (r(&set.visual, dv)?, r(&set.audio, da)?);
-        let (vm, am) = (r(&set.visual_mask, 0)?, r(&set.audio_mask, 0)?);
-        let out = m
-            .run_f32(&[
-                ("visual", v.view()),
-                ("audio", a.view()),
-                ("visual_mask", vm.view()),
-                ("audio_mask", am.view()),
-            ])
-            .map_err(|e| e.to_string())?;
-        let get = |n: &str| out.get(n).ok_or_else(|| format!("no output {n}"));
-        va.extend(get("va")?.iter().copied());
-        expr.extend(get("expr")?.iter().copied());
+/// Per-member streamed predictions on the validation subjects, frames of all subjects
+/// in order: va [frames] and expression logits [frames].
+fn run_member(m: &mut Model, subjects: &[Subject], window: usize) -> Result<Predictions, String> {
+    let mut all = Predictions {
+        va: Vec::new(),
+        expr: Vec::new(),
+    };
+    let bar = indicatif::ProgressBar::hidden();
+    for s in subjects {
+        let p = crate::eval::predict(m, s, window, crate::eval::Mode::Stream, 256, &bar)?;
+        all.va.extend(p.va);
+        all.expr.extend(p.expr);
     }
-    Ok((va, expr))
+    Ok(all)
 }
 
 /// Runs `affect-train ensemble`.
@@ -84,12 +69,12 @@ pub fn run(mut a: Args) -> Result<(), String> {
         let InputSpec::Fusion(f) = &m.contract().input else {
             return Err(format!("{}: not a fusion model", p.display()));
         };
-        let s = (f.window, f.visual_dim, f.audio_dim);
+        let s = (f.window, f.lookahead, f.visual_dim, f.audio_dim);
         if let Some(first) = shape
             && first != s
         {
             return Err(format!(
-                "{}: window/visual/audio dimensions {s:?} differ from {first:?} of {}",
+                "{}: window/lookahead/visual/audio dimensions {s:?} differ from {first:?} of {}",
                 p.display(),
                 a.members[0].display()
             ));
@@ -97,52 +82,62 @@ pub fn run(mut a: Args) -> Result<(), String> {
         shape = Some(s);
         models.push(m);
     }
-    let Some((window, dv, da)) = shape else {
+    let Some((window, lookahead, dv, da)) = shape else {
         return Err("no member".into());
     };
     a.data.window = window;
-    let (val, _) = load_split(&a.data, Split::Validation)?;
-    if (val.dv, val.da) != (dv, da) {
+    // Weights are fitted on what avfuse will output: every member streamed, one window
+    // per frame (not the chunks training reads).
+    let (_, _, subjects, _) = load_split_subjects(&a.data, Split::Validation)?;
+    if let Some(s) = subjects.first()
+        && (s.features.visual_dim, s.features.audio_dim) != (dv, da)
+    {
         return Err(format!(
             "the validation features have Dv={}, Da={}; the members want {dv}, {da}",
-            val.dv, val.da
+            s.features.visual_dim, s.features.audio_dim
         ));
     }
     let bar = indicatif::ProgressBar::new(models.len() as u64).with_message("running members");
     let mut outs = Vec::new();
     for m in &mut models {
-        outs.push(run_member(m, &val)?);
+        outs.push(run_member(m, &subjects, window)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
     let task = TaskName::from(a.data.task);
-    let frames = val.n * val.t;
+    let (mut va_true, mut expr_true) = (Vec::new(), Vec::new());
+    for s in &subjects {
+        match &s.labels {
+            Labels::Va(l) => va_true.extend_from_slice(l),
+            Labels::Expr(l) => expr_true.extend_from_slice(l),
+        }
+    }
     let score = |w: &[f64]| -> f64 {
         match task {
             TaskName::Va => {
-                let (mut p, mut y) = (Vec::new(), Vec::new());
-                for f in (0..frames).filter(|&f| val.va_valid[f] > 0.5) {
-                    let mut v = [0.0f32; 2];
-                    for (o, &wi) in outs.iter().zip(w) {
-                        v[0] += wi as f32 * o.0[2 * f];
-                        v[1] += wi as f32 * o.0[2 * f + 1];
-                    }
-                    p.push(v);
-                    y.push([val.va[2 * f], val.va[2 * f + 1]]);
-                }
-                affect::metrics::va_ccc(&p, &y).map_or(f64::NAN, |c| c.mean)
+                let p: Vec<[f32; 2]> = (0..va_true.len())
+                    .map(|f| {
+                        let mut v = [0.0f32; 2];
+                        for (o, &wi) in outs.iter().zip(w) {
+                            v[0] += wi as f32 * o.va[f][0];
+                            v[1] += wi as f32 * o.va[f][1];
+                        }
+                        v.map(|x| x.clamp(-1.0, 1.0))
+                    })
+                    .collect();
+                affect::metrics::va_ccc(&p, &va_true).map_or(f64::NAN, |c| c.mean)
             }
             TaskName::Expr => {
                 let (mut p, mut y) = (Vec::new(), Vec::new());
-                for f in (0..frames).filter(|&f| val.expr[f] >= 0) {
+                for f in (0..expr_true.len()).filter(|&f| expr_true[f] >= 0) {
                     let mut l = [0.0f32; 8];
                     for (o, &wi) in outs.iter().zip(w) {
                         for (k, lk) in l.iter_mut().enumerate() {
-                            *lk += wi as f32 * o.1[8 * f + k];
+                            *lk += wi as f32 * o.expr[f][k];
                         }
                     }
                     p.push(affect::metrics::argmax(&l).map_or(-1, |c| c as i64));
-                    y.push(val.expr[f]);
+                    y.push(expr_true[f]);
                 }
                 affect::metrics::macro_f1(&p, &y).unwrap_or(f64::NAN)
             }
@@ -165,6 +160,7 @@ pub fn run(mut a: Args) -> Result<(), String> {
     let meta = FusionMeta {
         name: a.name.clone(),
         window,
+        lookahead,
         visual_dim: dv,
         audio_dim: da,
         visual_input: first.prop("affect.fusion.visual-input").map(str::to_owned),

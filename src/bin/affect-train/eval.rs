@@ -3,14 +3,16 @@
 //! data root, with the metrics of `affect::metrics`.
 //!
 //! The model runs as `avfuse` runs it (`--mode stream`, the default): for every frame, the
-//! window of `T` frames ending at it (padded before the start and after a dropped track,
-//! [`affect::dataset::layout::frame_windows`]), read at its newest step — so eval's
+//! window of `T` frames ending at it — or `K` frames later for a model with
+//! `affect.fusion.lookahead-frames = K` — (padded before the start, after a dropped track
+//! and past the end, [`affect::dataset::layout::frame_windows_ahead`]), read at its
+//! newest step — so eval's
 //! predictions on features dumped by `avfuse` are the numbers the element produced.
 //! `--mode chunk` runs non-overlapping windows (T times less work) and reads every step.
 
 use std::path::{Path, PathBuf};
 
-use affect::dataset::layout::{Subject, frame_windows, sequences};
+use affect::dataset::layout::{Subject, frame_windows_ahead, sequences};
 use affect::dataset::{DataRoot, Fold, Labels, SequenceSet, Split, Task, annotations};
 use affect::metrics::{ConfusionMatrix, VaCcc, ZeroDivision, argmax, va_ccc};
 use affect::runtime::{FusionSpec, InputSpec, Model, Role, SessionConfig};
@@ -251,12 +253,19 @@ pub fn predict(
     };
     let clip = |v: f32| if v.is_finite() { v.clamp(-1.0, 1.0) } else { v };
     let batch = batch.max(1);
+    let lookahead = fusion_spec(model)?.lookahead;
+    if mode == Mode::Chunk && lookahead > 0 {
+        return Err(format!(
+            "{} reads {lookahead} future frames (affect.fusion.lookahead-frames): --mode chunk cannot run it, use --mode stream",
+            model.contract().name
+        ));
+    }
     match mode {
         Mode::Stream => {
             let mut i = 0;
             while i < n {
                 let end = (i + batch).min(n);
-                let set = frame_windows(&s.features, i..end, t);
+                let set = frame_windows_ahead(&s.features, i..end, t, lookahead);
                 let (va, expr) = run_windows(model, &set)?;
                 for k in 0..set.n {
                     out.va

@@ -81,18 +81,9 @@ pub struct DataArgs {
 /// The feature models (visual, audio) and `visual-input` a data set was extracted with.
 pub type FeatureRefs = (FeatureModelRef, FeatureModelRef, String);
 
-/// Loads one split as sequences; returns it with the contract metadata of its features.
-pub fn load_split(
-    d: &DataArgs,
-    split: Split,
-) -> Result<(SequenceSet, Option<FeatureRefs>), String> {
-    let (set, _, _, refs) = load_split_subjects(d, split)?;
-    Ok((set, refs))
-}
-
 /// A loaded split: its sequences, the windows they come from, its subjects and the
 /// metadata of their features.
-type LoadedSplit = (
+pub type LoadedSplit = (
     SequenceSet,
     Vec<WindowOrigin>,
     Vec<Subject>,
@@ -100,7 +91,7 @@ type LoadedSplit = (
 );
 
 /// [`load_split`], also returning the subjects and the windows the sequences come from.
-fn load_split_subjects(d: &DataArgs, split: Split) -> Result<LoadedSplit, String> {
+pub fn load_split_subjects(d: &DataArgs, split: Split) -> Result<LoadedSplit, String> {
     let root = DataRoot::new(&d.data).map_err(|e| e.to_string())?;
     let task: Task = TaskName::from(d.task).into();
     let fold = d.fold.map(|f| (f, d.fold_seed));
@@ -135,6 +126,7 @@ pub fn meta_for(name: &str, refs: Option<FeatureRefs>, source: String) -> Fusion
     FusionMeta {
         name: name.to_owned(),
         window: 0,
+        lookahead: 0,
         visual_dim: 0,
         audio_dim: 0,
         visual_input,
@@ -189,6 +181,12 @@ pub struct Args {
     /// Attention heads (tcn, transformer).
     #[arg(long, default_value_t = 4)]
     heads: usize,
+    /// Future frames the model may read (0: causal). The label of frame i is taught at
+    /// step i + K of the window; the exported model declares
+    /// `affect.fusion.lookahead-frames = K` and avfuse holds every frame until K later
+    /// frames are in (K frame durations of added latency).
+    #[arg(long = "lookahead-frames", default_value_t = 0)]
+    lookahead_frames: usize,
     /// Label smoothing (expr).
     #[arg(long, default_value_t = 0.1)]
     smoothing: f32,
@@ -288,13 +286,14 @@ pub fn run(a: Args) -> Result<(), String> {
         None => None,
     };
     drop(subjects);
-    let (val, _) = load_split(&a.data, Split::Validation)?;
+    let (val, _, val_subjects, _) = load_split_subjects(&a.data, Split::Validation)?;
     let kind = ModelKind::from(a.model);
     let mut spec = ModelSpec::seed(kind, train.dv, train.da);
     spec.hidden = a.hidden;
     spec.dropout = a.dropout;
     spec.window = a.data.window;
     spec.heads = a.heads;
+    spec.lookahead = a.lookahead_frames;
     if let Some(l) = a.layers {
         spec.layers = l;
     }
@@ -349,6 +348,7 @@ pub fn run(a: Args) -> Result<(), String> {
         &cfg,
         &train,
         &val,
+        Some(&val_subjects),
         &a.out,
         &meta,
         a.resume,
@@ -362,15 +362,26 @@ pub fn run(a: Args) -> Result<(), String> {
     bar.finish_and_clear();
     for e in &report.epochs {
         println!(
-            "epoch {:3}: train loss {:.4}, validation loss {:.4}, metric {:.4} ({:.1} s)",
-            e.epoch, e.train_loss, e.val_loss, e.metric, e.seconds
+            "epoch {:3}: train loss {:.4}, validation loss {:.4}, {} {:.4} as avfuse streams it (chunks {}) ({:.1} s)",
+            e.epoch,
+            e.train_loss,
+            e.val_loss,
+            if task == TaskName::Va {
+                "mean CCC"
+            } else {
+                "macro-F1"
+            },
+            e.metric,
+            e.chunk_metric
+                .map_or_else(|| "-".to_owned(), |m| format!("{m:.4}")),
+            e.seconds
         );
     }
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
     println!(
-        "best epoch {} ({} {:.4}); stopped: {}; exported {}",
+        "best epoch {} ({} {:.4}, streamed as avfuse runs it); stopped: {}; exported {}",
         report.best_epoch,
         if task == TaskName::Va {
             "mean CCC"

@@ -20,7 +20,18 @@ use clap::{Parser, Subcommand};
 /// Learns gst-affect fusion models from Aff-Wild2-style annotations and exports ONNX
 /// files that the `avfuse` element loads.
 #[derive(Debug, Parser)]
-#[command(name = "affect-train", version, about, long_about = None)]
+#[command(
+    name = "affect-train",
+    version,
+    about = "Trains gst-affect's fusion models (valence/arousal or 8 expressions) on Aff-Wild2-style annotations and exports ONNX files for the avfuse element",
+    long_about = "Trains gst-affect's fusion models (valence/arousal or 8 expressions) on Aff-Wild2-style annotations and exports ONNX files for the avfuse element.\n\n\
+A typical run:\n  \
+affect-train extract --videos clips/ --out data   (features through the elements themselves)\n  \
+affect-train fit --data data --task va --model tcn --out runs/tcn\n  \
+affect-train eval --model runs/tcn/best.onnx --data data --task va\n\n\
+fit picks the epoch on the model as avfuse runs it (one window ending at each frame, read at its newest step) and reports the chunk metric beside it. Every model is causal; --lookahead-frames K lets one read K future frames, which avfuse honours with K frames of added latency.",
+    after_help = "Models: attention, tcn, mfn, mctn, transformer. See the README (Training) and ARCHITECTURE.md."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -3,7 +3,7 @@
 //!
 //! - [`attention`]: per-modality projection + attention fusion (seed baseline), causal.
 //! - [`tcn`]: multi-scale dilated causal convolutions + cross-modal attention, causal.
-//! - [`transformer`]: pre-norm encoder over the window, bidirectional within it.
+//! - [`transformer`]: pre-norm encoder over the window, causal.
 //! - [`mfn`]: Memory Fusion Network (H4), causal.
 //! - [`mctn`]: cyclic translation network (H4).
 
@@ -86,6 +86,12 @@ pub struct ModelSpec {
     pub layers: usize,
     /// Attention heads (TCN, transformer).
     pub heads: usize,
+    /// Future frames the model is trained to read (`--lookahead-frames`): every model is
+    /// causal, and with `lookahead` K the label of frame `i` is taught at step `i + K`,
+    /// so the newest step of a window ending at `i + K` answers for frame `i` — what
+    /// `avfuse` runs (`affect.fusion.lookahead-frames`). Absent in older `spec.json`: 0.
+    #[serde(default)]
+    pub lookahead: usize,
 }
 
 impl ModelSpec {
@@ -101,6 +107,7 @@ impl ModelSpec {
             window: 64,
             layers: if kind == ModelKind::Transformer { 6 } else { 2 },
             heads: 4,
+            lookahead: 0,
         }
     }
 
@@ -238,11 +245,13 @@ mod tests {
                 window: 6,
                 layers: 1,
                 heads: 2,
+                lookahead: 0,
                 ..ModelSpec::seed(kind, 5, 4)
             };
             let meta = FusionMeta {
                 name: format!("kind-{}", kind.name()),
                 window: 6,
+                lookahead: 0,
                 visual_dim: 5,
                 audio_dim: 4,
                 visual_input: Some("features".into()),
@@ -269,5 +278,78 @@ mod tests {
             assert_eq!(f.audio_model, meta.audio_model);
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_kind_is_causal_the_future_never_changes_a_step() {
+        // Streamed, frame t is the newest step of its window: a model whose step t read
+        // t+1… would be trained on context it never has. Change every row after step p
+        // (features and masks): steps 0..=p stay the same, for every kind.
+        let _rng = crate::train::models::testing::rng_lock();
+        let d = crate::train::cpu_device();
+        d.seed(5);
+        let (t, dv, da) = (12, 5, 4);
+        let rnd = |dims: [usize; 3]| {
+            Tensor::<3>::random(dims, burn::tensor::Distribution::Normal(0.0, 1.0), &d)
+        };
+        let v = rnd([1, t, dv]);
+        let a = rnd([1, t, da]);
+        let ones = Tensor::<2>::ones([1, t], &d);
+        let v2 = rnd([1, t, dv]);
+        let a2 = rnd([1, t, da]);
+        for kind in ModelKind::ALL {
+            let spec = ModelSpec {
+                hidden: 16,
+                window: t,
+                layers: 2,
+                heads: 2,
+                ..ModelSpec::seed(kind, dv, da)
+            };
+            let m = spec.init(&d).valid();
+            let out = m.forward(v.clone(), a.clone(), ones.clone(), ones.clone());
+            for p in [0, 5, t - 2] {
+                let keep = |x: Tensor<3>, y: Tensor<3>| {
+                    Tensor::cat(
+                        vec![x.narrow(1, 0, p + 1), y.narrow(1, p + 1, t - p - 1)],
+                        1,
+                    )
+                };
+                let mut m2 = ones.clone().narrow(1, 0, p + 1);
+                m2 = Tensor::cat(vec![m2, Tensor::zeros([1, t - p - 1], &d)], 1);
+                let changed = m.forward(
+                    keep(v.clone(), v2.clone()),
+                    keep(a.clone(), a2.clone()),
+                    ones.clone(),
+                    m2,
+                );
+                for (what, x, y) in [
+                    ("va", &out.va, &changed.va),
+                    ("expr", &out.expr, &changed.expr),
+                ] {
+                    let x: Vec<f32> = x
+                        .clone()
+                        .narrow(1, 0, p + 1)
+                        .into_data()
+                        .iter::<f32>()
+                        .collect();
+                    let y: Vec<f32> = y
+                        .clone()
+                        .narrow(1, 0, p + 1)
+                        .into_data()
+                        .iter::<f32>()
+                        .collect();
+                    let worst = x
+                        .iter()
+                        .zip(&y)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0f32, f32::max);
+                    assert!(
+                        worst <= 1e-5,
+                        "{}: {what} at steps ≤ {p} moved by {worst} when only later rows changed",
+                        kind.name()
+                    );
+                }
+            }
+        }
     }
 }

@@ -73,6 +73,7 @@ pub fn assert_export_parity<M: FusionNet>(
     let meta = FusionMeta {
         name: "parity-test".into(),
         window: t,
+        lookahead: 0,
         visual_dim: dv,
         audio_dim: da,
         visual_input: None,

@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: MPL-2.0
 //! `transformer`: a pre-norm Transformer encoder over the window (seed: 6 layers,
 //! sequence 64), meant for expressions. Input per frame: `[visual·vm; audio·am; vm; am]`
-//! → a temporal convolution (kernel 3, centred) to `hidden` + a learned position
-//! embedding (one per frame of the window).
-//! Each layer: `x += MHA(LN(x))` (frames with both modalities missing are not attended),
+//! → a causal temporal convolution (kernel 3: frames t−2…t) to `hidden` + a learned
+//! position embedding (one per frame of the window).
+//! Each layer: `x += MHA(LN(x))` (causal; frames with both modalities missing are not
+//! attended),
 //! `x += Linear(GELU(Linear(LN(x))))`. Final LN, `va = tanh(Linear)`, `expr = Linear`.
 //!
-//! Not causal: every frame sees the whole window (bidirectional within the window).
+//! Causal: frame t sees frames ≤ t only, as every model here, so that what it learns on
+//! training windows is what it can do when streamed (one window ending at each frame,
+//! read at its newest step). Future context is a declared choice instead:
+//! `--lookahead-frames K` delays the labels by K steps (see
+//! [`crate::train::models::ModelSpec::lookahead`]). The seed's encoder was bidirectional
+//! within its window; streamed, its frames saw no future at all, so its chunk-validation
+//! score overstated what it delivers.
 
 use burn::module::{Module, Param};
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
@@ -71,7 +78,7 @@ impl TransformerConfig {
         };
         Transformer {
             input: Conv1dConfig::new(self.visual_dim + self.audio_dim + 2, h, 3)
-                .with_padding(PaddingConfig1d::Explicit(1, 1))
+                .with_padding(PaddingConfig1d::Explicit(2, 0))
                 .init(device),
             position: Param::from_tensor(Tensor::random(
                 [self.window, h],
@@ -116,7 +123,8 @@ impl FusionNet for Transformer {
         visual_mask: Tensor<2>,
         audio_mask: Tensor<2>,
     ) -> FusionOutput {
-        let [_, t, _] = visual.dims();
+        let [b, t, _] = visual.dims();
+        let device = visual.device();
         let vm = visual_mask.clone().unsqueeze_dim::<3>(2);
         let am = audio_mask.clone().unsqueeze_dim::<3>(2);
         let x = Tensor::cat(vec![visual * vm.clone(), audio * am.clone(), vm, am], 2);
@@ -133,7 +141,11 @@ impl FusionNet for Transformer {
             let y = l.norm1.forward(x.clone());
             let y = l
                 .attn
-                .forward(MhaInput::self_attn(y).mask_pad(ex::pad_mask(present.clone())))
+                .forward(
+                    MhaInput::self_attn(y)
+                        .mask_pad(ex::pad_mask(present.clone()))
+                        .mask_attn(ex::causal_mask(b, t, &device)),
+                )
                 .context;
             x = x + l.dropout.forward(y);
             let y = l
@@ -167,7 +179,7 @@ impl FusionNet for Transformer {
             let y = ex::layer_norm(g, &l.norm1, LN_EPS, &x);
             let mask = MhaMask {
                 key_mask: Some(&present),
-                causal: false,
+                causal: true,
             };
             let y = ex::mha(g, &l.attn, &y, &y, &y, mask, n.t, n.t);
             x = ex::add(g, &x, &y);
