@@ -42,10 +42,10 @@
 //! plus the latency has passed on the clock, with audio mask 0 where audio did not
 //! arrive in time — a missing or stalled audio branch never stalls video. (A live audio
 //! source that cannot tell its latency yet when the video starts, because it has not
-//! negotiated, is asked again, after 0.1 s and then at doubling intervals up to 1.6 s,
-//! until it can; frames wait for that answer.) Non-live: a frame waits until the audio
-//! features around it are known, the audio pad is EOS, or there is no audio pad (or it
-//! is unlinked at the time the frame is processed).
+//! negotiated, is asked again, after 0.1 s and then at doubling intervals up to 1.6 s of
+//! the pipeline clock, until it can; frames wait for that answer.) Non-live: a frame
+//! waits until the audio features around it are known, the audio pad is EOS, or there is
+//! no audio pad (or it is unlinked at the time the frame is processed).
 //! Flushing seeks reset every track and the audio alignment.
 //!
 //! **Model check.** At READY→PAUSED (or before the first frame, if upstream is linked
