@@ -55,20 +55,20 @@ glib::wrapper! {
  * plus the latency has passed on the clock, with audio mask 0 where audio did not
  * arrive in time — a missing or stalled audio branch never stalls video. (A live audio
  * source that cannot tell its latency yet when the video starts, because it has not
- * negotiated, is asked again, after 0.1 s and then at doubling intervals up to 1.6 s,
- * until it can; frames wait for that answer.) Non-live: a frame waits until the audio
+ * negotiated, is asked again, after 0.1 s and then at doubling intervals up to 1.6 s
+ * of the pipeline clock, until it can; frames wait for that answer.) Non-live: a frame waits until the audio
  * features around it are known, the audio pad is EOS, or there is no audio pad (or it
  * is unlinked at the time the frame is processed).
  * Flushing seeks reset every track and the audio alignment.
  *
- * **Model check.** At READY→PAUSED (or before the first frame, if upstream is linked
- * later) the fusion model's declared feature models (`affect.fusion.visual-model` /
- * `-sha256`, audio likewise) are compared with the models of the `featextract`
- * elements found upstream of each sink pad (walking peers through elements and ghost
- * pads; `model=auto` is the bundled default for that media). A different sha256 is an
- * element error naming both models and hashes; without a `featextract` upstream the
- * check is skipped (debug log). At run time the `FeatureMeta` model names are compared
- * with the declared names as well.
+ * **Model check.** Each `featextract` announces what its vectors are with the sticky
+ * `affect-features` event (model name, sha256, media, dimension) before its first
+ * buffer. When it reaches a sink pad, avfuse compares it with the feature model the
+ * fusion model declares for that side (`affect.fusion.visual-model` / `-sha256`, audio
+ * likewise): a different sha256, or face features on the audio pad (or the other way
+ * round), is a negotiation error naming both models — wherever the `featextract` sits
+ * (inside a bin, behind a `tee`). Faces or audio buffers that arrive without the event
+ * (no `featextract` upstream) are an error that says where to put one.
  *
  * **CSV** (`csv-location=PREFIX`): per track id `N`, `PREFIX_trackN.va.csv` (header
  * `valence,arousal`) and `PREFIX_trackN.expr.csv` (header: the 8 class names, then one

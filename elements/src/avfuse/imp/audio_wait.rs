@@ -8,6 +8,9 @@
 //! video frame waits for it for `audio-timeout`, avfuse warns and treats the audio as
 //! absent: it ends the audio pad (EOS), every frame gets audio mask 0 and the video
 //! flows. Live pipelines have deadlines instead (see the `latency` module).
+//!
+//! The watchdog runs on the system clock: a non-live pipeline flows (prerolls) in PAUSED,
+//! before it has a pipeline clock, and an audio clock does not advance while paused.
 
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -28,6 +31,7 @@ impl AvFuse {
         if self.audio_pad().is_some_and(|a| a.peer().is_some()) {
             self.audio_wait.arm(
                 self,
+                &gst::SystemClock::obtain(),
                 gst::ClockTime::from_nseconds(timeout),
                 Self::audio_wait_expired,
             );
@@ -58,7 +62,12 @@ impl AvFuse {
         };
         if !video.has_buffer() && !video.is_eos() {
             // The video is not waiting (yet): look again later.
-            self.audio_wait.arm(self, waited, Self::audio_wait_expired);
+            self.audio_wait.arm(
+                self,
+                &gst::SystemClock::obtain(),
+                waited,
+                Self::audio_wait_expired,
+            );
             return;
         }
         let Some(audio) = self.audio_pad() else {

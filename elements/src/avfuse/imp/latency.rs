@@ -8,7 +8,9 @@
 //! whose data is then held back upstream (a closed valve, a stalled network source) would
 //! leave the video waiting for audio that never comes. So while the video branch is live
 //! and the aggregator's latency is still unknown, avfuse asks again on a timer until
-//! upstream answers.
+//! upstream answers. The timer runs on the element's clock — the clock the live deadlines
+//! it enables are measured on (the pipeline clock; a test clock in the tests) — and on
+//! the system clock when the element has none.
 
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -38,7 +40,13 @@ impl AvFuse {
             // waits for data.
             return;
         }
-        self.latency_retry.arm(self, RETRY, Self::retry_latency);
+        self.arm_latency_retry(RETRY);
+    }
+
+    fn arm_latency_retry(&self, wait: gst::ClockTime) {
+        let clock = self.obj().clock().unwrap_or_else(gst::SystemClock::obtain);
+        self.latency_retry
+            .arm(self, &clock, wait, Self::retry_latency);
     }
 
     /// The timer: a latency query on our own src pad makes the aggregator ask upstream
@@ -70,7 +78,7 @@ impl AvFuse {
                 imp = self,
                 "upstream latency still unknown, asking again in {wait}"
             );
-            self.latency_retry.arm(self, wait, Self::retry_latency);
+            self.arm_latency_retry(wait);
         }
     }
 }

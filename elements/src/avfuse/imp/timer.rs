@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MPL-2.0
-//! A one-shot wake-up on the system clock: at most one pending, cancelled at stop.
+//! A one-shot wake-up on a clock: at most one pending, cancelled at stop.
 
 use std::sync::Mutex;
 
@@ -14,10 +14,16 @@ use crate::common::LockExt;
 pub(super) struct Timer(Mutex<Option<gst::SingleShotClockId>>);
 
 impl Timer {
-    /// Calls `f(imp, wait)` on the clock's thread in `wait`, unless a wake-up is pending
-    /// already. `f` should [`Timer::take`] its own slot first, so it can re-arm.
-    pub(super) fn arm(&self, imp: &AvFuse, wait: gst::ClockTime, f: fn(&AvFuse, gst::ClockTime)) {
-        let clock = gst::SystemClock::obtain();
+    /// Calls `f(imp, wait)` on the clock's thread once `wait` has passed on `clock`, unless
+    /// a wake-up is pending already. `f` should [`Timer::take`] its own slot first, so it
+    /// can re-arm.
+    pub(super) fn arm(
+        &self,
+        imp: &AvFuse,
+        clock: &gst::Clock,
+        wait: gst::ClockTime,
+        f: fn(&AvFuse, gst::ClockTime),
+    ) {
         let id = clock.new_single_shot_id(clock.time() + wait);
         {
             // The lock is never held across clock calls: the clock may run the callback,
