@@ -147,8 +147,9 @@ fn template_without_track_id_is_refused() {
 
 /// A fusion model with memory: at every step, valence = tanh(0.5 · Σ over the window of
 /// visual_mask · visual[4] (Happiness)), arousal = tanh(0.01 · Σ audio_mask · audio[0]);
-/// `expr` = the visual probabilities. Window `t`; no declared feature models.
-fn window_model(path: &Path, t: usize) {
+/// `expr` = the visual probabilities. Window `t`; no declared feature models; reads
+/// `lookahead` future frames (`affect.fusion.lookahead-frames`) when not 0.
+fn window_model(path: &Path, t: usize, lookahead: usize) {
     use affect::onnx::{Attr, Dim, GraphBuilder};
     let mut g = GraphBuilder::new("window-sum");
     let bt = |d: i64| [Dim::from("batch"), Dim::from("time"), Dim::Fixed(d)];
@@ -218,6 +219,9 @@ fn window_model(path: &Path, t: usize) {
         .meta("affect.fusion.visual-input", "probabilities")
         .meta("affect.output.names", "va,expr")
         .meta("affect.output.labels", affect::EXPRESSIONS.join(","));
+    if lookahead > 0 {
+        g.meta("affect.fusion.lookahead-frames", lookahead.to_string());
+    }
     g.write(path).unwrap();
 }
 
@@ -226,11 +230,25 @@ fn window_model(path: &Path, t: usize) {
 /// step, gives avfuse's NDJSON values — the dump plus the window rule are what avfuse fed.
 #[test]
 fn windowed_model_reproduced_from_the_dump() {
+    windowed_model_matches_the_dump(0);
+}
+
+/// The same with a model that reads 20 future frames: avfuse holds each frame until 20
+/// later ones are in (longer than the 15 frames after which the leaving face's track is
+/// dropped, so frames wait on a dropped track too) and flushes the last 20 at EOS with the
+/// context that exists; every frame comes out, in order, and each result equals the model
+/// on `frame_windows_ahead` of the dump — what `affect-train eval --mode stream` runs.
+#[test]
+fn lookahead_model_holds_frames_and_matches_eval_stream() {
+    windowed_model_matches_the_dump(20);
+}
+
+fn windowed_model_matches_the_dump(lookahead: usize) {
     use affect::runtime::{Model, Role, SessionConfig};
-    let dir = common::scratch("avfuse-dump-window");
+    let dir = common::scratch(&format!("avfuse-dump-window-{lookahead}"));
     let t = 24;
     let model_path = dir.join("window-sum.onnx");
-    window_model(&model_path, t);
+    window_model(&model_path, t, lookahead);
     let dump_dir = dir.join("dump");
     let ndjson = dir.join("out.ndjson");
     let media = common::media("face_noface.mov");
@@ -245,6 +263,9 @@ fn windowed_model_reproduced_from_the_dump() {
         dump_dir.display()
     );
     let (frames, _) = common::run_pipeline(&desc, None).unwrap();
+    // Every frame out, in order.
+    let pts: Vec<_> = frames.iter().map(|f| f.pts.unwrap()).collect();
+    assert!(pts.windows(2).all(|w| w[0] < w[1]), "frames out of order");
     let records = read_records(&ndjson);
     let files = dumps(&dump_dir);
     assert!(!records.is_empty() && !files.is_empty());
@@ -255,7 +276,7 @@ fn windowed_model_reproduced_from_the_dump() {
         assert_eq!(f.frames(), frames.len());
         // The face leaves: the track is dropped (active 0) some frames after its last face.
         dropped_seen |= f.active.contains(&0.0);
-        let set = affect::dataset::layout::frame_windows(f, 0..f.frames(), t);
+        let set = affect::dataset::layout::frame_windows_ahead(f, 0..f.frames(), t, lookahead);
         let v = ndarray::Array3::from_shape_vec((set.n, t, 8), set.visual).unwrap();
         let a = ndarray::Array3::from_shape_vec((set.n, t, 96), set.audio).unwrap();
         let vm = ndarray::Array2::from_shape_vec((set.n, t), set.visual_mask).unwrap();
@@ -287,6 +308,54 @@ fn windowed_model_reproduced_from_the_dump() {
     assert!(
         dropped_seen,
         "no dropped track: the window-reset rule was not exercised"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The LATENCY query holds the model's lookahead frames: K frame durations on top of the
+/// audio lookahead (200 ms) and upstream's latency.
+#[test]
+fn lookahead_frames_are_in_the_latency() {
+    use gst::prelude::*;
+    let dir = common::scratch("avfuse-lookahead-latency");
+    let model_path = dir.join("window-sum.onnx");
+    window_model(&model_path, 8, 3);
+    common::init();
+    let desc = format!(
+        "videotestsrc is-live=true name=src ! video/x-raw,width=64,height=48,framerate=25/1 \
+         ! avfuse name=f model={} ! fakesink",
+        model_path.display()
+    );
+    let pipe = gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    pipe.set_state(gst::State::Playing).unwrap();
+    let bus = pipe.bus().unwrap();
+    // Wait for the first buffers (caps known), then ask.
+    let _ = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(5),
+        &[gst::MessageType::AsyncDone],
+    );
+    let latency = |name: &str| {
+        let mut q = gst::query::Latency::new();
+        assert!(
+            pipe.by_name(name)
+                .unwrap()
+                .static_pad("src")
+                .unwrap()
+                .query(&mut q)
+        );
+        q.result()
+    };
+    let (live, min, _) = latency("f");
+    let (_, upstream, _) = latency("src");
+    pipe.set_state(gst::State::Null).unwrap();
+    assert!(live);
+    assert_eq!(
+        min - upstream,
+        gst::ClockTime::from_mseconds(200 + 3 * 40),
+        "avfuse adds the 200 ms audio lookahead and 3 frames of 40 ms"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

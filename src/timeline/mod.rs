@@ -12,9 +12,11 @@
 //! stored as zeros with mask 0.
 
 mod align;
+mod lookahead;
 mod window;
 
 pub use align::{AlignConfig, AlignMode, Aligned, Anchor, AudioAligner};
+pub use lookahead::{Lookahead, Ready};
 pub use window::{FrameWindow, FusionBatch, TrackWindows, WindowArrays, WindowConfig, stack};
 
 /// What the timeline refuses.

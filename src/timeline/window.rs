@@ -254,6 +254,21 @@ impl TrackWindows {
         faces: &[(u64, Option<&[f32]>)],
         audio: Option<&[f32]>,
     ) -> Result<Vec<u64>, TimelineError> {
+        Ok(self
+            .push_frame_keeping(faces, audio)?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// [`push_frame`](Self::push_frame) that also returns each dropped track's last
+    /// window (ending at the previous frame), for frames still waiting for it
+    /// ([`crate::timeline::Lookahead`]).
+    pub fn push_frame_keeping(
+        &mut self,
+        faces: &[(u64, Option<&[f32]>)],
+        audio: Option<&[f32]>,
+    ) -> Result<Vec<(u64, WindowArrays)>, TimelineError> {
         let probe = FrameWindow::new(self.cfg.frames, self.cfg.visual_dim, self.cfg.audio_dim)?;
         for (_, v) in faces {
             probe.check(*v, audio)?;
@@ -287,10 +302,10 @@ impl TrackWindows {
                 track.window.push(None, audio)?;
             }
         }
-        for id in &dropped {
-            self.tracks.remove(id);
-        }
-        Ok(dropped)
+        Ok(dropped
+            .into_iter()
+            .filter_map(|id| self.tracks.remove(&id).map(|t| (id, t.window.arrays())))
+            .collect())
     }
 
     /// Drops a track now (the tracker said it ended). Returns whether it existed.

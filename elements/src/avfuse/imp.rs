@@ -6,8 +6,8 @@ use affect::fusion::post::{NonFinite, PostProcessor};
 use affect::results::{AffWild2Csv, AffectRecord, FaceAffect, FaceBox, ResultFile};
 use affect::runtime::{FeatureModelRef, InputSpec, Model, Role};
 use affect::timeline::{
-    AlignConfig, AlignMode, Anchor, AudioAligner, TimelineError, TrackWindows, WindowConfig,
-    midpoint, stack,
+    AlignConfig, AlignMode, Anchor, AudioAligner, Lookahead, Ready, TimelineError, TrackWindows,
+    WindowConfig, midpoint, stack,
 };
 use gst::glib;
 use gst::prelude::*;
@@ -128,11 +128,22 @@ struct State {
     warned_nan: bool,
     warned_dims: bool,
     dump: Option<TrackDump>,
+    /// Frames waiting for the `affect.fusion.lookahead-frames` later frames.
+    held: Lookahead<HeldFrame>,
+    /// Video frame duration from the caps (ns), for the latency of `held`.
+    frame_duration: Option<u64>,
 }
 
 /// What one output frame produced, posted/written after the state lock is released.
 struct Output {
     faces: Vec<FaceAffect>,
+}
+
+/// A video frame taken into the track windows, waiting for its result.
+struct HeldFrame {
+    buf: gst::Buffer,
+    /// Its faces: track id and box, in ROI order.
+    faces: Vec<(u64, FaceBox)>,
 }
 
 #[derive(Default)]
@@ -288,6 +299,60 @@ impl AvFuse {
         }
     }
 
+    /// The latency avfuse adds (LATENCY query, live deadlines): the audio lookahead of
+    /// `mode=lookahead`, plus K frame durations for a fusion model that reads K future
+    /// frames (`affect.fusion.lookahead-frames`; 1/30 s per frame until the caps say).
+    fn update_latency(&self) {
+        let audio = self.settings.locked().latency();
+        let frames = self.state.locked().as_ref().map_or(0, |s| {
+            let k = s.held.lookahead() as u64;
+            k * s.frame_duration.unwrap_or(33_333_334)
+        });
+        let latency = audio + gst::ClockTime::from_nseconds(frames);
+        self.obj().set_latency(latency, Some(latency));
+    }
+
+    /// Pushes the frames `process_frame` or the EOS drain made ready, in order.
+    fn finish_frames(
+        &self,
+        settings: &Settings,
+        out: Result<Vec<(gst::Buffer, Output)>, gst::ErrorMessage>,
+        timeout: bool,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                self.post_error_message(e);
+                return Err(gst::FlowError::Error);
+            }
+        };
+        if out.is_empty() {
+            // Held for the model's lookahead: the next frame releases it.
+            return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
+        }
+        let mut flow = Ok(gst::FlowSuccess::Ok);
+        for (buf, o) in out {
+            self.emit(settings, &buf, &o.faces);
+            if let Some(pts) = buf.pts() {
+                self.obj()
+                    .set_position(pts + buf.duration().unwrap_or(gst::ClockTime::ZERO));
+            }
+            gst::trace!(
+                CAT,
+                imp = self,
+                "frame {:?}: {} face(s){}",
+                buf.pts(),
+                o.faces.len(),
+                if timeout { " (timeout)" } else { "" }
+            );
+            flow = self.obj().finish_buffer(buf);
+            if flow.is_err() {
+                break;
+            }
+        }
+        flow
+    }
+
     fn running_time(seg: &gst::Segment, t: gst::ClockTime) -> Option<u64> {
         seg.downcast_ref::<gst::ClockTime>()
             .and_then(|s| s.to_running_time(t))
@@ -298,6 +363,7 @@ impl AvFuse {
         if let Some(state) = self.state.locked().as_mut() {
             state.aligner.reset();
             state.tracks.reset();
+            state.held.clear();
             state.post.reset();
             if let Some(d) = state.dump.as_mut() {
                 d.clear();
@@ -314,8 +380,7 @@ impl AggregatorImpl for AvFuse {
         if let Some(w) = settings.model.threads_warning() {
             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
         }
-        let latency = settings.latency();
-        self.obj().set_latency(latency, Some(latency));
+        self.update_latency();
         Ok(())
     }
 
@@ -375,6 +440,19 @@ impl AggregatorImpl for AvFuse {
             gst::EventView::Caps(c) if is_video => {
                 let caps = c.caps_owned();
                 gst::debug!(CAT, imp = self, "video caps {caps}");
+                let duration = caps
+                    .structure(0)
+                    .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+                    .filter(|f| f.numer() > 0 && f.denom() > 0)
+                    .map(|f| {
+                        gst::ClockTime::SECOND
+                            .mul_div_ceil(f.denom() as u64, f.numer() as u64)
+                            .map_or(0, |d| d.nseconds())
+                    });
+                if let Some(state) = self.state.locked().as_mut() {
+                    state.frame_duration = duration;
+                }
+                self.update_latency();
                 self.obj().set_src_caps(&caps);
             }
             gst::EventView::Segment(s) if is_video => {
@@ -467,6 +545,13 @@ impl AggregatorImpl for AvFuse {
         }
 
         if video_buf.is_none() {
+            if video.is_eos() && !state.held.is_empty() {
+                // Frames held for the model's lookahead get the context that exists.
+                let ready = state.held.drain(&state.tracks);
+                let out = self.resolve_all(state, &settings, ready);
+                drop(guard);
+                return self.finish_frames(&settings, out, timeout);
+            }
             if video.is_eos() {
                 gst::debug!(CAT, imp = self, "video EOS");
                 if state.dump.as_ref().is_some_and(|d| !d.is_written()) {
@@ -502,34 +587,11 @@ impl AggregatorImpl for AvFuse {
             // Wait for more audio (live: at most until the deadline).
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
         }
-        let Some(mut buf) = video.pop_buffer() else {
+        let Some(buf) = video.pop_buffer() else {
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
         };
-        let out = {
-            let b = buf.make_mut();
-            self.process_frame(state, &settings, b, frame_time)
-        };
+        let out = self.process_frame(state, &settings, buf, frame_time);
         drop(guard);
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
-                self.post_error_message(e);
-                return Err(gst::FlowError::Error);
-            }
-        };
-        self.emit(&settings, &buf, &out.faces);
-        if let Some(pts) = buf.pts() {
-            self.obj()
-                .set_position(pts + buf.duration().unwrap_or(gst::ClockTime::ZERO));
-        }
-        gst::trace!(
-            CAT,
-            imp = self,
-            "frame {:?}: {} face(s){}",
-            buf.pts(),
-            out.faces.len(),
-            if timeout { " (timeout)" } else { "" }
-        );
-        self.obj().finish_buffer(buf)
+        self.finish_frames(&settings, out, timeout)
     }
 }

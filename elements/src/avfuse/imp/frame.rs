@@ -71,14 +71,16 @@ impl AvFuse {
         Ok(())
     }
 
-    /// Runs the fusion on one video frame, adds the metas to `buf`; returns the faces.
+    /// Takes one video frame into the track windows (its aligned audio, its faces and
+    /// their feature vectors, the dump) and holds it until the fusion model's lookahead
+    /// frames are in; returns the frames now ready (none, or one), metas added.
     pub(super) fn process_frame(
         &self,
         state: &mut State,
         settings: &Settings,
-        buf: &mut gst::BufferRef,
+        buf: gst::Buffer,
         frame_time: Option<u64>,
-    ) -> Result<Output, gst::ErrorMessage> {
+    ) -> Result<Vec<(gst::Buffer, Output)>, gst::ErrorMessage> {
         let audio = frame_time.map(|t| state.aligner.align(t));
         if let Some(t) = frame_time {
             // Keep the vectors a later frame may still need.
@@ -87,7 +89,7 @@ impl AvFuse {
                 .prune(t.saturating_sub(settings.lookahead.saturating_mul(2)));
         }
         // Faces: the frame's ROIs and per-face feature metas, by track id.
-        let rois = face_rois(buf);
+        let rois = face_rois(&buf);
         if !rois.is_empty() && state.video_features.is_none() {
             return Err(features::missing(true).to_error_message());
         }
@@ -147,11 +149,8 @@ impl AvFuse {
             faces.iter().map(|(id, _, v)| (*id, v.as_deref())).collect();
         let dropped = state
             .tracks
-            .push_frame(&entries, audio_vec)
+            .push_frame_keeping(&entries, audio_vec)
             .map_err(|e| gst::error_msg!(gst::StreamError::Failed, ("{}", e)))?;
-        for id in dropped {
-            state.post.forget(id);
-        }
         if let Some(dump) = state.dump.as_mut() {
             let boxes: Vec<(u64, [f32; 4])> = faces
                 .iter()
@@ -159,21 +158,63 @@ impl AvFuse {
                 .collect();
             dump.record(&state.tracks, &boxes, buf.pts().map(|t| t.nseconds()));
         }
+        let ids = faces.iter().map(|(id, _, _)| *id).collect();
+        let held = HeldFrame {
+            buf,
+            faces: faces.iter().map(|(id, b, _)| (*id, *b)).collect(),
+        };
+        for id in state.held.push(held, ids, dropped) {
+            state.post.forget(id);
+        }
+        let mut ready = Vec::new();
+        while let Some(r) = state.held.pop_ready(&state.tracks) {
+            ready.push(r);
+        }
+        self.resolve_all(state, settings, ready)
+    }
+
+    /// Results of frames whose lookahead frames are in: the model on their windows, the
+    /// metas on their buffers.
+    pub(super) fn resolve_all(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        ready: Vec<Ready<HeldFrame>>,
+    ) -> Result<Vec<(gst::Buffer, Output)>, gst::ErrorMessage> {
+        ready
+            .into_iter()
+            .map(|r| self.resolve(state, settings, r))
+            .collect()
+    }
+
+    fn resolve(
+        &self,
+        state: &mut State,
+        settings: &Settings,
+        r: Ready<HeldFrame>,
+    ) -> Result<(gst::Buffer, Output), gst::ErrorMessage> {
+        let Ready {
+            frame: HeldFrame { mut buf, faces },
+            windows,
+            forget,
+        } = r;
         let mut out = Vec::with_capacity(faces.len());
-        if !faces.is_empty() {
-            let windows: Vec<_> = faces
-                .iter()
-                .filter_map(|(id, _, _)| state.tracks.arrays(*id))
-                .collect();
-            let batch = stack(&windows).ok_or_else(|| {
+        if !windows.is_empty() {
+            let arrays: Vec<_> = windows.iter().map(|(_, w)| w.clone()).collect();
+            let batch = stack(&arrays).ok_or_else(|| {
                 gst::error_msg!(gst::StreamError::Failed, ("cannot stack the face windows"))
             })?;
             let (va, expr) = self.run_model(state, batch)?;
             let last = state.window - 1;
-            for (i, (id, bbox, _)) in faces.iter().enumerate() {
+            for (i, (id, _)) in windows.iter().enumerate() {
+                let bbox = faces
+                    .iter()
+                    .find(|f| f.0 == *id)
+                    .map(|f| f.1)
+                    .unwrap_or_default();
                 let va = [va[[i, last, 0]], va[[i, last, 1]]];
                 let logits: Vec<f32> = (0..8).map(|k| expr[[i, last, k]]).collect();
-                match state.post.face(*id, *bbox, va, &logits, settings.smoothing) {
+                match state.post.face(*id, bbox, va, &logits, settings.smoothing) {
                     Ok(Some(face)) => out.push(face),
                     Ok(None) => {}
                     Err(NonFinite) => {
@@ -189,11 +230,15 @@ impl AvFuse {
                 }
             }
         }
+        for id in forget {
+            state.post.forget(id);
+        }
+        let buf_ref = buf.make_mut();
         // Metas: the ROI param on the face's ROI (added when missing), one custom meta.
         let (w, h) = self.frame_size();
         for f in &out {
             let mut done = false;
-            for mut roi in buf.iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>() {
+            for mut roi in buf_ref.iter_meta_mut::<gst_video::VideoRegionOfInterestMeta>() {
                 let same = roi.roi_type() == crate::meta::FACE_ROI_TYPE
                     && roi
                         .param("face")
@@ -206,13 +251,13 @@ impl AvFuse {
                 }
             }
             if !done {
-                add_face_roi(buf, w.zip(h), f.track_id, &f.bbox, None, &[], Some(f));
+                add_face_roi(buf_ref, w.zip(h), f.track_id, &f.bbox, None, &[], Some(f));
             }
         }
-        if let Err(e) = add_affect_meta(buf, &out) {
+        if let Err(e) = add_affect_meta(buf_ref, &out) {
             gst::warning!(CAT, imp = self, "cannot add GstAffectMeta: {e}");
         }
-        Ok(Output { faces: out })
+        Ok((buf, Output { faces: out }))
     }
 
     /// Frames per second of the video caps (0 if unknown or variable).

@@ -4,7 +4,6 @@
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::prelude::*;
 
 use super::*;
 use crate::common::{LockExt, string_property};
@@ -86,10 +85,9 @@ impl ObjectImpl for AvFuse {
             "dump-location" => s.dump_location = string_property(value),
             other => unimplemented!("property {other}"),
         }
-        let latency = s.latency();
         drop(s);
         if matches!(pspec.name(), "mode" | "lookahead") {
-            self.obj().set_latency(latency, Some(latency));
+            self.update_latency();
         }
     }
 
@@ -124,7 +122,6 @@ impl ObjectImpl for AvFuse {
         }
         // Not `ignore-inactive-pads`: with it a live pipeline whose audio never arrives
         // would count as ready and spin on NEED_DATA instead of waiting for the deadline.
-        let latency = self.settings.locked().latency();
-        obj.set_latency(latency, Some(latency));
+        self.update_latency();
     }
 }

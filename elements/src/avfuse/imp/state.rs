@@ -90,10 +90,11 @@ impl AvFuse {
         gst::info!(
             CAT,
             imp = self,
-            "fusion model {} ({}), window {}, visual {} ({}), audio {}, {}",
+            "fusion model {} ({}), window {}, lookahead {} frame(s), visual {} ({}), audio {}, {}",
             fusion_name,
             model.path().display(),
             spec.window,
+            spec.lookahead,
             spec.visual_dim,
             if use_probabilities {
                 "probabilities"
@@ -123,6 +124,8 @@ impl AvFuse {
             warned_nan: false,
             warned_dims: false,
             dump,
+            held: Lookahead::new(spec.lookahead),
+            frame_duration: None,
         })
     }
 }
