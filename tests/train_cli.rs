@@ -5,36 +5,12 @@
 //! validation split, and clear errors for bad input.
 #![cfg(feature = "train")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod trainer;
+
+use std::path::Path;
 
 use affect::runtime::{ExecutionProvider, InputSpec, Model, Role, SessionConfig};
-
-const BIN: &str = env!("CARGO_BIN_EXE_affect-train");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "affect-train {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn temp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("affect-train-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use trainer::{ok, run, s, temp};
 
 /// The validation metric a member/ensemble line prints (`...: 0.1234`).
 fn metric(line: &str) -> f64 {
@@ -43,7 +19,7 @@ fn metric(line: &str) -> f64 {
 
 #[test]
 fn synth_fit_export_ensemble() {
-    let root = temp("root");
+    let root = temp("cli-root");
     let data = root.join("data");
     ok(&[
         "synth",

@@ -6,32 +6,13 @@
 //! exactly K future frames.
 #![cfg(feature = "train")]
 
+mod trainer;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use affect::runtime::{InputSpec, Model, Role, SessionConfig};
-
-const BIN: &str = env!("CARGO_BIN_EXE_affect-train");
-
-fn ok(args: &[&str]) -> String {
-    let o = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "affect-train {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn temp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("affect-train-stream-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use trainer::{BIN, ok, s, temp};
 
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
@@ -112,7 +93,7 @@ fn fit_and_eval(
 
 #[test]
 fn every_model_reports_the_metric_eval_stream_measures_on_its_export() {
-    let root = temp("all");
+    let root = temp("stream-all");
     let data = synth(&root);
     for model in ["attention", "tcn", "mfn", "mctn", "transformer"] {
         let (report, eval) = fit_and_eval(&data, &root.join(model), model, &[]);
@@ -133,7 +114,7 @@ fn every_model_reports_the_metric_eval_stream_measures_on_its_export() {
 
 #[test]
 fn lookahead_frames_are_declared_and_streamed_with_k_future_frames() {
-    let root = temp("ahead");
+    let root = temp("stream-ahead");
     let data = synth(&root);
     let out = root.join("k2");
     let (report, eval) = fit_and_eval(&data, &out, "transformer", &["--lookahead-frames", "2"]);

@@ -27,6 +27,21 @@ struct Run {
     messages: Vec<gst::Message>,
 }
 
+/// EOS into `h`, the buffers it still gives, and what reached `bus`.
+fn end_run(h: &mut gst_check::Harness, bus: &gst::Bus, mut buffers: Vec<gst::Buffer>) -> Run {
+    h.push_event(gst::event::Eos::new());
+    while let Some(b) = h.try_pull() {
+        buffers.push(b);
+    }
+    let samples = buffers.iter().flat_map(|b| samples_of(b)).collect();
+    let messages = std::iter::from_fn(|| bus.pop()).collect();
+    Run {
+        samples,
+        buffers,
+        messages,
+    }
+}
+
 fn caps(channels: usize) -> String {
     format!("audio/x-raw,format=F32LE,rate=48000,channels={channels},layout=interleaved")
 }
@@ -68,17 +83,7 @@ fn run(props: &[(&str, &str)], x: &[f32], channels: usize, chunk: usize) -> Run 
             buffers.push(b);
         }
     }
-    h.push_event(gst::event::Eos::new());
-    while let Some(b) = h.try_pull() {
-        buffers.push(b);
-    }
-    let samples = buffers.iter().flat_map(|b| samples_of(b)).collect();
-    let messages = std::iter::from_fn(|| bus.pop()).collect();
-    Run {
-        samples,
-        buffers,
-        messages,
-    }
+    end_run(&mut h, &bus, buffers)
 }
 
 fn check_timeline(buffers: &[gst::Buffer], channels: usize, total: u64) {
@@ -599,17 +604,7 @@ fn run_segment(
             buffers.push(b);
         }
     }
-    h.push_event(gst::event::Eos::new());
-    while let Some(b) = h.try_pull() {
-        buffers.push(b);
-    }
-    let samples = buffers.iter().flat_map(|b| samples_of(b)).collect();
-    let messages = std::iter::from_fn(|| bus.pop()).collect();
-    Run {
-        samples,
-        buffers,
-        messages,
-    }
+    end_run(&mut h, &bus, buffers)
 }
 
 /// Buffers of sizes that are no multiple of the 10 ms frame, in stereo, in a segment that

@@ -590,18 +590,8 @@ fn live_pipeline_with_a_silent_audio_branch_ends_with_every_frame() {
         });
     pipe.set_state(gst::State::Playing).unwrap();
     let bus = pipe.bus().unwrap();
-    let mut eos = false;
     // A bound against a hang, not a timing check.
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => {
-                eos = true;
-                break;
-            }
-            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
-            _ => {}
-        }
-    }
+    let eos = common::wait_eos(&bus, 60);
     let reported = latency_of(&pipe.by_name("f").unwrap());
     pipe.set_state(gst::State::Null).unwrap();
     assert!(eos, "EOS with the audio branch blocked");
@@ -664,17 +654,7 @@ fn eos_with_no_faces_and_flushing_seek() {
         gst::ClockTime::ZERO,
     )
     .unwrap();
-    let mut eos = false;
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => {
-                eos = true;
-                break;
-            }
-            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
-            _ => {}
-        }
-    }
+    let eos = common::wait_eos(&bus, 120);
     pipe.set_state(gst::State::Null).unwrap();
     assert!(eos);
     let total = *count.lock().unwrap();

@@ -14,6 +14,19 @@ pub fn init() {
     });
 }
 
+/// Waits for EOS on `bus` (true) or `secs` seconds (false, a bound against a hang);
+/// panics on an error message.
+pub fn wait_eos(bus: &gst::Bus, secs: u64) -> bool {
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(secs)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => return true,
+            gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A fresh scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gst-affect-{}-{}", name, std::process::id()));
