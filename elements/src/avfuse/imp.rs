@@ -299,60 +299,6 @@ impl AvFuse {
         }
     }
 
-    /// The latency avfuse adds (LATENCY query, live deadlines): the audio lookahead of
-    /// `mode=lookahead`, plus K frame durations for a fusion model that reads K future
-    /// frames (`affect.fusion.lookahead-frames`; 1/30 s per frame until the caps say).
-    fn update_latency(&self) {
-        let audio = self.settings.locked().latency();
-        let frames = self.state.locked().as_ref().map_or(0, |s| {
-            let k = s.held.lookahead() as u64;
-            k * s.frame_duration.unwrap_or(33_333_334)
-        });
-        let latency = audio + gst::ClockTime::from_nseconds(frames);
-        self.obj().set_latency(latency, Some(latency));
-    }
-
-    /// Pushes the frames `process_frame` or the EOS drain made ready, in order.
-    fn finish_frames(
-        &self,
-        settings: &Settings,
-        out: Result<Vec<(gst::Buffer, Output)>, gst::ErrorMessage>,
-        timeout: bool,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
-                self.post_error_message(e);
-                return Err(gst::FlowError::Error);
-            }
-        };
-        if out.is_empty() {
-            // Held for the model's lookahead: the next frame releases it.
-            return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
-        }
-        let mut flow = Ok(gst::FlowSuccess::Ok);
-        for (buf, o) in out {
-            self.emit(settings, &buf, &o.faces);
-            if let Some(pts) = buf.pts() {
-                self.obj()
-                    .set_position(pts + buf.duration().unwrap_or(gst::ClockTime::ZERO));
-            }
-            gst::trace!(
-                CAT,
-                imp = self,
-                "frame {:?}: {} face(s){}",
-                buf.pts(),
-                o.faces.len(),
-                if timeout { " (timeout)" } else { "" }
-            );
-            flow = self.obj().finish_buffer(buf);
-            if flow.is_err() {
-                break;
-            }
-        }
-        flow
-    }
-
     fn running_time(seg: &gst::Segment, t: gst::ClockTime) -> Option<u64> {
         seg.downcast_ref::<gst::ClockTime>()
             .and_then(|s| s.to_running_time(t))

@@ -378,4 +378,45 @@ impl AvFuse {
             crate::common::post_element_message(&*self.obj(), msg.to_structure());
         }
     }
+
+    /// Pushes the frames `process_frame` or the EOS drain made ready, in order.
+    pub(super) fn finish_frames(
+        &self,
+        settings: &Settings,
+        out: Result<Vec<(gst::Buffer, Output)>, gst::ErrorMessage>,
+        timeout: bool,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                self.post_error_message(e);
+                return Err(gst::FlowError::Error);
+            }
+        };
+        if out.is_empty() {
+            // Held for the model's lookahead: the next frame releases it.
+            return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
+        }
+        let mut flow = Ok(gst::FlowSuccess::Ok);
+        for (buf, o) in out {
+            self.emit(settings, &buf, &o.faces);
+            if let Some(pts) = buf.pts() {
+                self.obj()
+                    .set_position(pts + buf.duration().unwrap_or(gst::ClockTime::ZERO));
+            }
+            gst::trace!(
+                CAT,
+                imp = self,
+                "frame {:?}: {} face(s){}",
+                buf.pts(),
+                o.faces.len(),
+                if timeout { " (timeout)" } else { "" }
+            );
+            flow = self.obj().finish_buffer(buf);
+            if flow.is_err() {
+                break;
+            }
+        }
+        flow
+    }
 }

@@ -17,6 +17,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::{AvFuse, CAT};
+use crate::common::LockExt;
 
 /// How long to wait before asking upstream for its latency again; doubled after each
 /// unanswered try (each one logs a failed query) up to [`RETRY_MAX`].
@@ -80,5 +81,18 @@ impl AvFuse {
             );
             self.arm_latency_retry(wait);
         }
+    }
+
+    /// The latency avfuse adds (LATENCY query, live deadlines): the audio lookahead of
+    /// `mode=lookahead`, plus K frame durations for a fusion model that reads K future
+    /// frames (`affect.fusion.lookahead-frames`; 1/30 s per frame until the caps say).
+    pub(super) fn update_latency(&self) {
+        let audio = self.settings.locked().latency();
+        let frames = self.state.locked().as_ref().map_or(0, |s| {
+            let k = s.held.lookahead() as u64;
+            k * s.frame_duration.unwrap_or(33_333_334)
+        });
+        let latency = audio + gst::ClockTime::from_nseconds(frames);
+        self.obj().set_latency(latency, Some(latency));
     }
 }
