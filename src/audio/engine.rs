@@ -118,6 +118,10 @@ pub struct EngineOutput {
     pub frames: Vec<FrameInfo>,
     /// Speech boundaries confirmed during the call (their positions may lie in the past).
     pub events: Vec<SpeechEvent>,
+    /// For each of `events`, the speech probability of the frame that confirmed it (the
+    /// last frame's at the end of the stream). The boundary itself may lie in an earlier
+    /// call, so `frames` need not hold it.
+    pub event_probabilities: Vec<f32>,
     /// Non-finite input samples replaced by 0 during the call.
     pub replaced: u64,
     /// Finite input samples beyond ±[`MAX_ABS`](super::denoise::MAX_ABS) clipped to it
@@ -131,6 +135,7 @@ impl EngineOutput {
         self.samples.clear();
         self.frames.clear();
         self.events.clear();
+        self.event_probabilities.clear();
         self.replaced = 0;
         self.clipped = 0;
     }
@@ -161,6 +166,8 @@ pub struct SpeechEngine {
     frame_buf: Vec<f32>,
     out_buf: Vec<f32>,
     hyst: Hysteresis,
+    /// Speech probability of the last frame given to `hyst`.
+    last_prob: f32,
     gain: f32,
     /// Samples per channel pushed since the reset.
     n_in: u64,
@@ -198,6 +205,7 @@ impl SpeechEngine {
             frame_buf: vec![0.0; FRAME * ch],
             out_buf: vec![0.0; FRAME * ch],
             hyst: Hysteresis::new(cfg.hysteresis),
+            last_prob: 0.0,
             gain: 1.0,
             n_in: 0,
             k: 0,
@@ -255,6 +263,7 @@ impl SpeechEngine {
         self.chunk_base = 0;
         self.pending.clear();
         self.hyst.reset();
+        self.last_prob = 0.0;
         self.gain = 1.0;
         self.n_in = 0;
         self.k = 0;
@@ -360,6 +369,7 @@ impl SpeechEngine {
         self.emit(out, Some(total));
         if let Some(e) = self.hyst.finish(total) {
             out.events.push(e);
+            out.event_probabilities.push(self.last_prob);
         }
         Ok(())
     }
@@ -443,8 +453,10 @@ impl SpeechEngine {
                 Some(t) => (t - start).min(FRAME as u64) as usize,
                 None => FRAME,
             };
+            self.last_prob = prob;
             if let Some(e) = self.hyst.update(prob, start, len as u64) {
                 out.events.push(e);
+                out.event_probabilities.push(prob);
             }
             let open = self.hyst.gate_open();
             let target = match (self.cfg.gate, open) {

@@ -109,6 +109,37 @@ pub struct FeatureFile {
     pub meta: FeatureMetadata,
 }
 
+/// The same safetensors bytes with the JSON header's keys sorted (the `safetensors`
+/// crate writes `__metadata__` from a `HashMap`, in a different order on every run), so
+/// one feature file is always the same bytes. Tensor offsets are relative to the end of
+/// the header and do not change; the header stays padded with spaces to 8 bytes.
+fn sorted_header(bytes: Vec<u8>) -> Vec<u8> {
+    let Some(n) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    else {
+        return bytes;
+    };
+    let Some(Ok(header)) = bytes
+        .get(8..8 + n)
+        .map(serde_json::from_slice::<serde_json::Value>)
+    else {
+        return bytes;
+    };
+    // serde_json's maps are ordered by key.
+    let Ok(mut text) = serde_json::to_vec(&header) else {
+        return bytes;
+    };
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
@@ -319,7 +350,8 @@ impl FeatureFile {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        safetensors::serialize(views, Some(meta)).map_err(err)
+        let bytes = safetensors::serialize(views, Some(meta)).map_err(err)?;
+        Ok(sorted_header(bytes))
     }
 
     /// Parses safetensors bytes (`path` names the file in errors). `active` may be
@@ -509,8 +541,21 @@ mod tests {
     fn round_trip_bytes_and_file() {
         let f = sample();
         let p = Path::new("x.safetensors");
-        let g = FeatureFile::from_bytes(&f.to_bytes(p).unwrap(), p).unwrap();
+        let bytes = f.to_bytes(p).unwrap();
+        let g = FeatureFile::from_bytes(&bytes, p).unwrap();
         assert_eq!(f, g);
+        // Always the same bytes (the metadata map is written in key order), which the
+        // safetensors reader accepts: header padded to 8 bytes.
+        for _ in 0..5 {
+            assert_eq!(f.to_bytes(p).unwrap(), bytes);
+        }
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0);
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        assert!(
+            header.starts_with("{\"__metadata__\":{\"affect."),
+            "{header}"
+        );
         let dir = std::env::temp_dir().join(format!("affect-feat-{}", std::process::id()));
         let path = dir.join("features").join("v.safetensors");
         f.write(&path).unwrap();

@@ -136,14 +136,9 @@ impl State {
         produced: &mut Produced,
     ) {
         let events = if post { &out.events[..] } else { &[] };
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let ts = self.time_of(e.sample);
-            let prob = out
-                .frames
-                .iter()
-                .rev()
-                .find(|f| f.start <= e.sample)
-                .map_or(0.0, |f| f.probability as f64);
+            let prob = out.event_probabilities.get(i).copied().unwrap_or(0.0) as f64;
             let m = SpeechMessage {
                 start: e.kind == SpeechEventKind::Start,
                 timestamp: Some(ts),
