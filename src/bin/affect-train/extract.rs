@@ -16,9 +16,10 @@
 //!
 //! `--visual-input probabilities` (default) runs avfuse with its default model
 //! `fusion-baseline`, which reads the face model's 8 expression probabilities;
-//! `--visual-input features` needs a fusion model that reads the face model's feature
-//! vectors: extract writes `<out>/extract-probe.onnx`, a fusion graph whose only job is
-//! to declare that contract (its outputs are zeros and are not used).
+//! `--visual-input features`, or an `--audio-model` other than the bundled default, needs
+//! a fusion model that reads those vectors: extract writes `<out>/extract-probe.onnx`, a
+//! fusion graph whose only job is to declare that contract — the visual input, the feature
+//! models with their sha256, the dimensions (its outputs are zeros and are not used).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,10 @@ pub struct Args {
     /// What the visual vectors are.
     #[arg(long, value_enum, default_value = "probabilities")]
     pub visual_input: VisualInput,
+    /// The audio feature model featextract runs (a bundled model name or a path); the
+    /// feature files record it, and a fusion model trained on them declares it.
+    #[arg(long, default_value = affect::features::DEFAULT_AUDIO_MODEL)]
+    pub audio_model: String,
     /// gst-launch-1.0 to run.
     #[arg(long, default_value = "gst-launch-1.0")]
     pub gst_launch: PathBuf,
@@ -273,27 +278,61 @@ pub fn probe_model(
     g
 }
 
-/// Writes `<out>/extract-probe.onnx` for the default feature models.
-fn write_probe(out: &Path) -> Result<PathBuf, String> {
-    let wdir = affect::weights::weights_dir();
-    let (visual, audio) = affect::fusion::feature_refs(&wdir).map_err(|e| e.to_string())?;
-    let face = affect::weights::resolve_model(&visual.name);
-    let bytes = std::fs::read(&face).map_err(|e| format!("{}: {e}", face.display()))?;
+/// `affect.output.dim` of a feature model file.
+fn output_dim(path: &Path) -> Result<(usize, String), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let meta =
-        affect::onnx::read_metadata(&bytes).map_err(|e| format!("{}: {e}", face.display()))?;
-    let dv: usize = meta
+        affect::onnx::read_metadata(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let dim = meta
         .iter()
         .find(|(k, _)| k == "affect.output.dim")
         .and_then(|(_, v)| v.trim().parse().ok())
-        .ok_or_else(|| format!("{} declares no affect.output.dim", face.display()))?;
-    let g = probe_model(dv, affect::fusion::AUDIO_DIM, &visual, &audio);
+        .ok_or_else(|| format!("{} declares no affect.output.dim", path.display()))?;
+    Ok((dim, affect::weights::sha256_hex(&bytes)))
+}
+
+/// Writes `<out>/extract-probe.onnx`: the default face model's features (or its 8
+/// expression probabilities) and the vectors of `audio_model`.
+fn write_probe(
+    out: &Path,
+    visual_input: VisualInput,
+    audio_model: &str,
+) -> Result<PathBuf, String> {
+    let wdir = affect::weights::weights_dir();
+    let (visual, _) = affect::fusion::feature_refs(&wdir).map_err(|e| e.to_string())?;
+    let face = affect::weights::resolve_model(&visual.name);
+    let (face_dim, _) = output_dim(&face)?;
+    let audio_path = affect::weights::resolve_model(audio_model);
+    let (da, audio_sha256) = output_dim(&audio_path)?;
+    let audio_name = audio_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(audio_model)
+        .to_owned();
+    let audio = FeatureModelRef {
+        name: audio_name,
+        sha256: audio_sha256,
+    };
+    let dv = match visual_input {
+        VisualInput::Features => face_dim,
+        VisualInput::Probabilities => affect::EXPRESSIONS.len(),
+    };
+    let mut g = probe_model(dv, da, &visual, &audio);
+    if visual_input == VisualInput::Probabilities {
+        g.meta("affect.fusion.visual-input", "probabilities");
+    }
     let path = out.join(format!("{PROBE_NAME}.onnx"));
     affect::dataset::write_atomic(&path, &g.to_bytes()).map_err(|e| e.to_string())?;
     Ok(path)
 }
 
 /// The gst-launch arguments of the inference pipeline for one video.
-fn pipeline(video: &Path, dump: &Path, model: Option<&Path>, audio: bool) -> Vec<String> {
+fn pipeline(
+    video: &Path,
+    dump: &Path,
+    model: Option<&Path>,
+    audio_model: Option<&Path>,
+) -> Vec<String> {
     let mut desc = format!(
         "filesrc location=\"{}\" ! decodebin name=d \
          d. ! queue ! videoconvert ! facecrop ! featextract ! queue \
@@ -304,11 +343,12 @@ fn pipeline(video: &Path, dump: &Path, model: Option<&Path>, audio: bool) -> Vec
             .map(|m| format!(" model=\"{}\"", m.display()))
             .unwrap_or_default()
     );
-    if audio {
-        desc.push_str(
+    if let Some(m) = audio_model {
+        desc.push_str(&format!(
             " d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 \
-             ! audiodenoise ! featextract ! queue ! f.audio_sink",
-        );
+             ! audiodenoise ! featextract model=\"{}\" ! queue ! f.audio_sink",
+            m.display()
+        ));
     }
     // gst-launch splits its arguments itself; one argument per token keeps the quoting.
     let mut args = vec!["-q".to_owned()];
@@ -408,9 +448,16 @@ pub fn run(args: Args) -> Result<(), String> {
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let root = DataRoot::new(&args.out).map_err(|e| e.to_string())?;
     let plugin_dir = plugin_path()?;
-    let model = match args.visual_input {
-        VisualInput::Probabilities => None,
-        VisualInput::Features => Some(write_probe(&args.out)?),
+    let default_audio = affect::weights::resolve_model(affect::features::DEFAULT_AUDIO_MODEL);
+    let audio_path = affect::weights::resolve_model(&args.audio_model);
+    let model = if args.visual_input == VisualInput::Probabilities && audio_path == default_audio {
+        None
+    } else {
+        Some(write_probe(
+            &args.out,
+            args.visual_input,
+            &args.audio_model,
+        )?)
     };
     // Annotated names, all tasks and splits.
     let mut annotated: Vec<String> = Vec::new();
@@ -445,7 +492,12 @@ pub fn run(args: Args) -> Result<(), String> {
         std::fs::create_dir_all(&dump).map_err(|e| format!("{}: {e}", dump.display()))?;
         let timeout = args.timeout.unwrap_or_else(|| media.default_timeout_s());
         let mut cmd = Command::new(&args.gst_launch);
-        cmd.args(pipeline(video, &dump, model.as_deref(), media.audio));
+        cmd.args(pipeline(
+            video,
+            &dump,
+            model.as_deref(),
+            media.audio.then_some(audio_path.as_path()),
+        ));
         if let Some(p) = &plugin_dir {
             cmd.env("GST_PLUGIN_PATH", p);
         }
