@@ -682,3 +682,35 @@ fn extract_keeps_audio_on_every_frame_of_a_minute_of_media() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `extract --audio-model voice-prosody`: the audio branch runs the permissive model, the
+/// feature file holds its 164 values per frame and records it by name and sha256 (what a
+/// fusion model trained on the file will declare).
+#[test]
+fn extract_with_another_audio_model_records_it() {
+    let dir = scratch("prosody");
+    let registry = dir.join("registry.bin");
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    std::fs::copy(media("sample.mp4"), videos.join("sample.mp4")).unwrap();
+    let data = dir.join("data");
+    let out = ok(&run_extract(
+        &videos,
+        &data,
+        &["--audio-model", "voice-prosody"],
+        &registry,
+    ));
+    assert!(out.contains("extracted 1 feature file(s)"), "{out}");
+    let root = DataRoot::new(&data).unwrap();
+    let f = FeatureFile::read(&root.feature_path("sample")).unwrap();
+    let model = affect::weights::resolve_model("voice-prosody");
+    let sha = affect::weights::sha256_hex(&std::fs::read(&model).unwrap());
+    assert_eq!((f.visual_dim, f.audio_dim), (8, 164));
+    assert_eq!(f.meta.audio_model, "voice-prosody");
+    assert_eq!(f.meta.audio_sha256, sha);
+    assert_eq!(f.meta.visual_input, "probabilities");
+    // 1 s windows: audio is aligned once the first window is in (sample.mp4 is 2.4 s).
+    assert!(f.audio_mask.contains(&1.0), "voice-prosody vectors aligned");
+    assert!(f.audio.iter().all(|v| v.is_finite()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -70,10 +70,19 @@ impl ModelSettings {
 
     /// The property specs, to chain into an element's `properties()`.
     pub fn properties(default_model: &str) -> Vec<glib::ParamSpec> {
+        Self::properties_with(
+            default_model,
+            "ONNX model: a file path, or the name of a bundled model in the weights folder (AFFECT_WEIGHTS_DIR)",
+        )
+    }
+
+    /// [`properties`](Self::properties) with the element's own description of `model`
+    /// (which bundled models it can run, and their licences).
+    pub fn properties_with(default_model: &str, model_blurb: &str) -> Vec<glib::ParamSpec> {
         vec![
             glib::ParamSpecString::builder("model")
                 .nick("Model")
-                .blurb("ONNX model: a file path, or the name of a bundled model in the weights folder (AFFECT_WEIGHTS_DIR)")
+                .blurb(model_blurb)
                 .default_value(Some(default_model))
                 .mutable_ready()
                 .build(),

@@ -9,7 +9,10 @@ use super::*;
 impl ObjectImpl for FeatExtract {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let mut v = ModelSettings::properties(AUTO);
+            let mut v = ModelSettings::properties_with(
+                AUTO,
+                "ONNX feature model: auto = fer-mini-xception (MIT) on video, oww-speech-embedding on audio (CC BY-NC-SA 4.0: non-commercial use only); voice-prosody (MPL-2.0) is the permissive audio model; or a path, or the name of a bundled model in the weights folder (AFFECT_WEIGHTS_DIR)",
+            );
             v.extend([
                 glib::ParamSpecUInt::builder("batch-size")
                     .nick("Batch size")
