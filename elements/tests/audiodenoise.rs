@@ -785,3 +785,26 @@ fn buffer_without_caps_is_an_error_naming_the_fix() {
         "{errors:?}"
     );
 }
+
+/// `qos=true` (a base-class property) would let late buffers be dropped and shift every
+/// later sample-count timestamp: it is turned off at the first buffer with one warning,
+/// and every sample still comes out.
+#[test]
+fn qos_is_refused_with_a_warning_and_no_sample_is_lost() {
+    let x: Vec<f32> = (0..48_000).map(|i| (i as f32 * 0.05).sin() * 0.1).collect();
+    let r = run(&[("qos", "true"), ("vad", "rnnoise")], &x, 1, 1000);
+    assert_eq!(r.samples.len(), x.len());
+    let warnings: Vec<String> = r
+        .messages
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("qos=true is not supported"),
+        "{warnings:?}"
+    );
+}

@@ -234,6 +234,18 @@ impl BaseTransformImpl for AudioDenoise {
             );
             return Err(gst::FlowError::NotNegotiated);
         }
+        // The base class's `qos` would drop late input buffers, and the output times come
+        // from sample counts: dropped samples would shift every later timestamp. Audio
+        // denoising is cheap enough never to fall behind; the property is turned back off.
+        let obj = self.obj();
+        if obj.is_qos() {
+            obj.set_qos(false);
+            gst::element_imp_warning!(
+                self,
+                gst::CoreError::NotImplemented,
+                ("qos=true is not supported (output times are derived from sample counts; a dropped buffer would shift them): turned off")
+            );
+        }
         self.parent_submit_input_buffer(is_discont, inbuf)
     }
 
