@@ -229,6 +229,55 @@ fn detect_interval_tracks_between_detections() {
     }
 }
 
+/// `detect-interval=0` (auto): the detector runs only when the picture or a tracked
+/// face changed (at least every `max-detect-interval` frames). Against per-frame
+/// detection, on clips of a talking head and of a face that leaves: at most half the
+/// detector runs, and the boxes still overlap the per-frame ones (mean IoU ≥ 0.9 over
+/// the faces per-frame detection finds, a face missing counting 0; no frame below 0.7).
+#[test]
+fn adaptive_detection_halves_the_detector_runs_and_keeps_the_boxes() {
+    for clip in ["single_face.mp4", "face_noface.mov"] {
+        let desc = |extra: &str| {
+            format!(
+                "filesrc location={} ! decodebin ! videoconvert ! facecrop post-messages=true {extra} ! fakesink name=out sync=false",
+                media(clip).display()
+            )
+        };
+        let (every, _) = run_pipeline(&desc(""), None).unwrap();
+        let (auto, msgs) = run_pipeline(&desc("detect-interval=0"), Some("facecrop")).unwrap();
+        assert_eq!(every.len(), auto.len());
+        let runs = msgs
+            .iter()
+            .filter(|m| m.get::<bool>("detected").unwrap())
+            .count();
+        let (mut sum, mut n, mut worst) = (0.0f32, 0usize, 1.0f32);
+        for (a, b) in every.iter().zip(&auto) {
+            let got: Vec<[f32; 4]> = b.rois.iter().map(corners).collect();
+            for r in &a.rois {
+                let v = best_iou(corners(r), &got);
+                sum += v;
+                n += 1;
+                worst = worst.min(v);
+            }
+        }
+        let mean = sum / n.max(1) as f32;
+        println!(
+            "{clip}: {} frames, detector runs {runs}, mean IoU {mean:.3}, worst {worst:.3} over {n} faces",
+            every.len()
+        );
+        assert_eq!(msgs.len(), every.len(), "one message per frame");
+        assert!(
+            runs * 2 <= every.len(),
+            "{clip}: {runs} detector runs in {} frames",
+            every.len()
+        );
+        assert!(
+            mean >= 0.9 && worst >= 0.7,
+            "{clip}: mean IoU {mean}, worst {worst}"
+        );
+    }
+}
+
 #[test]
 fn test_patterns_give_no_false_positives() {
     for pattern in ["smpte", "ball", "snow"] {

@@ -28,6 +28,7 @@ mod frame;
 mod letterbox;
 mod mtcnn;
 mod nms;
+mod schedule;
 mod track;
 mod warp;
 mod yuv;
@@ -44,6 +45,7 @@ pub use mtcnn::{MtcnnConfig, MtcnnDetector, scale_pyramid};
 pub use nms::{
     PostProcess, SuppressionKind, filter_detections, iou, nms, postprocess, weighted_nms,
 };
+pub use schedule::{DetectReason, DetectSchedule, ScheduleConfig, Thumbnail};
 pub use track::{Motion, TrackedFace, Tracker, TrackerConfig};
 pub use warp::{warp_rgb, warp_rgb_into};
 pub use yuv::{Yuv420, YuvMatrix};

@@ -2,9 +2,10 @@
 use std::sync::{Arc, LazyLock, Mutex};
 
 use affect::face::{
-    AlignTemplate, BlazeFaceDecoder, Detection, DetectorKind, FaceError, Frame, MtcnnConfig,
-    MtcnnDetector, PixelFormat, PostProcess, Preprocessor, Resample, TensorSpec, TrackedFace,
-    Tracker, TrackerConfig, Yuv420, YuvMatrix, filter_detections, postprocess, warp_rgb,
+    AlignTemplate, BlazeFaceDecoder, DetectSchedule, Detection, DetectorKind, FaceError, Frame,
+    MtcnnConfig, MtcnnDetector, PixelFormat, PostProcess, Preprocessor, Resample, ScheduleConfig,
+    TensorSpec, Thumbnail, TrackedFace, Tracker, TrackerConfig, Yuv420, YuvMatrix,
+    filter_detections, postprocess, warp_rgb,
 };
 use affect::results::FaceCrop as FaceCropData;
 use affect::runtime::{InputSpec, Model, Role};
@@ -36,6 +37,7 @@ const DEFAULT_MIN_FACE_SIZE: u32 = 0;
 const DEFAULT_CROP_SIZE: u32 = 112;
 const DEFAULT_CROP_MARGIN: f32 = 0.0;
 const DEFAULT_DETECT_INTERVAL: u32 = 1;
+const DEFAULT_MAX_DETECT_INTERVAL: u32 = 15;
 const DEFAULT_MAX_AGE: u32 = 10;
 const DEFAULT_POST_MESSAGES: bool = false;
 
@@ -51,6 +53,7 @@ struct Settings {
     crop_size: u32,
     crop_margin: f32,
     detect_interval: u32,
+    max_detect_interval: u32,
     max_age: u32,
     post_messages: bool,
 }
@@ -66,6 +69,7 @@ impl Default for Settings {
             crop_size: DEFAULT_CROP_SIZE,
             crop_margin: DEFAULT_CROP_MARGIN,
             detect_interval: DEFAULT_DETECT_INTERVAL,
+            max_detect_interval: DEFAULT_MAX_DETECT_INTERVAL,
             max_age: DEFAULT_MAX_AGE,
             post_messages: DEFAULT_POST_MESSAGES,
         }
@@ -132,6 +136,11 @@ struct State {
     detector: Detector,
     template: AlignTemplate,
     tracker: Tracker,
+    /// `detect-interval=0`: when the detector runs.
+    schedule: DetectSchedule,
+    /// The boxes reported on the last frame.
+    tracked: Vec<affect::face::BBox>,
+    detector_runs: u64,
     info: Option<gst_video::VideoInfo>,
     frames: u64,
     rgb: Vec<u8>,
@@ -202,10 +211,18 @@ impl ObjectImpl for FaceCrop {
                     .build(),
                 glib::ParamSpecUInt::builder("detect-interval")
                     .nick("Detect interval")
-                    .blurb("Run the detector every N frames and follow faces with the tracker in between")
-                    .minimum(1)
+                    .blurb("Run the detector every N frames and follow faces with the tracker in between; 0 = auto: only when the picture or a tracked face changed, at least every max-detect-interval frames")
+                    .minimum(0)
                     .maximum(1000)
                     .default_value(DEFAULT_DETECT_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-detect-interval")
+                    .nick("Max detect interval")
+                    .blurb("detect-interval=0 (auto): run the detector at least every N frames")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(DEFAULT_MAX_DETECT_INTERVAL)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-age")
@@ -241,6 +258,9 @@ impl ObjectImpl for FaceCrop {
             "crop-size" => s.crop_size = value.get().expect("type checked upstream"),
             "crop-margin" => s.crop_margin = value.get().expect("type checked upstream"),
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
+            "max-detect-interval" => {
+                s.max_detect_interval = value.get().expect("type checked upstream")
+            }
             "max-age" => s.max_age = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
@@ -260,6 +280,7 @@ impl ObjectImpl for FaceCrop {
             "crop-size" => s.crop_size.to_value(),
             "crop-margin" => s.crop_margin.to_value(),
             "detect-interval" => s.detect_interval.to_value(),
+            "max-detect-interval" => s.max_detect_interval.to_value(),
             "max-age" => s.max_age.to_value(),
             "post-messages" => s.post_messages.to_value(),
             _ => unimplemented!(),
@@ -342,14 +363,25 @@ impl FaceCrop {
         };
         let template = AlignTemplate::for_detector(kind, s.crop_size as usize, s.crop_margin)
             .map_err(face_error)?;
+        let interval = if s.detect_interval == 0 {
+            s.max_detect_interval
+        } else {
+            s.detect_interval
+        };
         let tracker = Tracker::new(TrackerConfig {
-            max_age: s.max_age.max(2 * s.detect_interval),
+            max_age: s.max_age.max(2 * interval),
             ..Default::default()
         });
         Ok(State {
             detector,
             template,
             tracker,
+            schedule: DetectSchedule::new(ScheduleConfig {
+                max_interval: s.max_detect_interval,
+                ..Default::default()
+            }),
+            tracked: Vec::new(),
+            detector_runs: 0,
             info: None,
             frames: 0,
             rgb: Vec::new(),
@@ -396,7 +428,7 @@ impl FaceCrop {
         MtcnnDetector::new(pnet, stage("rnet")?, stage("onet")?, config).map_err(face_error)
     }
 
-    fn post_faces(&self, buf: &gst::BufferRef, faces: &[TrackedFace]) {
+    fn post_faces(&self, buf: &gst::BufferRef, faces: &[TrackedFace], detected: bool) {
         let obj = self.obj();
         let segment = obj.segment();
         let segment = segment.downcast_ref::<gst::ClockTime>();
@@ -416,7 +448,7 @@ impl FaceCrop {
                 )
                 .build()
         }));
-        let mut s = gst::Structure::builder("facecrop");
+        let mut s = gst::Structure::builder("facecrop").field("detected", detected);
         if let Some(pts) = pts {
             s = crate::common::with_segment_times(
                 s.field("timestamp", pts.nseconds()),
@@ -491,7 +523,13 @@ impl BaseTransformImpl for FaceCrop {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         if let Some(s) = self.state.locked().take() {
-            gst::debug!(CAT, imp = self, "processed {} frames", s.frames);
+            gst::debug!(
+                CAT,
+                imp = self,
+                "processed {} frames, detector ran on {}",
+                s.frames,
+                s.detector_runs
+            );
         }
         Ok(())
     }
@@ -514,6 +552,7 @@ impl BaseTransformImpl for FaceCrop {
                     info.height()
                 );
                 state.tracker.reset();
+                state.schedule.reset();
             }
             state.info = Some(info);
         }
@@ -527,6 +566,7 @@ impl BaseTransformImpl for FaceCrop {
         ) && let Some(state) = self.state.locked().as_mut()
         {
             state.tracker.reset();
+            state.schedule.reset();
         }
         self.parent_sink_event(event)
     }
@@ -545,11 +585,12 @@ impl BaseTransformImpl for FaceCrop {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let detect =
-            state.frames % s.detect_interval.max(1) as u64 == 0 || state.tracker.is_empty();
+        let fixed = s.detect_interval > 0;
+        let fixed_detect = fixed
+            && (state.frames.is_multiple_of(s.detect_interval as u64) || state.tracker.is_empty());
         state.frames += 1;
 
-        let (faces, crops) = {
+        let (faces, crops, detected) = {
             let vframe =
                 gst_video::VideoFrameRef::from_buffer_ref_readable(&*buf, &info).map_err(|_| {
                     gst::element_imp_error!(
@@ -563,6 +604,9 @@ impl BaseTransformImpl for FaceCrop {
                 detector,
                 template,
                 tracker,
+                schedule,
+                tracked,
+                detector_runs,
                 rgb,
                 ..
             } = state;
@@ -570,6 +614,11 @@ impl BaseTransformImpl for FaceCrop {
                 gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                 gst::FlowError::Error
             })?;
+            let detect = fixed_detect
+                || (!fixed && schedule.decide(Thumbnail::of(&frame), tracked).is_some());
+            if detect {
+                *detector_runs += 1;
+            }
             let faces = if detect {
                 let params = DetectParams {
                     score_threshold: s.score_threshold,
@@ -588,6 +637,7 @@ impl BaseTransformImpl for FaceCrop {
             } else {
                 tracker.predict()
             };
+            *tracked = faces.iter().map(|f| f.detection.bbox).collect();
             let size = template.size();
             let crops: Vec<Option<Vec<u8>>> = faces
                 .iter()
@@ -596,7 +646,7 @@ impl BaseTransformImpl for FaceCrop {
                     warp_rgb(&frame, &sim, size, size).ok()
                 })
                 .collect();
-            (faces, crops)
+            (faces, crops, detect)
         };
         let (w, h) = (info.width(), info.height());
         let size = state.template.size() as u32;
@@ -637,7 +687,7 @@ impl BaseTransformImpl for FaceCrop {
             }
         }
         if s.post_messages {
-            self.post_faces(buf, &faces);
+            self.post_faces(buf, &faces, detected);
         }
         Ok(gst::FlowSuccess::Ok)
     }
