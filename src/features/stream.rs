@@ -7,7 +7,9 @@
 //!   buffer (a discontinuity further than [`DISCONT_TOLERANCE_NS`] from where the samples
 //!   say the stream should be restarts the windows).
 //! - [`FaceFeatures`]: face crops of one frame → one vector per face, running the model
-//!   every `interval` frames and reusing each track's last vector in between.
+//!   every `interval` frames and reusing each track's last vector in between; with
+//!   `interval` 0, per track, only when its aligned crop changed (mean absolute
+//!   difference over [`CROP_CHANGE`] grey levels) or [`AUTO_MAX_INTERVAL`] frames passed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +17,12 @@ use std::sync::Arc;
 use super::audio::{Resampler, Window, Windower, downmix_f32, downmix_s16, sample_time_ns};
 use super::model::{FeatureModel, FeatureModelError};
 use crate::results::{FaceCrop, FeatureVector};
+
+/// `interval` 0: a track's crop whose mean absolute difference (0..255, over every
+/// byte) to the crop the model last read is above this runs the model again.
+pub const CROP_CHANGE: f32 = 4.0;
+/// `interval` 0: a track's model result is reused for at most this many frames.
+pub const AUTO_MAX_INTERVAL: u32 = 10;
 
 /// A discontinuity further than this from where the samples say the stream should be
 /// restarts the windows.
@@ -170,6 +178,10 @@ pub struct FaceFeatures {
     frames: u64,
     /// Last result per track.
     last: HashMap<u64, Arc<FeatureVector>>,
+    /// `interval` 0: per track, the crop the model last read and the frames since.
+    read: HashMap<u64, (Arc<FaceCrop>, u32)>,
+    /// Model runs per face (for the log and the tests).
+    runs: u64,
 }
 
 impl FaceFeatures {
@@ -177,6 +189,34 @@ impl FaceFeatures {
     pub fn reset(&mut self) {
         self.frames = 0;
         self.last.clear();
+        self.read.clear();
+    }
+
+    /// Faces the model ran on since construction.
+    pub fn runs(&self) -> u64 {
+        self.runs
+    }
+
+    /// `interval` 0: whether track `c`'s crop needs a model run (and the bookkeeping).
+    fn crop_changed(&mut self, c: &Arc<FaceCrop>) -> bool {
+        let changed = match self.read.get_mut(&c.track_id) {
+            Some((old, since)) if old.rgb.len() == c.rgb.len() => {
+                *since += 1;
+                let diff = old
+                    .rgb
+                    .iter()
+                    .zip(&c.rgb)
+                    .map(|(a, b)| a.abs_diff(*b) as u64)
+                    .sum::<u64>() as f32
+                    / c.rgb.len().max(1) as f32;
+                *since >= AUTO_MAX_INTERVAL || diff > CROP_CHANGE
+            }
+            _ => true,
+        };
+        if changed {
+            self.read.insert(c.track_id, (c.clone(), 0));
+        }
+        changed
     }
 
     /// Frames with faces seen since the last reset.
@@ -185,7 +225,8 @@ impl FaceFeatures {
     }
 
     /// The vectors of one frame's `crops` (same order), at `pts` for `duration` ns.
-    /// A frame without faces does not count towards `interval`.
+    /// A frame without faces does not count towards `interval`; `interval` 0 decides per
+    /// track from its crop (see the module docs).
     pub fn process(
         &mut self,
         model: &mut FeatureModel,
@@ -197,14 +238,20 @@ impl FaceFeatures {
         if crops.is_empty() {
             return Ok(Vec::new());
         }
-        let run_all = self.frames.is_multiple_of(interval.max(1) as u64);
+        let auto = interval == 0;
+        let run_all = !auto && self.frames.is_multiple_of(interval as u64);
         self.frames += 1;
         let mut slots: Vec<Option<Arc<FeatureVector>>> = vec![None; crops.len()];
         let mut to_run = Vec::new();
         let mut to_run_idx = Vec::new();
         for (i, c) in crops.iter().enumerate() {
+            let reuse = if auto {
+                !self.crop_changed(c)
+            } else {
+                !run_all
+            };
             match self.last.get(&c.track_id) {
-                Some(last) if !run_all => {
+                Some(last) if reuse => {
                     let mut v = (**last).clone();
                     v.pts = pts;
                     v.duration = duration;
@@ -220,7 +267,16 @@ impl FaceFeatures {
         if run_all {
             self.last.clear();
         }
+        if auto {
+            // Tracks not in this frame are forgotten (a long stream of passing faces
+            // must not grow the maps); one that comes back runs the model again.
+            self.last
+                .retain(|id, _| crops.iter().any(|c| c.track_id == *id));
+            self.read
+                .retain(|id, _| crops.iter().any(|c| c.track_id == *id));
+        }
         let results = model.run_crops(&to_run)?;
+        self.runs += to_run.len() as u64;
         for ((i, c), r) in to_run_idx.into_iter().zip(&to_run).zip(results) {
             let v = Arc::new(model.vector(Some(c.track_id), pts, duration, r));
             self.last.insert(c.track_id, v.clone());

@@ -513,8 +513,9 @@ impl BaseTransformImpl for FeatExtract {
             gst::debug!(
                 CAT,
                 imp = self,
-                "{} frames, {} masked results",
+                "{} frames with faces, model run on {} faces, {} masked results",
                 s.faces.frames(),
+                s.faces.runs(),
                 s.masked
             );
         }

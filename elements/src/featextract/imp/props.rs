@@ -24,8 +24,8 @@ impl ObjectImpl for FeatExtract {
                     .build(),
                 glib::ParamSpecUInt::builder("interval")
                     .nick("Interval")
-                    .blurb("Video: run the model every N frames; in between each face carries its last result marked reused (new faces always run)")
-                    .minimum(1)
+                    .blurb("Video: run the model every N frames; in between each face carries its last result marked reused (new faces always run). 0 = auto: per face, only when its aligned crop changed (mean absolute difference over 4 grey levels) or 10 frames passed")
+                    .minimum(0)
                     .maximum(10_000)
                     .default_value(DEFAULT_INTERVAL)
                     .mutable_playing()
