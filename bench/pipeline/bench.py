@@ -147,12 +147,14 @@ def pipeline_desc(clip, mode, ndjson=None, realtime=False, vad="silero", variant
     sync = "! identity sync=true " if realtime else ""
     # demo: as scripts/demo.sh (FER in its own thread: a queue between facecrop and
     # featextract); noqueue: FER on facecrop's thread; track: demo with facecrop
-    # detect-interval=3 (tracker in between); threads2: demo with the detector on two
-    # intra-op threads.
+    # detect-interval=3 (tracker in between); adaptive: detector and face model only when
+    # the picture / the face's crop changed (detect-interval=0, interval=0); threads2: demo
+    # with the detector on two intra-op threads.
     face = {
         "demo": "facecrop name=fc ! queue ! featextract",
         "noqueue": "facecrop name=fc ! featextract",
         "track": "facecrop name=fc detect-interval=3 ! queue ! featextract",
+        "adaptive": "facecrop name=fc detect-interval=0 ! queue ! featextract interval=0",
         "threads2": "facecrop name=fc threads=2 ! queue ! featextract",
     }[variant]
     loc = f'location="{ndjson}" ' if ndjson else ""
@@ -436,7 +438,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--vad", default="silero")
     ap.add_argument("--vad-lookahead", type=int, default=64)
-    ap.add_argument("--variant", default="demo", choices=["demo", "noqueue", "track", "threads2"])
+    ap.add_argument("--variant", default="demo", choices=["demo", "noqueue", "track", "adaptive", "threads2"])
     a = ap.parse_args()
     if a.child:
         return {"pipeline": child_pipeline, "latency": child_latency, "python": child_python,
@@ -457,6 +459,8 @@ def main():
                                                "--variant", "noqueue"], "pipeline noqueue"),
         "pipe_track": lambda: run_child(cpus, [*base, "--child", "pipeline", "--clip", f["clip"],
                                                "--variant", "track"], "pipeline track"),
+        "pipe_adaptive": lambda: run_child(cpus, [*base, "--child", "pipeline", "--clip", f["clip"],
+                                                  "--variant", "adaptive"], "pipeline adaptive"),
         "pipe_threads2": lambda: run_child(cpus, [*base, "--child", "pipeline", "--clip", f["clip"],
                                                   "--variant", "threads2"], "pipeline threads2"),
         "py": lambda: run_child(cpus, [*base, "--child", "python", "--clip", f["clip"], "--audio", f["audio"],
@@ -482,6 +486,7 @@ def main():
     pipe, causal = best["pipe"][1], best["pipe_causal"][1]
     pqueue, ptrack = best["pipe_queue"][1], best["pipe_track"][1]
     pthr = best["pipe_threads2"][1]
+    padapt = best["pipe_adaptive"][1]
     py = max((best["py"][1], best["py_1"][1]), key=lambda r: r["fps"])
     py_threads = cores if py is best["py"][1] else 1
     mt = best["models"][1]
@@ -519,6 +524,8 @@ def main():
          f"{py['seconds'] / pqueue['seconds'] * pqueue['frames'] / py['frames']:.2f}x the Python loop"),
         ("  + facecrop detect-interval=3 (tracking): RTF", ptrack["media_s"] / ptrack["seconds"], "x",
          f"wall {ptrack['seconds']:.3f} s, CPU {ptrack['cpu']:.2f} s (less work than the Python loop)"),
+        ("  + detect-interval=0, featextract interval=0 (adaptive): RTF", padapt["media_s"] / padapt["seconds"], "x",
+         f"wall {padapt['seconds']:.3f} s, CPU {padapt['cpu']:.2f} s (detector / face model only on change)"),
         ("  + facecrop threads=2 (detector on both cores): RTF", pthr["media_s"] / pthr["seconds"], "x",
          f"wall {pthr['seconds']:.3f} s, CPU {pthr['cpu']:.2f} s (same work)"),
         ("models-only, per call: detector", mt["detector"] * 1e3, "ms", f"x {counts['detector']:.0f} frames"),

@@ -88,10 +88,19 @@ impl AvFuse {
     /// frames (`affect.fusion.lookahead-frames`; 1/30 s per frame until the caps say).
     pub(super) fn update_latency(&self) {
         let audio = self.settings.locked().latency();
-        let frames = self.state.locked().as_ref().map_or(0, |s| {
-            let k = s.held.lookahead() as u64;
-            k * s.frame_duration.unwrap_or(33_333_334)
-        });
+        let (k, duration) = self
+            .state
+            .locked()
+            .as_ref()
+            .map_or((0, None), |s| (s.held.lookahead() as u64, s.frame_duration));
+        if k > 0 && duration.is_none() {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "frame rate not known (yet): {k} lookahead frames counted as 1/30 s each"
+            );
+        }
+        let frames = k * duration.unwrap_or(33_333_334);
         let latency = audio + gst::ClockTime::from_nseconds(frames);
         self.obj().set_latency(latency, Some(latency));
     }
