@@ -11,6 +11,10 @@
 //! - **face change**: in the cells of any tracked face (its box grown by a quarter), the
 //!   mean absolute difference is above [`ScheduleConfig::face_change`] (the face moved,
 //!   turned or left: its box is stale);
+//! - **local change**: in any block of `BLOCK`×`BLOCK` cells (a ninth of the picture's
+//!   height), the mean absolute difference is above [`ScheduleConfig::local_change`] —
+//!   someone walking in at the border changes a small part of the picture a lot, too
+//!   little for the scene-change mean;
 //! - **age**: [`ScheduleConfig::max_interval`] frames since the last run.
 //!
 //! Differences are on 0..255 grey levels.
@@ -23,6 +27,8 @@ pub const THUMB_W: usize = 48;
 pub const THUMB_H: usize = 27;
 /// Samples per cell side.
 const SAMPLES: usize = 3;
+/// Cells per block side for the local-change rule.
+const BLOCK: usize = 3;
 
 /// Settings of [`DetectSchedule`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +39,9 @@ pub struct ScheduleConfig {
     pub scene_change: f32,
     /// Mean absolute grey difference within a tracked face that makes its box stale.
     pub face_change: f32,
+    /// Mean absolute grey difference within any block of the picture that counts as
+    /// something new (a face walking in).
+    pub local_change: f32,
 }
 
 impl Default for ScheduleConfig {
@@ -41,6 +50,7 @@ impl Default for ScheduleConfig {
             max_interval: 15,
             scene_change: 8.0,
             face_change: 4.0,
+            local_change: 24.0,
         }
     }
 }
@@ -100,6 +110,25 @@ impl Thumbnail {
         self.diff(other, 0, THUMB_W, 0, THUMB_H)
     }
 
+    /// The largest mean absolute difference over the `BLOCK`×`BLOCK` blocks of cells
+    /// (non-overlapping, the picture tiled).
+    pub fn local_diff(&self, other: &Thumbnail) -> f32 {
+        let mut worst = 0.0f32;
+        for y in (0..THUMB_H).step_by(BLOCK) {
+            for x in (0..THUMB_W).step_by(BLOCK) {
+                let d = self.diff(
+                    other,
+                    x,
+                    (x + BLOCK).min(THUMB_W),
+                    y,
+                    (y + BLOCK).min(THUMB_H),
+                );
+                worst = worst.max(d);
+            }
+        }
+        worst
+    }
+
     /// Mean absolute difference over the cells of `b` (frame pixels) grown by a quarter
     /// of its size on each side.
     pub fn box_diff(&self, other: &Thumbnail, b: &BBox) -> f32 {
@@ -128,6 +157,8 @@ pub enum DetectReason {
     Age,
     /// The picture changed.
     Scene,
+    /// Part of the picture changed a lot (something new came in).
+    Local,
     /// A tracked face's region changed.
     Face,
 }
@@ -179,6 +210,7 @@ impl DetectSchedule {
             {
                 Some(DetectReason::Face)
             }
+            Some(r) if thumb.local_diff(r) > self.config.local_change => Some(DetectReason::Local),
             Some(_) => None,
         };
         match reason {
@@ -250,6 +282,16 @@ mod tests {
         let mut flicker = frame(112, 60);
         flicker.iter_mut().for_each(|v| *v += 2);
         assert_eq!(s.decide(thumb(&flicker), &[sq(112.0, 60.0)]), None);
+        // Something new at the border, away from the tracked face: a local change.
+        let mut entering = frame(112, 60);
+        for yy in 60..100 {
+            for xx in 0..24 {
+                entering[(yy * 320 + xx) * 3..(yy * 320 + xx) * 3 + 3].copy_from_slice(&[0, 0, 0]);
+            }
+        }
+        let t = thumb(&entering);
+        assert!(t.scene_diff(&thumb(&frame(112, 60))) < 8.0);
+        assert_eq!(s.decide(t, &[sq(112.0, 60.0)]), Some(DetectReason::Local));
         // A cut: a new picture.
         let mut cut = frame(0, 0);
         cut.iter_mut().for_each(|v| *v = v.wrapping_add(60));
