@@ -72,13 +72,7 @@ fn vectors(desc: &str) -> Vec<Arc<FeatureVector>> {
         });
     pipe.set_state(gst::State::Playing).unwrap();
     let bus = pipe.bus().unwrap();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("{} ({:?})", e.error(), e.debug()),
-            _ => {}
-        }
-    }
+    assert!(common::wait_eos(&bus, 120), "no EOS within 120 s");
     pipe.set_state(gst::State::Null).unwrap();
     std::mem::take(&mut *got.lock().unwrap())
 }
