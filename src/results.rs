@@ -216,7 +216,7 @@ pub struct FaceCrop {
     pub track_id: u64,
     /// Box in frame pixels.
     pub bbox: FaceBox,
-    /// Detector confidence in [0, 1].
+    /// Detector confidence in \[0, 1\].
     pub score: f32,
     /// Landmarks in frame pixels, in the detector's order.
     pub landmarks: Vec<[f32; 2]>,

@@ -13,13 +13,13 @@
 //!
 //! | tensor | dtype | shape | meaning |
 //! |---|---|---|---|
-//! | `visual` | F32 | [N, Dv] | the visual vector of the face (zeros where masked) |
-//! | `audio` | F32 | [N, Da] | the audio vector aligned onto the frame (zeros where masked) |
-//! | `visual_mask` | F32 | [N] | 1 where `visual` holds a face vector, else 0 |
-//! | `audio_mask` | F32 | [N] | 1 where `audio` holds an aligned speech vector, else 0 |
-//! | `pts` | I64 | [N] | the frame's presentation timestamp, ns (-1 if unknown) |
-//! | `box` | F32 | [N, 4] | face box x, y, width, height in frame pixels; 0 where no face |
-//! | `active` | F32 | [N] | optional: 1 where `avfuse` kept a window for the track (the face is seen, or absent for at most 15 frames), 0 where it had none; absent = all 1 |
+//! | `visual` | F32 | \[N, Dv\] | the visual vector of the face (zeros where masked) |
+//! | `audio` | F32 | \[N, Da\] | the audio vector aligned onto the frame (zeros where masked) |
+//! | `visual_mask` | F32 | \[N\] | 1 where `visual` holds a face vector, else 0 |
+//! | `audio_mask` | F32 | \[N\] | 1 where `audio` holds an aligned speech vector, else 0 |
+//! | `pts` | I64 | \[N\] | the frame's presentation timestamp, ns (-1 if unknown) |
+//! | `box` | F32 | \[N, 4\] | face box x, y, width, height in frame pixels; 0 where no face |
+//! | `active` | F32 | \[N\] | optional: 1 where `avfuse` kept a window for the track (the face is seen, or absent for at most 15 frames), 0 where it had none; absent = all 1 |
 //!
 //! `__metadata__` (all strings): `affect.fusion.visual-model`,
 //! `affect.fusion.visual-sha256`, `affect.fusion.audio-model`,
@@ -91,19 +91,19 @@ pub struct FeatureFile {
     pub visual_dim: usize,
     /// Audio vector dimension (Da).
     pub audio_dim: usize,
-    /// [N, Dv].
+    /// \[N, Dv\].
     pub visual: Vec<f32>,
-    /// [N, Da].
+    /// \[N, Da\].
     pub audio: Vec<f32>,
-    /// [N].
+    /// \[N\].
     pub visual_mask: Vec<f32>,
-    /// [N].
+    /// \[N\].
     pub audio_mask: Vec<f32>,
-    /// [N], ns, -1 if unknown.
+    /// \[N\], ns, -1 if unknown.
     pub pts: Vec<i64>,
-    /// [N] x, y, width, height.
+    /// \[N\] x, y, width, height.
     pub boxes: Vec<[f32; 4]>,
-    /// [N]: 1 where `avfuse` had a window for the track (see the module doc).
+    /// \[N\]: 1 where `avfuse` had a window for the track (see the module doc).
     pub active: Vec<f32>,
     /// Metadata.
     pub meta: FeatureMetadata,
@@ -161,7 +161,7 @@ impl FeatureFile {
     }
 
     /// Appends one frame. `visual` / `audio` of the wrong length (or `None`) are stored
-    /// as zeros with mask 0, like a non-finite value; masks are clamped to [0, 1].
+    /// as zeros with mask 0, like a non-finite value; masks are clamped to \[0, 1\].
     #[allow(clippy::too_many_arguments)]
     pub fn push(
         &mut self,
@@ -230,7 +230,7 @@ impl FeatureFile {
     }
 
     /// Checks that every tensor has N rows of the right width and that the masks are in
-    /// [0, 1] and the vectors finite. `path` names the file in the error.
+    /// \[0, 1\] and the vectors finite. `path` names the file in the error.
     pub fn validate(&self, path: &Path) -> Result<(), DataError> {
         let err = |message: String| DataError::Features {
             path: path.to_owned(),

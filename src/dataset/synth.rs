@@ -57,13 +57,13 @@ impl Default for SynthConfig {
 pub struct SynthVideo {
     /// Frames.
     pub frames: usize,
-    /// [frames, Dv].
+    /// \[frames, Dv\].
     pub visual: Vec<f32>,
-    /// [frames, Da].
+    /// \[frames, Da\].
     pub audio: Vec<f32>,
-    /// [frames], 1 = face present.
+    /// \[frames\], 1 = face present.
     pub visual_mask: Vec<f32>,
-    /// [frames], 1 = audio present.
+    /// \[frames\], 1 = audio present.
     pub audio_mask: Vec<f32>,
     /// Valence, arousal per frame; `[-5, -5]` on invalid frames.
     pub va: Vec<[f32; 2]>,

@@ -15,7 +15,7 @@
 //!   `fer-mini-xception`, whose 7 FER classes it reorders by the model's
 //!   `affect.output.affwild2-map` ([`FER_TO_AFFWILD2`]), leaving `Other` at 0. Hence the
 //!   contract key `affect.fusion.visual-input = probabilities`. They are cleaned (NaN → 0,
-//!   clipped to [0, 1], renormalised) and blended with a one-hot Neutral by the visual
+//!   clipped to \[0, 1\], renormalised) and blended with a one-hot Neutral by the visual
 //!   mask (`m·p + (1-m)·neutral`; an all-zero vector counts as masked).
 //!   `expr = log(p + 1e-6)`, with the `Other` logit fixed at [`OTHER_LOGIT`] (whatever
 //!   probability `Other` has: the face model has no such class).
@@ -136,7 +136,7 @@ pub fn feature_refs(weights_dir: &Path) -> Result<(FeatureModelRef, FeatureModel
 }
 
 /// Per-frame reference of the graph in plain Rust (same math, f32): `visual` 8
-/// probabilities in [`crate::EXPRESSIONS`] order, `audio` a 96-d embedding, masks in [0, 1]. Returns (`va`, `expr` logits).
+/// probabilities in [`crate::EXPRESSIONS`] order, `audio` a 96-d embedding, masks in \[0, 1\]. Returns (`va`, `expr` logits).
 /// Used by the tests; also usable where ONNX Runtime is not.
 pub fn baseline_frame(
     visual: &[f32],

@@ -75,7 +75,7 @@ pub fn deviation(embedding: &[f32]) -> f32 {
     (ss * (1.0 / AUDIO_DIM as f32)).sqrt()
 }
 
-/// Speech gate in [0, 1] from a deviation.
+/// Speech gate in \[0, 1\] from a deviation.
 pub fn gate(deviation: f32) -> f32 {
     ((deviation - GATE_LO) * (1.0 / (GATE_HI - GATE_LO))).clamp(0.0, 1.0)
 }

@@ -162,13 +162,13 @@ pub fn mask_time(g: &mut GraphBuilder, x: &str, mask: &str) -> String {
     mul(g, x, &m)
 }
 
-/// burn side of the key padding mask the models use: true where `mask` [B,T] < 0.5
+/// burn side of the key padding mask the models use: true where `mask` \[B,T\] < 0.5
 /// (frame missing). [`mha`] writes the same rule.
 pub fn pad_mask(mask: Tensor<2>) -> Tensor<2, Bool> {
     mask.lower_elem(0.5)
 }
 
-/// burn side of the causal attention mask: [B,T,T], true where key j > query i (the
+/// burn side of the causal attention mask: \[B,T,T\], true where key j > query i (the
 /// future). [`mha`] with `causal` writes the same rule.
 pub fn causal_mask(batch: usize, t: usize, device: &burn::tensor::Device) -> Tensor<3, Bool> {
     let v: Vec<bool> = (0..t * t).map(|k| k % t > k / t).collect();
@@ -196,15 +196,15 @@ pub fn fill_missing(g: &mut GraphBuilder, x: &str, mask: &str, fill: f32) -> Str
 /// Options of [`mha`]: key padding mask and causality.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MhaMask<'a> {
-    /// Float key mask [B,Tk]: keys with mask < 0.5 get burn's `min_float` score, like
+    /// Float key mask \[B,Tk\]: keys with mask < 0.5 get burn's `min_float` score, like
     /// `MhaInput::mask_pad(pad_mask(mask))`.
     pub key_mask: Option<&'a str>,
     /// Query i may not see key j > i, like `MhaInput::mask_attn(causal_mask(..))`.
     pub causal: bool,
 }
 
-/// burn's [`MultiHeadAttention`] (inference: no dropout) with queries `q` [B,Tq,D],
-/// keys `k` and values `v` [B,Tk,D], masked as `mask` says.
+/// burn's [`MultiHeadAttention`] (inference: no dropout) with queries `q` \[B,Tq,D\],
+/// keys `k` and values `v` \[B,Tk,D\], masked as `mask` says.
 #[allow(clippy::too_many_arguments)]
 pub fn mha(
     g: &mut GraphBuilder,
@@ -256,7 +256,7 @@ pub enum ExportError {
     Padding,
 }
 
-/// burn's [`Conv1d`] over time on `x` [B,T,C] (transposes to [B,C,T] and back); its
+/// burn's [`Conv1d`] over time on `x` \[B,T,C\] (transposes to \[B,C,T\] and back); its
 /// padding must be `Explicit` or `Valid`.
 pub fn conv1d_time(g: &mut GraphBuilder, c: &Conv1d, x: &str) -> Result<String, ExportError> {
     let (l, r) = match c.padding {
@@ -313,9 +313,9 @@ pub struct FusionMeta {
     pub license: String,
 }
 
-/// Declares the fusion contract's inputs (`visual` [B,T,Dv], `audio` [B,T,Da],
-/// `visual_mask`/`audio_mask` [B,T]; B dynamic, T = `meta.window`) and outputs (`va`
-/// [B,T,2], `expr` [B,T,8]) plus the `affect.*` metadata, and writes `model` between
+/// Declares the fusion contract's inputs (`visual` \[B,T,Dv\], `audio` \[B,T,Da\],
+/// `visual_mask`/`audio_mask` \[B,T\]; B dynamic, T = `meta.window`) and outputs (`va`
+/// \[B,T,2\], `expr` \[B,T,8\]) plus the `affect.*` metadata, and writes `model` between
 /// them.
 pub fn export_fusion<M: FusionNet>(model: &M, meta: &FusionMeta) -> GraphBuilder {
     let mut g = GraphBuilder::new(&meta.name);
@@ -427,7 +427,7 @@ mod tests {
         Tensor::random(shape, Distribution::Normal(0.0, 1.0), &d)
     }
 
-    /// A graph with one input `x` [B,T,C] and one output `y`, built by `f`.
+    /// A graph with one input `x` \[B,T,C\] and one output `y`, built by `f`.
     fn graph(c: usize, f: impl FnOnce(&mut GraphBuilder, &str) -> String) -> Vec<u8> {
         let mut g = GraphBuilder::new("t");
         g.input(

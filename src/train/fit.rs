@@ -93,7 +93,7 @@ pub struct PseudoCount {
 /// otherwise it stays invalid. A frame appearing in several overlapping windows is counted
 /// once per window.
 ///
-/// Errors: a weight outside (0, 1], a confidence outside [0, 1], origins that do not match
+/// Errors: a weight outside (0, 1], a confidence outside \[0, 1\], origins that do not match
 /// the set, a teacher output too short for a window.
 pub fn pseudo_label(
     set: &mut SequenceSet,

@@ -21,8 +21,8 @@ use burn::tensor::activation::{log_softmax, softmax};
 /// Keeps denominators away from 0.
 pub const EPS: f32 = 1e-8;
 
-/// 1 − CCC averaged over the last axis of `pred`/`target` [B,T,K] (K = 2 for VA), over the
-/// frames weighted by `valid` [B,T] (weighted means, variances and covariance; 0 = left
+/// 1 − CCC averaged over the last axis of `pred`/`target` \[B,T,K\] (K = 2 for VA), over the
+/// frames weighted by `valid` \[B,T\] (weighted means, variances and covariance; 0 = left
 /// out). Returns a 1-element tensor.
 pub fn ccc_loss(pred: Tensor<3>, target: Tensor<3>, valid: Tensor<2>) -> Tensor<1> {
     let [_, _, k] = pred.dims();
@@ -42,9 +42,9 @@ pub fn ccc_loss(pred: Tensor<3>, target: Tensor<3>, valid: Tensor<2>) -> Tensor<
     ccc.mean().neg() + 1.0
 }
 
-/// Cross-entropy of `logits` [B,T,C] against one-hot `target` [B,T,C] smoothed to
+/// Cross-entropy of `logits` \[B,T,C\] against one-hot `target` \[B,T,C\] smoothed to
 /// `(1 − smoothing) · onehot + smoothing / C`, averaged over the frames weighted by
-/// `valid` [B,T] (`Σ w·l / Σ w`; 0 = left out). Returns a 1-element tensor.
+/// `valid` \[B,T\] (`Σ w·l / Σ w`; 0 = left out). Returns a 1-element tensor.
 pub fn cross_entropy(
     logits: Tensor<3>,
     target: Tensor<3>,
@@ -60,8 +60,8 @@ pub fn cross_entropy(
     (per_frame * w).sum() / n
 }
 
-/// 1 − soft macro-F1 over the C classes of `logits` [B,T,C] against one-hot `target`,
-/// over the frames weighted by `valid` [B,T]: per class `2·tp / (2·tp + fp + fn)` with
+/// 1 − soft macro-F1 over the C classes of `logits` \[B,T,C\] against one-hot `target`,
+/// over the frames weighted by `valid` \[B,T\]: per class `2·tp / (2·tp + fp + fn)` with
 /// softmax probabilities as soft counts, each frame's counts times its weight (`tp = Σ w·p·y`,
 /// not `Σ w²·p·y`). Returns a 1-element tensor.
 pub fn soft_f1_loss(logits: Tensor<3>, target: Tensor<3>, valid: Tensor<2>) -> Tensor<1> {

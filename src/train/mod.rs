@@ -2,9 +2,9 @@
 //! The fusion models of `affect-train` (feature `train`, burn with the CPU `flex` backend):
 //! their common interface, losses, the training loop and ONNX export.
 //!
-//! Every model maps the fusion contract's inputs (DESIGN §5) — `visual` [B,T,Dv],
-//! `audio` [B,T,Da], `visual_mask` [B,T], `audio_mask` [B,T] — to `va` [B,T,2] in [-1, 1]
-//! and `expr` [B,T,8] logits, and writes the same computation as an ONNX graph with
+//! Every model maps the fusion contract's inputs (DESIGN §5) — `visual` \[B,T,Dv\],
+//! `audio` \[B,T,Da\], `visual_mask` \[B,T\], `audio_mask` \[B,T\] — to `va` \[B,T,2\] in [-1, 1]
+//! and `expr` \[B,T,8\] logits, and writes the same computation as an ONNX graph with
 //! [`crate::onnx::GraphBuilder`].
 //!
 //! burn 0.22 has no backend type parameter: tensors live on a [`burn::tensor::Device`];

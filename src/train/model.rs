@@ -16,9 +16,9 @@ use crate::onnx::GraphBuilder;
 /// What a fusion model returns for a batch.
 #[derive(Debug, Clone)]
 pub struct FusionOutput {
-    /// Valence, arousal in [-1, 1]; [B, T, 2].
+    /// Valence, arousal in [-1, 1]; \[B, T, 2\].
     pub va: Tensor<3>,
-    /// Expression logits, [`crate::EXPRESSIONS`] order; [B, T, 8].
+    /// Expression logits, [`crate::EXPRESSIONS`] order; \[B, T, 8\].
     pub expr: Tensor<3>,
     /// An extra training loss the model defines for itself (e.g. MCTN's translation and
     /// cycle losses), already weighted; `None` for most models. Not exported.
@@ -29,13 +29,13 @@ pub struct FusionOutput {
 /// declared on the builder) and must end in.
 #[derive(Debug, Clone)]
 pub struct ExportNames {
-    /// `visual` [B,T,Dv].
+    /// `visual` \[B,T,Dv\].
     pub visual: String,
-    /// `audio` [B,T,Da].
+    /// `audio` \[B,T,Da\].
     pub audio: String,
-    /// `visual_mask` [B,T].
+    /// `visual_mask` \[B,T\].
     pub visual_mask: String,
-    /// `audio_mask` [B,T].
+    /// `audio_mask` \[B,T\].
     pub audio_mask: String,
     /// Fixed sequence length T of the export.
     pub t: usize,
@@ -55,7 +55,7 @@ pub trait FusionNet: Module {
 
     /// Writes the inference computation (no dropout, no auxiliary branches) into `g`,
     /// reading the inputs named in `names`, and returns the names of the values holding
-    /// `va` [B,T,2] and `expr` [B,T,8]. The caller declares inputs/outputs and metadata
+    /// `va` \[B,T,2\] and `expr` \[B,T,8\]. The caller declares inputs/outputs and metadata
     /// (see [`crate::train::export::export_fusion`]). Use a unique prefix for every value
     /// name (e.g. `g.fresh("mfn")`-style prefixes) so models can be combined in ensembles.
     fn export(&self, g: &mut GraphBuilder, names: &ExportNames) -> (String, String);

@@ -33,7 +33,7 @@ pub struct FitConfig {
     /// Weight of the soft macro-F1 loss added to the cross-entropy (expr).
     pub f1_weight: f32,
     /// The pseudo-labels added to the training set, if any (informational: set by the
-    /// caller after [`pseudo_label`]; reported in `report.json`).
+    /// caller after [`pseudo_label`](crate::train::fit::pseudo_label); reported in `report.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pseudo_labels: Option<PseudoLabels>,
 }

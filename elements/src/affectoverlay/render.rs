@@ -26,7 +26,7 @@ pub(super) struct DrawOptions {
     pub line_width: f64,
 }
 
-/// Track colours (RGB in [0, 1]), picked by track id.
+/// Track colours (RGB in \[0, 1\]), picked by track id.
 const PALETTE: [[f64; 3]; 8] = [
     [0.12, 0.75, 1.00],
     [1.00, 0.80, 0.10],

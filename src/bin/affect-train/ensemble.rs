@@ -38,7 +38,7 @@ pub struct Args {
 }
 
 /// Per-member streamed predictions on the validation subjects, frames of all subjects
-/// in order: va [frames] and expression logits [frames].
+/// in order: va \[frames\] and expression logits \[frames\].
 fn run_member(m: &mut Model, subjects: &[Subject], window: usize) -> Result<Predictions, String> {
     let mut all = Predictions {
         va: Vec::new(),

@@ -194,7 +194,7 @@ pub fn check_features(
     Ok(())
 }
 
-/// Runs the model on `set` (B windows); returns `va` [B,T,2] and `expr` [B,T,8].
+/// Runs the model on `set` (B windows); returns `va` \[B,T,2\] and `expr` \[B,T,8\].
 pub fn run_windows(
     model: &mut Model,
     set: &SequenceSet,

@@ -210,7 +210,7 @@ fn list_videos(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
-/// The `extract-probe` fusion graph: reads `visual` [B,T,dv] feature vectors, outputs
+/// The `extract-probe` fusion graph: reads `visual` \[B,T,dv\] feature vectors, outputs
 /// zeros; it exists to make avfuse feed (and dump) the face model's feature vectors.
 pub fn probe_model(
     dv: usize,

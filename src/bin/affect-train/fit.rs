@@ -90,7 +90,8 @@ pub type LoadedSplit = (
     Option<FeatureRefs>,
 );
 
-/// [`load_split`], also returning the subjects and the windows the sequences come from.
+/// A split of the data root: the training sequences, the windows they come from, the
+/// subjects, and the feature models the files record.
 pub fn load_split_subjects(d: &DataArgs, split: Split) -> Result<LoadedSplit, String> {
     let root = DataRoot::new(&d.data).map_err(|e| e.to_string())?;
     let task: Task = TaskName::from(d.task).into();

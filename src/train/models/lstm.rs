@@ -11,7 +11,7 @@
 //! c_t = c_{t-1} + m_t (c' − c_{t-1}),   h_t = h_{t-1} + m_t (h' − h_{t-1})
 //! ```
 //!
-//! where `m_t` ∈ [0, 1] is the frame's mask: a frame whose modality is missing (mask 0)
+//! where `m_t` ∈ \[0, 1\] is the frame's mask: a frame whose modality is missing (mask 0)
 //! leaves the state unchanged, so the LSTM carries what it saw last across the gap. The
 //! initial state is zero. The input projection `x W_x + b` runs on all frames in one
 //! matrix product; only the recurrent part runs per step.
