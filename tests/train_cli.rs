@@ -10,7 +10,7 @@ mod trainer;
 use std::path::Path;
 
 use affect::runtime::{ExecutionProvider, InputSpec, Model, Role, SessionConfig};
-use trainer::{ok, run, s, temp};
+use trainer::{failed, ok, run, s, small_fit_args, temp};
 
 /// The validation metric a member/ensemble line prints (`...: 0.1234`).
 fn metric(line: &str) -> f64 {
@@ -40,29 +40,9 @@ fn synth_fit_export_ensemble() {
     let mut runs = Vec::new();
     for model in ["attention", "tcn"] {
         let out = root.join(model);
-        let stdout = ok(&[
-            "fit",
-            "--data",
-            s(&data),
-            "--task",
-            "va",
-            "--model",
-            model,
-            "--out",
-            s(&out),
-            "--window",
-            "16",
-            "--hidden",
-            "16",
-            "--layers",
-            "1",
-            "--heads",
-            "2",
-            "--epochs",
-            "4",
-            "--lr",
-            "0.003",
-        ]);
+        let mut args = small_fit_args(&data, model, &out);
+        args.extend_from_slice(&["--epochs", "4"]);
+        let stdout = ok(&args);
         assert!(stdout.contains("best epoch"), "{stdout}");
         for f in [
             "best.onnx",
@@ -157,7 +137,7 @@ fn synth_fit_export_ensemble() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let root = temp("bad");
-    let o = run(&[
+    let e = failed(&[
         "fit",
         "--data",
         s(&root.join("missing")),
@@ -166,23 +146,19 @@ fn bad_input_is_a_clear_error() {
         "--out",
         s(&root),
     ]);
-    assert!(!o.status.success());
-    let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("missing") && e.contains("not a folder"), "{e}");
-    let o = run(&[
+    let e = failed(&[
         "export",
         "--run",
         s(&root.join("none")),
         "--out",
         s(&root.join("x.onnx")),
     ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("spec.json"));
-    let o = run(&["synth", "--out", s(&root), "--missing", "2"]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--missing"));
+    assert!(e.contains("spec.json"), "{e}");
+    let e = failed(&["synth", "--out", s(&root), "--missing", "2"]);
+    assert!(e.contains("--missing"), "{e}");
     let one = root.join("one.onnx");
-    let o = run(&[
+    let e = failed(&[
         "ensemble",
         "--member",
         s(&one),
@@ -193,8 +169,7 @@ fn bad_input_is_a_clear_error() {
         "--out",
         s(&root.join("e.onnx")),
     ]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("at least two"));
+    assert!(e.contains("at least two"), "{e}");
     let _ = std::fs::remove_dir_all(&root);
 }
 

@@ -9,10 +9,9 @@
 mod trainer;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use affect::runtime::{InputSpec, Model, Role, SessionConfig};
-use trainer::{BIN, ok, s, temp};
+use trainer::{failed, ok, s, small_fit_args, temp};
 
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
@@ -46,31 +45,8 @@ fn fit_and_eval(
     model: &str,
     extra: &[&str],
 ) -> (serde_json::Value, serde_json::Value) {
-    let mut args = vec![
-        "fit",
-        "--data",
-        s(data),
-        "--task",
-        "va",
-        "--model",
-        model,
-        "--out",
-        s(out),
-        "--window",
-        "16",
-        "--hidden",
-        "16",
-        "--layers",
-        "1",
-        "--heads",
-        "2",
-        "--epochs",
-        "3",
-        "--patience",
-        "0",
-        "--lr",
-        "0.003",
-    ];
+    let mut args = small_fit_args(data, model, out);
+    args.extend_from_slice(&["--epochs", "3", "--patience", "0"]);
     args.extend_from_slice(extra);
     let stdout = ok(&args);
     assert!(stdout.contains("as avfuse streams it"), "{stdout}");
@@ -136,45 +112,29 @@ fn lookahead_frames_are_declared_and_streamed_with_k_future_frames() {
         Some("2")
     );
     // A window of its own size is refused, and chunk mode cannot run it.
-    let o = Command::new(BIN)
-        .args([
-            "eval",
-            "--model",
-            s(&out.join("best.onnx")),
-            "--data",
-            s(&data),
-            "--mode",
-            "chunk",
-        ])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("use --mode stream"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let o = Command::new(BIN)
-        .args([
-            "fit",
-            "--data",
-            s(&data),
-            "--task",
-            "va",
-            "--out",
-            s(&root.join("bad")),
-            "--window",
-            "8",
-            "--lookahead-frames",
-            "8",
-        ])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("less than the window"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let e = failed(&[
+        "eval",
+        "--model",
+        s(&out.join("best.onnx")),
+        "--data",
+        s(&data),
+        "--mode",
+        "chunk",
+    ]);
+    assert!(e.contains("use --mode stream"), "{e}");
+    let e = failed(&[
+        "fit",
+        "--data",
+        s(&data),
+        "--task",
+        "va",
+        "--out",
+        s(&root.join("bad")),
+        "--window",
+        "8",
+        "--lookahead-frames",
+        "8",
+    ]);
+    assert!(e.contains("less than the window"), "{e}");
     let _ = std::fs::remove_dir_all(&root);
 }

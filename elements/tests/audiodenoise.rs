@@ -27,6 +27,17 @@ struct Run {
     messages: Vec<gst::Message>,
 }
 
+/// The texts of the warning (`warnings`) or error messages among `msgs`.
+fn texts<'a>(msgs: impl IntoIterator<Item = &'a gst::Message>, warnings: bool) -> Vec<String> {
+    msgs.into_iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) if warnings => Some(w.error().to_string()),
+            gst::MessageView::Error(e) if !warnings => Some(e.error().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// EOS into `h`, the buffers it still gives, and what reached `bus`.
 fn end_run(h: &mut gst_check::Harness, bus: &gst::Bus, mut buffers: Vec<gst::Buffer>) -> Run {
     h.push_event(gst::event::Eos::new());
@@ -170,13 +181,8 @@ fn huge_finite_samples_do_not_abort_and_are_clipped_with_one_warning() {
         // RNNoise's overlap-add may overshoot the ±1000 it is given a little, not more.
         let peak = r.samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         assert!(peak < 2000.0, "{vad}: output peak {peak}");
-        let warnings: Vec<String> = r
-            .messages
-            .iter()
-            .filter_map(|m| match m.view() {
-                gst::MessageView::Warning(w) => Some(w.error().to_string()),
-                _ => None,
-            })
+        let warnings: Vec<String> = texts(&r.messages, true)
+            .into_iter()
             .filter(|w| w.contains("clipped"))
             .collect();
         assert_eq!(
@@ -773,12 +779,8 @@ fn buffer_without_caps_is_an_error_naming_the_fix() {
         h.push(to_buffer(&[0.0; 480], 0, true)),
         Err(gst::FlowError::NotNegotiated)
     );
-    let errors: Vec<String> = std::iter::from_fn(|| bus.pop())
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Error(e) => Some(e.error().to_string()),
-            _ => None,
-        })
-        .collect();
+    let messages: Vec<gst::Message> = std::iter::from_fn(|| bus.pop()).collect();
+    let errors = texts(&messages, false);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
         errors[0].contains("audioconvert ! audioresample"),
@@ -794,14 +796,7 @@ fn qos_is_refused_with_a_warning_and_no_sample_is_lost() {
     let x: Vec<f32> = (0..48_000).map(|i| (i as f32 * 0.05).sin() * 0.1).collect();
     let r = run(&[("qos", "true"), ("vad", "rnnoise")], &x, 1, 1000);
     assert_eq!(r.samples.len(), x.len());
-    let warnings: Vec<String> = r
-        .messages
-        .iter()
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(w.error().to_string()),
-            _ => None,
-        })
-        .collect();
+    let warnings = texts(&r.messages, true);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains("qos=true is not supported"),

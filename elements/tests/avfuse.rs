@@ -128,32 +128,12 @@ fn end_to_end_one_record_per_frame_per_face() {
 /// Runs `desc` (ending in `fakesink name=out`) and returns, per output buffer, its pts
 /// and the faces of its GstAffectMeta.
 fn run_with_meta(desc: &str) -> Vec<(u64, Vec<affect::results::FaceAffect>)> {
-    common::init();
-    let pipe = gst::parse::launch(desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipe.by_name("out").unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    sink.static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(b) = info.buffer() {
-                let faces = affect_meta_faces(b)
-                    .expect("GstAffectMeta on every frame")
-                    .unwrap();
-                s2.lock()
-                    .unwrap()
-                    .push((b.pts().map_or(0, |t| t.nseconds()), faces));
-            }
-            gst::PadProbeReturn::Ok
-        });
-    pipe.set_state(gst::State::Playing).unwrap();
-    let bus = pipe.bus().unwrap();
-    assert!(common::wait_eos(&bus, 120), "no EOS within 120 s");
-    pipe.set_state(gst::State::Null).unwrap();
-    std::mem::take(&mut *seen.lock().unwrap())
+    common::collect(desc, 120, |b| {
+        let faces = affect_meta_faces(b)
+            .expect("GstAffectMeta on every frame")
+            .unwrap();
+        (b.pts().map_or(0, |t| t.nseconds()), faces)
+    })
 }
 
 #[test]

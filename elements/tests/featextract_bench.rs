@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use affect::features::CropPreprocessor;
@@ -18,36 +18,11 @@ use gstaffect::meta::FaceCropMeta;
 
 /// Face crops per frame of a pipeline ending in `fakesink name=out`.
 fn crops_of(desc: &str) -> Vec<Vec<Arc<FaceCrop>>> {
-    common::init();
-    let pipe = gst::parse::launch(desc).unwrap();
-    let frames = Arc::new(Mutex::new(Vec::new()));
-    let f2 = frames.clone();
-    let pipe = pipe.downcast::<gst::Pipeline>().unwrap();
-    pipe.by_name("out")
-        .unwrap()
-        .static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(b) = info.buffer() {
-                let c: Vec<_> = b
-                    .iter_meta::<FaceCropMeta>()
-                    .map(|m| m.data().clone())
-                    .collect();
-                f2.lock().unwrap().push(c);
-            }
-            gst::PadProbeReturn::Ok
-        });
-    pipe.set_state(gst::State::Playing).unwrap();
-    let bus = pipe.bus().unwrap();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("{}", e.error()),
-            _ => {}
-        }
-    }
-    pipe.set_state(gst::State::Null).unwrap();
-    std::mem::take(&mut *frames.lock().unwrap())
+    common::collect(desc, 300, |b| {
+        b.iter_meta::<FaceCropMeta>()
+            .map(|m| m.data().clone())
+            .collect()
+    })
 }
 
 fn harness(props: &[(&str, &str)], caps: &str) -> gst_check::Harness {

@@ -8,12 +8,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use affect::features::sample_time_ns;
 use affect::results::FeatureVector;
 use affect::runtime::ModelContract;
-use gst::prelude::*;
 use gstaffect::meta::FeatureMeta;
 
 const HOP_NS: u64 = 80_000_000;
@@ -51,30 +50,14 @@ fn speech_wav(pitch: u32, dir: &Path) -> (PathBuf, usize) {
 }
 
 fn vectors(desc: &str) -> Vec<Arc<FeatureVector>> {
-    common::init();
-    let pipe = gst::parse::launch(desc)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g2 = got.clone();
-    pipe.by_name("out")
-        .unwrap()
-        .static_pad("sink")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(b) = info.buffer() {
-                g2.lock()
-                    .unwrap()
-                    .extend(b.iter_meta::<FeatureMeta>().map(|m| m.data().clone()));
-            }
-            gst::PadProbeReturn::Ok
-        });
-    pipe.set_state(gst::State::Playing).unwrap();
-    let bus = pipe.bus().unwrap();
-    assert!(common::wait_eos(&bus, 120), "no EOS within 120 s");
-    pipe.set_state(gst::State::Null).unwrap();
-    std::mem::take(&mut *got.lock().unwrap())
+    common::collect(desc, 120, |b| {
+        b.iter_meta::<FeatureMeta>()
+            .map(|m| m.data().clone())
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn speech_vectors(wav: &Path, gain: f64) -> Vec<Arc<FeatureVector>> {

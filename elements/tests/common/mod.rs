@@ -27,6 +27,38 @@ pub fn wait_eos(bus: &gst::Bus, secs: u64) -> bool {
     false
 }
 
+/// Runs `desc` (a pipeline whose sink is named `out`) to EOS, at most `secs` seconds,
+/// and returns what `read` made of each buffer reaching `out`.
+pub fn collect<T: Send + 'static>(
+    desc: &str,
+    secs: u64,
+    read: impl Fn(&gst::BufferRef) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    use gst::prelude::*;
+    init();
+    let pipe = gst::parse::launch(desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g2 = got.clone();
+    pipe.by_name("out")
+        .expect("a sink named out")
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                g2.lock().unwrap().push(read(b));
+            }
+            gst::PadProbeReturn::Ok
+        });
+    pipe.set_state(gst::State::Playing).unwrap();
+    let bus = pipe.bus().unwrap();
+    assert!(wait_eos(&bus, secs), "no EOS within {secs} s");
+    pipe.set_state(gst::State::Null).unwrap();
+    std::mem::take(&mut *got.lock().unwrap())
+}
+
 /// A fresh scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gst-affect-{}-{}", name, std::process::id()));
