@@ -58,6 +58,8 @@ pub struct AudioStream {
     base: Option<u64>,
     /// Input samples (per channel) since `base`.
     samples_in: u64,
+    /// The buffer's samples decoded (reused between buffers).
+    decoded_s16: Vec<i16>,
     decoded: Vec<f32>,
     mono: Vec<f32>,
     resampled: Vec<f32>,
@@ -82,6 +84,7 @@ impl AudioStream {
             windower: Windower::new(window, hop),
             base: None,
             samples_in: 0,
+            decoded_s16: Vec::new(),
             decoded: Vec::new(),
             mono: Vec::new(),
             resampled: Vec::new(),
@@ -146,11 +149,13 @@ impl AudioStream {
         self.mono.clear();
         match self.format {
             SampleFormat::S16Le => {
-                let v: Vec<i16> = bytes
-                    .chunks_exact(2)
-                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                    .collect();
-                downmix_s16(&v, self.channels, &mut self.mono);
+                self.decoded_s16.clear();
+                self.decoded_s16.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                );
+                downmix_s16(&self.decoded_s16, self.channels, &mut self.mono);
             }
             SampleFormat::F32Le => {
                 self.decoded.clear();

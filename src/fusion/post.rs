@@ -11,6 +11,12 @@ use crate::results::{FaceAffect, FaceBox};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonFinite;
 
+/// Valence and arousal as avfuse reports them: clamped to [-1, 1]; a non-finite value
+/// stays as it is (avfuse skips such a face, the metrics refuse it).
+pub fn clip_va(va: [f32; 2]) -> [f32; 2] {
+    va.map(|v| if v.is_finite() { v.clamp(-1.0, 1.0) } else { v })
+}
+
 /// Numerically stable softmax of 8 logits (non-finite logits are ignored for the
 /// maximum; the caller checks the result for finiteness).
 pub fn softmax8(logits: &[f32]) -> [f32; 8] {
@@ -68,7 +74,7 @@ impl PostProcessor {
             return Err(NonFinite);
         }
         let alpha = smoothing.clamp(0.0, 0.99) as f32;
-        let v = [va[0].clamp(-1.0, 1.0), va[1].clamp(-1.0, 1.0)];
+        let v = clip_va(va);
         let s = match self.smoothed.get(&track_id) {
             Some(prev) if alpha > 0.0 => {
                 let mix = |p: f32, x: f32| alpha * p + (1.0 - alpha) * x;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::layout::{Labels, Subject, WindowOrigin, frame_windows_ahead};
 use crate::dataset::sequences::SequenceSet;
 use crate::dataset::synth::Rng;
+use crate::fusion::post::clip_va;
 use crate::train::export::{FusionMeta, export_fusion};
 use crate::train::loss::{ccc_loss, cross_entropy, soft_f1_loss};
 use crate::train::model::FusionNet;
@@ -394,7 +395,6 @@ pub fn stream_predictions<M: FusionNet>(
     let device = crate::train::cpu_device();
     let n = s.frames();
     let (mut va, mut expr) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let clip = |v: f32| if v.is_finite() { v.clamp(-1.0, 1.0) } else { v };
     let mut i = 0;
     while i < n {
         let end = (i + STREAM_BATCH).min(n);
@@ -412,7 +412,7 @@ pub fn stream_predictions<M: FusionNet>(
         let v = last(out.va, 2);
         let e = last(out.expr, 8);
         for k in 0..set.n {
-            va.push([clip(v[2 * k]), clip(v[2 * k + 1])]);
+            va.push(clip_va([v[2 * k], v[2 * k + 1]]));
             expr.push(std::array::from_fn(|c| e[8 * k + c]));
         }
         i = end;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use affect::dataset::layout::{Subject, frame_windows_ahead, sequences};
 use affect::dataset::{DataRoot, Fold, Labels, SequenceSet, Split, Task, annotations};
+use affect::fusion::post::clip_va;
 use affect::metrics::{ConfusionMatrix, VaCcc, ZeroDivision, argmax, va_ccc};
 use affect::runtime::{FusionSpec, InputSpec, Model, Role, SessionConfig};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -251,7 +252,6 @@ pub fn predict(
         va: Vec::with_capacity(n),
         expr: Vec::with_capacity(n),
     };
-    let clip = |v: f32| if v.is_finite() { v.clamp(-1.0, 1.0) } else { v };
     let batch = batch.max(1);
     let lookahead = fusion_spec(model)?.lookahead;
     if mode == Mode::Chunk && lookahead > 0 {
@@ -268,8 +268,7 @@ pub fn predict(
                 let set = frame_windows_ahead(&s.features, i..end, t, lookahead);
                 let (va, expr) = run_windows(model, &set)?;
                 for k in 0..set.n {
-                    out.va
-                        .push([clip(va[[k, t - 1, 0]]), clip(va[[k, t - 1, 1]])]);
+                    out.va.push(clip_va([va[[k, t - 1, 0]], va[[k, t - 1, 1]]]));
                     out.expr.push(std::array::from_fn(|c| expr[[k, t - 1, c]]));
                 }
                 bar.inc((end - i) as u64);
@@ -300,8 +299,7 @@ pub fn predict(
                 let (va, expr) = run_windows(model, &sub)?;
                 for (k, o) in chunk.iter().enumerate() {
                     for step in 0..o.len {
-                        out.va
-                            .push([clip(va[[k, step, 0]]), clip(va[[k, step, 1]])]);
+                        out.va.push(clip_va([va[[k, step, 0]], va[[k, step, 1]]]));
                         out.expr.push(std::array::from_fn(|c| expr[[k, step, c]]));
                     }
                     bar.inc(o.len as u64);

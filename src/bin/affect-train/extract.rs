@@ -27,7 +27,7 @@ use std::process::Command;
 
 use affect::dataset::{DataRoot, FeatureFile, Split, Task};
 use affect::onnx::{Attr, Dim, GraphBuilder};
-use affect::runtime::FeatureModelRef;
+use affect::runtime::{FeatureModelRef, ModelContract};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// What avfuse's model reads as `visual` (`--visual-input`).
@@ -278,16 +278,13 @@ pub fn probe_model(
     g
 }
 
-/// `affect.output.dim` of a feature model file.
+/// `affect.output.dim` of a feature model file (from its contract) and its sha256.
 fn output_dim(path: &Path) -> Result<(usize, String), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let meta =
-        affect::onnx::read_metadata(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let dim = meta
-        .iter()
-        .find(|(k, _)| k == "affect.output.dim")
-        .and_then(|(_, v)| v.trim().parse().ok())
+    let contract = ModelContract::read_file(path).map_err(|e| e.to_string())?;
+    let dim = contract
+        .output_dim
         .ok_or_else(|| format!("{} declares no affect.output.dim", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok((dim, affect::weights::sha256_hex(&bytes)))
 }
 
