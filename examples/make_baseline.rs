@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Writes the default fusion model `fusion-baseline` (see `affect::fusion`), or re-runs
-//! the measurement behind its audio path.
+//! the measurement behind its vocal-arousal term (`affect::fusion::vocal`).
 //!
 //! ```sh
 //! cargo run --example make_baseline -- weights/fusion-baseline.onnx
@@ -66,12 +66,12 @@ fn write(out: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-const WINDOW: usize = 12512;
+const WINDOW: usize = 16000;
 const HOP: usize = 1280;
 
-/// One embedding per 12512-sample window every 1280 samples, one window per batch item
-/// (as featextract runs the model).
-fn embed(model: &mut Model, audio: &[f32]) -> Result<Vec<Vec<f32>>, String> {
+/// `voice-prosody` vectors every 80 ms over `audio` (one window per batch item, as
+/// featextract runs the model).
+fn prosody(model: &mut Model, audio: &[f32]) -> Result<Vec<Vec<f32>>, String> {
     let starts: Vec<usize> = (0..)
         .map(|k| k * HOP)
         .take_while(|s| s + WINDOW <= audio.len())
@@ -87,29 +87,24 @@ fn embed(model: &mut Model, audio: &[f32]) -> Result<Vec<Vec<f32>>, String> {
         let out = model
             .run_f32(&[("audio", x.view())])
             .map_err(|e| e.to_string())?;
-        let e = out.get("embeddings").ok_or("no `embeddings` output")?;
+        let e = out.get("features").ok_or("no `features` output")?;
         let v: Vec<f32> = e.iter().copied().collect();
         res.extend(v.chunks(vocal::AUDIO_DIM).map(<[f32]>::to_vec));
     }
     Ok(res)
 }
 
-fn stats(d: &[f32]) -> String {
-    let mut s = d.to_vec();
-    s.sort_by(f32::total_cmp);
-    let q = |p: f32| s[((s.len() - 1) as f32 * p) as usize];
-    format!(
-        "n {:3}  mean {:6.3}  p10 {:6.3}  p50 {:6.3}  p90 {:6.3}  max {:6.3}",
-        s.len(),
-        s.iter().sum::<f32>() / s.len() as f32,
-        q(0.1),
-        q(0.5),
-        q(0.9),
-        q(1.0)
-    )
+fn median(mut v: Vec<f32>) -> f32 {
+    if v.is_empty() {
+        return f32::NAN;
+    }
+    v.sort_by(f32::total_cmp);
+    v[v.len() / 2]
 }
 
-/// The measurement documented in `affect::fusion::vocal`.
+/// The measurement documented in `affect::fusion::vocal`: per voice and condition, the
+/// median cues over windows with voiced fraction > 0.3, clean, in noise at 10 dB SNR and
+/// at −20 dB, and the mean arousal the term gives over the speech frames.
 fn calibrate() -> Result<(), String> {
     let dir = affect::weights::weights_dir();
     let mut m = Model::load(
@@ -119,64 +114,76 @@ fn calibrate() -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     println!("ONNX Runtime {}", m.runtime().version());
-    let silence = embed(&mut m, &vec![0.0f32; 16000 * 3])?;
-    let reference: Vec<f32> = (0..vocal::AUDIO_DIM)
-        .map(|j| silence.iter().map(|e| e[j]).sum::<f32>() / silence.len() as f32)
-        .collect();
-    println!("silence embedding (SILENCE_EMBEDDING) = {reference:?}");
-    let stored = vocal::deviation(&reference);
-    println!("deviation of the measured silence from SILENCE_EMBEDDING: {stored:.2e}");
-    let spread = silence
-        .iter()
-        .map(|e| vocal::deviation(e))
-        .fold(0f32, f32::max);
-    println!("max deviation of silent windows from it: {spread:.2e}");
-
-    println!("\nnon-speech (d = RMS deviation from SILENCE_EMBEDDING):");
-    let white = affect::audio::synth::white_noise(16000 * 3, 1);
-    let pink = affect::audio::synth::pink_noise(16000 * 3, 2);
-    for (name, noise, levels) in [
-        ("white", &white, &[-80.0f32, -60.0, -40.0, -10.0][..]),
-        ("pink", &pink, &[-30.0f32, -10.0][..]),
-    ] {
-        for &db in levels {
-            let g = 10f32.powf(db / 20.0);
-            let n: Vec<f32> = noise.iter().map(|v| v * g).collect();
-            let d: Vec<f32> = embed(&mut m, &n)?
-                .iter()
-                .map(|e| vocal::deviation(e))
-                .collect();
-            println!("  {name:5} noise {db:5} dBFS: {}", stats(&d));
-        }
-    }
-
-    println!("\nespeak-ng speech, windows inside the utterance:");
     let cache = std::env::temp_dir().join("affect-calibrate");
     let texts = [
-        "The quick brown fox jumps over the lazy dog near the river bank.",
-        "Please call me back as soon as you get this message, it is important.",
+        "The weather report says it will rain again tomorrow afternoon, so bring a coat.",
+        "We finished the project on time and everyone went home early that evening.",
     ];
-    for (t, text) in texts.iter().enumerate() {
-        for speed in [100u32, 175, 300] {
-            let s = affect::audio::synth::espeak_speech(text, 16000, Some(speed), &cache)?;
-            let peak = s.iter().fold(0f32, |a, v| a.max(v.abs())).max(1e-9);
-            for peak_db in [-40.0f32, -26.0, -12.0, -1.0] {
-                let g = 10f32.powf(peak_db / 20.0) / peak;
-                let mut a = vec![0.0f32; 16000];
-                a.extend(s.iter().map(|v| v * g));
-                a.extend(vec![0.0f32; 16000]);
-                let d: Vec<f32> = embed(&mut m, &a)?
+    let conditions: [(&str, &[&str]); 3] = [
+        ("calm", &["-a", "60", "-p", "30", "-s", "130"]),
+        ("neutral", &[]),
+        ("excited", &["-a", "180", "-p", "75", "-s", "230"]),
+    ];
+    let names = [
+        ("f0_p50 Hz", vocal::F0_P50),
+        ("syll/s", vocal::SYLLABLE_RATE),
+        ("slope", vocal::SLOPE_MEAN),
+        ("loud p50", vocal::LOUDNESS_P50),
+    ];
+    for voice in ["en", "en+f3"] {
+        for (cond, opts) in conditions {
+            let mut all = vec!["-v", voice];
+            all.extend_from_slice(opts);
+            let mut clean = vec![0.0f32; WINDOW / 2];
+            for t in texts {
+                clean.extend(affect::audio::synth::espeak_voice(t, 16000, &all, &cache)?);
+                clean.extend(vec![0.0f32; WINDOW / 2]);
+            }
+            let white = affect::audio::synth::white_noise(clean.len(), 1);
+            let pink = affect::audio::synth::pink_noise(clean.len(), 2);
+            for (variant, x) in [
+                ("clean", clean.clone()),
+                (
+                    "white",
+                    affect::audio::synth::mix_at_snr(&clean, &white, 10.0),
+                ),
+                (
+                    "pink",
+                    affect::audio::synth::mix_at_snr(&clean, &pink, 10.0),
+                ),
+                ("-20dB", clean.iter().map(|v| v * 0.1).collect()),
+            ] {
+                let v = prosody(&mut m, &x)?;
+                let voiced: Vec<&Vec<f32>> = v
                     .iter()
-                    .enumerate()
-                    .filter(|(k, _)| k * HOP >= 16000 && k * HOP + WINDOW <= 16000 + s.len())
-                    .map(|(_, e)| vocal::deviation(e))
+                    .filter(|f| f[vocal::VOICED_FRACTION] > 0.3)
                     .collect();
-                let open = d.iter().filter(|&&v| vocal::gate(v) >= 1.0).count();
-                println!(
-                    "  sentence {t} {speed:3} wpm peak {peak_db:5} dBFS: {}  gate fully open {open}/{}",
-                    stats(&d),
-                    d.len()
+                let mut line = format!("{voice:6} {cond:8} {variant:6} n {:3}", voiced.len());
+                for (name, i) in names {
+                    line += &format!(
+                        "  {name} {:7.2}",
+                        median(voiced.iter().map(|f| f[i]).collect())
+                    );
+                }
+                let range = median(
+                    voiced
+                        .iter()
+                        .map(|f| (f[vocal::F0_P80].max(50.0) / f[vocal::F0_P20].max(50.0)).log2())
+                        .collect(),
                 );
+                let cues: Vec<vocal::FrameCues> =
+                    v.iter().map(|f| vocal::frame_cues(f, 1.0)).collect();
+                let frames: Vec<&[f32]> = v.iter().map(Vec::as_slice).collect();
+                let shifts =
+                    vocal::arousal_shifts(&frames, &vec![1.0; frames.len()], vocal::WINDOW);
+                let speech: Vec<f32> = shifts
+                    .iter()
+                    .zip(&cues)
+                    .filter(|(_, c)| c.gate >= 1.0)
+                    .map(|(s, _)| *s)
+                    .collect();
+                let mean = speech.iter().sum::<f32>() / speech.len().max(1) as f32;
+                println!("{line}  range {range:.3} oct  arousal over speech {mean:+.3}");
             }
         }
     }

@@ -244,7 +244,7 @@ fn extract_eval_and_pipeline_agree() {
     let (vref, aref) = affect::fusion::feature_refs(&affect::weights::weights_dir()).unwrap();
     let sample = FeatureFile::read(&root.feature_path("sample")).unwrap();
     assert_eq!(sample.frames(), 72, "one row per video frame");
-    assert_eq!((sample.visual_dim, sample.audio_dim), (8, 96));
+    assert_eq!((sample.visual_dim, sample.audio_dim), (8, 164));
     assert_eq!(sample.meta.visual_sha256, vref.sha256);
     assert_eq!(sample.meta.audio_sha256, aref.sha256);
     assert_eq!(sample.meta.source, "sample.mp4");
@@ -293,15 +293,17 @@ fn extract_eval_and_pipeline_agree() {
     let (mut p, mut t) = (Vec::new(), Vec::new());
     for s in &subjects {
         let f = &s.features;
-        for i in 0..s.frames() {
-            let (va, _) = affect::fusion::baseline_frame(
-                f.visual_row(i),
-                f.visual_mask[i],
-                f.audio_row(i),
-                f.audio_mask[i],
-            );
-            p.push(va);
-        }
+        // Each subject fits one window of the baseline: one causal pass gives every frame.
+        assert!(s.frames() <= affect::fusion::vocal::WINDOW);
+        let visual: Vec<&[f32]> = (0..s.frames()).map(|i| f.visual_row(i)).collect();
+        let audio: Vec<&[f32]> = (0..s.frames()).map(|i| f.audio_row(i)).collect();
+        let out = affect::fusion::baseline_window(
+            &visual,
+            &f.visual_mask[..s.frames()],
+            &audio,
+            &f.audio_mask[..s.frames()],
+        );
+        p.extend(out.into_iter().map(|(va, _)| va));
         let affect::dataset::Labels::Va(l) = &s.labels else {
             unreachable!()
         };
@@ -623,7 +625,7 @@ fn extract_features_mode_dumps_face_feature_vectors() {
     assert!(out.contains("extracted 1 feature file(s)"), "{out}");
     let f = FeatureFile::read(&data.join("features").join("clip.safetensors")).unwrap();
     // fer-mini-xception's feature output is 128-d.
-    assert_eq!((f.visual_dim, f.audio_dim), (128, 96));
+    assert_eq!((f.visual_dim, f.audio_dim), (128, 164));
     assert_eq!(f.meta.visual_input, "features");
     assert_eq!(f.frames(), 72);
     // Feature vectors, not probabilities: not a distribution over 8 classes.
@@ -669,9 +671,12 @@ fn extract_keeps_audio_on_every_frame_of_a_minute_of_media() {
     extract(&videos, &data, &registry);
     let f = FeatureFile::read(&data.join("features").join("minute.safetensors")).unwrap();
     assert_eq!(f.frames(), 1800);
-    // The first speech vector is centred 0.39 s into the audio; with avfuse's 0.2 s
-    // lookahead the first 6 frames are out of its reach.
-    let lost: Vec<usize> = (6..f.frames())
+    // The first voice-prosody vector is centred 0.5 s into the audio; with avfuse's 0.2 s
+    // lookahead, frames before 0.3 s of audio (the video's segment starts 67 ms after the
+    // audio's: the first 11 frames at 30 fps) are out of its reach.
+    // Likewise the last vector is centred 0.5 s before the audio ends and reaches 0.2 s
+    // further: the last 0.3 s (9 frames) are out of reach.
+    let lost: Vec<usize> = (11..f.frames() - 9)
         .filter(|&i| f.audio_mask[i] != 1.0)
         .collect();
     assert!(

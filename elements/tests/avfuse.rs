@@ -207,7 +207,7 @@ fn audio_masks_with_audio_span(
     let desc = format!(
         "{} ! avfuse name=f model={} ! fakesink name=out \
          audiotestsrc wave=pink-noise timestamp-offset={} samplesperbuffer=160 num-buffers={buffers} \
-         ! audio/x-raw,rate=16000,channels=1 ! featextract ! queue ! f.audio_sink",
+         ! audio/x-raw,rate=16000,channels=1 ! featextract model=oww-speech-embedding ! queue ! f.audio_sink",
         video_branch(&media),
         probe.display(),
         start_s * 1_000_000_000
@@ -666,7 +666,7 @@ fn fusion_feature_model_mismatch_is_an_error_naming_both() {
     common::run_pipeline(&desc, None).unwrap();
     // The same for the audio side: featextract with another audio model file.
     let other = dir.join("other-audio.onnx");
-    let mut bytes = std::fs::read(affect::weights::resolve_model("oww-speech-embedding")).unwrap();
+    let mut bytes = std::fs::read(affect::weights::resolve_model("voice-prosody")).unwrap();
     // Another file (another sha256) that still loads: an unknown protobuf field appended
     // (field 1000, varint 0), which parsers skip.
     bytes.extend_from_slice(&[0xc0, 0x3e, 0x00]);
@@ -678,7 +678,7 @@ fn fusion_feature_model_mismatch_is_an_error_naming_both() {
     );
     let err = common::run_pipeline(&desc, None).unwrap_err();
     assert!(
-        err.contains("oww-speech-embedding") && err.contains(&audio.sha256),
+        err.contains("voice-prosody") && err.contains(&audio.sha256),
         "{err}"
     );
 }
@@ -773,7 +773,7 @@ fn full_pipeline_ndjson(
          d. ! queue ! videoconvert ! facecrop ! queue ! featextract ! identity sleep-time={video_delay_us} ! queue \
          ! avfuse name=f model={} location={} ! fakesink name=out \
          d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 \
-         ! identity sleep-time={audio_delay_us} ! audiodenoise ! featextract ! queue ! f.audio_sink",
+         ! identity sleep-time={audio_delay_us} ! audiodenoise ! featextract model=oww-speech-embedding ! queue ! f.audio_sink",
         clip.display(),
         probe.display(),
         out.display()

@@ -72,7 +72,7 @@ fn dumped_rows_reproduce_the_ndjson_results() {
                 );
             }
         }
-        assert_eq!((f.visual_dim, f.audio_dim), (8, 96));
+        assert_eq!((f.visual_dim, f.audio_dim), (8, 164));
         assert_eq!(f.meta.track, id.to_string());
         assert_eq!(f.meta.visual_input, "probabilities");
         assert_eq!(f.meta.visual_model, vref.name);
@@ -101,12 +101,19 @@ fn dumped_rows_reproduce_the_ndjson_results() {
                 r.face.bbox.height
             ]
         );
-        let (va, _) = affect::fusion::baseline_frame(
-            f.visual_row(i),
-            f.visual_mask[i],
-            f.audio_row(i),
-            f.audio_mask[i],
-        );
+        // The window avfuse gave the model: the rows up to this one, at most T of them
+        // (rows before the track existed have masks 0 and add nothing).
+        let rows = i.saturating_sub(affect::fusion::vocal::WINDOW - 1)..=i;
+        let visual: Vec<&[f32]> = rows.clone().map(|j| f.visual_row(j)).collect();
+        let audio: Vec<&[f32]> = rows.clone().map(|j| f.audio_row(j)).collect();
+        let (va, _) = *affect::fusion::baseline_window(
+            &visual,
+            &f.visual_mask[rows.clone()],
+            &audio,
+            &f.audio_mask[rows],
+        )
+        .last()
+        .unwrap();
         assert!(
             (va[0] - r.face.valence).abs() <= 1e-5 && (va[1] - r.face.arousal).abs() <= 1e-5,
             "track {} pts {}: dumped row gives {va:?}, avfuse said ({}, {})",

@@ -549,7 +549,10 @@ fn audio_vectors_equal_direct_runs_on_the_same_windows() {
     let mut model = load("oww-speech-embedding", Role::AudioFeature);
     let mut runs = Vec::new();
     for bs in ["16", "1"] {
-        let mut h = harness(&[("batch-size", bs)], &audio_caps(16_000));
+        let mut h = harness(
+            &[("batch-size", bs), ("model", "oww-speech-embedding")],
+            &audio_caps(16_000),
+        );
         let bufs = push_audio(&mut h, &x, 16_000, &[1000, 4410, 333], 0);
         let bytes: usize = bufs.iter().map(|b| b.size()).sum();
         assert_eq!(bytes, x.len() * 4, "audio passes unchanged");
@@ -721,21 +724,21 @@ fn flush_and_discont_restart_the_windows() {
 
 #[test]
 fn audio_pipeline_with_defaults_and_messages() {
-    // 44.1 kHz stereo S16 from audiotestsrc: auto picks the speech embedding; 2 s gives
-    // (32000 − 12512) / 1280 + 1 = 16 windows, each with a `features` message.
+    // 44.1 kHz stereo S16 from audiotestsrc: auto picks voice-prosody; 2 s gives
+    // (32000 − 16000) / 1280 + 1 = 13 windows, each with a `features` message.
     let (frames, msgs, _) = run(
         "audiotestsrc wave=pink-noise num-buffers=20 samplesperbuffer=4410 ! audio/x-raw,format=S16LE,rate=44100,channels=2 ! featextract post-messages=true ! fakesink name=out",
     )
     .unwrap();
     let f: Vec<_> = frames.iter().flat_map(|s| s.features.clone()).collect();
-    assert_eq!(f.len(), 16);
+    assert_eq!(f.len(), 13);
     assert!(
         f.iter()
-            .all(|v| v.vector.len() == 96 && v.model == "oww-speech-embedding")
+            .all(|v| v.vector.len() == 164 && v.model == "voice-prosody")
     );
-    assert_eq!(msgs.len(), 16);
+    assert_eq!(msgs.len(), 13);
     assert_eq!(msgs[3].get::<u64>("timestamp").unwrap(), 240_000_000);
-    assert_eq!(msgs[3].get::<u64>("duration").unwrap(), 782_000_000);
+    assert_eq!(msgs[3].get::<u64>("duration").unwrap(), 1_000_000_000);
 }
 
 // ---------------------------------------------------------------- bad inputs
@@ -897,9 +900,13 @@ fn window_the_audio_model_cannot_take_fails_at_start_naming_the_property() {
             "{e}"
         );
     }
-    // With model=auto the model is chosen from the caps: the same message, then.
+    // With model=auto the model is chosen from the caps (voice-prosody, whose graph
+    // takes exactly 16000 samples): refused too, naming the property.
     let e = start_error("window=100", audio);
-    assert!(e.starts_with("property `window` is 100"), "{e}");
+    assert!(
+        e.contains("property `window` is 100") && e.contains("voice-prosody"),
+        "{e}"
+    );
     // The contract's own window, given explicitly, works.
     let (frames, _, _) = run(&format!(
         "{audio} ! featextract model=oww-speech-embedding window=12512 hop=1280 ! fakesink name=out"

@@ -195,8 +195,27 @@ pub fn espeak_speech(
     speed: Option<u32>,
     cache_dir: &Path,
 ) -> Result<Vec<f32>, String> {
+    let speed = speed.map(|s| s.to_string());
+    let opts: Vec<&str> = speed.iter().flat_map(|s| ["-s", s.as_str()]).collect();
+    espeak_voice(text, rate, &opts, cache_dir)
+}
+
+/// [`espeak_speech`] with any espeak-ng options `opts` (voice `-v`, amplitude `-a`,
+/// pitch `-p`, speed `-s`, …), cached under a name derived from the options and text.
+pub fn espeak_voice(
+    text: &str,
+    rate: u32,
+    opts: &[&str],
+    cache_dir: &Path,
+) -> Result<Vec<f32>, String> {
     std::fs::create_dir_all(cache_dir).map_err(|e| format!("{}: {e}", cache_dir.display()))?;
-    let key = crate::weights::sha256_hex(format!("{speed:?}:{text}").as_bytes());
+    // Options `-s N` alone keep the key the cache had when speed was the only option.
+    let key = match opts {
+        [] => format!("None:{text}"),
+        ["-s", n] => format!("Some({n}):{text}"),
+        _ => format!("{opts:?}:{text}"),
+    };
+    let key = crate::weights::sha256_hex(key.as_bytes());
     let out: PathBuf = cache_dir.join(format!("speech-{}-{rate}.wav", &key[..16]));
     if !out.exists() {
         // Concurrent writers (test threads, test binaries, benches) each render into
@@ -204,7 +223,7 @@ pub fn espeak_speech(
         // rename wins and the others use its file (the same text gives the same bytes).
         let raw = crate::dataset::temp_path_beside(&out);
         let tmp = crate::dataset::temp_path_beside(&out);
-        let made = render_speech(text, rate, speed, &raw, &tmp);
+        let made = render_speech(text, rate, opts, &raw, &tmp);
         let _ = std::fs::remove_file(&raw);
         if let Err(e) = made {
             let _ = std::fs::remove_file(&tmp);
@@ -231,19 +250,14 @@ pub fn espeak_speech(
 fn render_speech(
     text: &str,
     rate: u32,
-    speed: Option<u32>,
+    opts: &[&str],
     raw: &Path,
     out: &Path,
 ) -> Result<(), String> {
     let st = Command::new("espeak-ng")
         .arg("-w")
         .arg(raw)
-        .args(
-            speed
-                .map(|s| ["-s".to_owned(), s.to_string()])
-                .into_iter()
-                .flatten(),
-        )
+        .args(opts)
         .arg(text)
         .status()
         .map_err(|e| {

@@ -22,7 +22,7 @@ pub const AUTO: &str = "auto";
 /// Bundled default face-feature model (`model=auto` on video).
 pub const DEFAULT_FACE_MODEL: &str = "fer-mini-xception";
 /// Bundled default audio-feature model (`model=auto` on audio).
-pub const DEFAULT_AUDIO_MODEL: &str = "oww-speech-embedding";
+pub const DEFAULT_AUDIO_MODEL: &str = "voice-prosody";
 /// Default items per model run when the graph's batch axis is dynamic.
 pub const DEFAULT_BATCH_SIZE: usize = 16;
 

@@ -6,8 +6,8 @@
 //! the model that `avfuse` loads by default is this baseline; trained models from
 //! `affect-train` replace it.
 //!
-//! Per frame (`T` may be anything, the baseline has no memory; its contract says
-//! `affect.fusion.window = 1`):
+//! Per frame (`T` may be anything; `affect.fusion.window` = [`vocal::WINDOW`], the history
+//! of the running speaker reference; frame `t` reads frames `0..=t` only):
 //!
 //! - **Visual**: `visual` holds 8 expression probabilities in Aff-Wild2 order
 //!   ([`crate::EXPRESSIONS`]: Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise,
@@ -20,10 +20,13 @@
 //!   `expr = log(p + 1e-6)`, with the `Other` logit fixed at [`OTHER_LOGIT`] (whatever
 //!   probability `Other` has: the face model has no such class).
 //!   Valence/arousal = `Σ p_k · c_k` with the circumplex coordinates [`CIRCUMPLEX`].
-//! - **Audio** ([`vocal`]): `arousal += 0.1 · audio_mask · speech_gate(audio)`, a speech
-//!   presence term; the 96-d speech embedding carries no measurable arousal cue (see
-//!   [`vocal`] for the measurement), so this is an honest small prior, not a vocal-arousal
-//!   estimate.
+//! - **Audio** ([`vocal`]): `audio` holds the 164 `voice-prosody` features of the frame's
+//!   audio window. `arousal += g · clip(Σ cues)`: F0 level against a register reference
+//!   refined by the speaker's running level, F0 range, speaking rate, vocal effort
+//!   (energy above vs below 1 kHz, spectral slope) and loudness changes against the
+//!   stream's running level — cues independent of the microphone gain — gated by voice
+//!   activity (`affect.fusion.audio-mask = speech`) and voicing. Valence is untouched; a
+//!   face without a visual vector still gets the voice's arousal.
 //! - `va` is clipped to [-1, 1]; every output is finite for any finite or non-finite input.
 //!
 //! # Circumplex coordinates (source)
@@ -57,12 +60,12 @@ use crate::weights::Manifest;
 pub const BASELINE_NAME: &str = "fusion-baseline";
 /// Visual input dimension: the 8 Aff-Wild2 expression probabilities.
 pub const VISUAL_DIM: usize = 8;
-/// Audio input dimension: the 96-d speech embedding of `oww-speech-embedding`.
+/// Audio input dimension: the 164 features of `voice-prosody`.
 pub const AUDIO_DIM: usize = vocal::AUDIO_DIM;
 /// The face model whose probabilities the baseline reads (its MANIFEST file).
 pub const VISUAL_MODEL_FILE: &str = "fer-mini-xception.onnx";
 /// The audio model whose embeddings the baseline reads (its MANIFEST file).
-pub const AUDIO_MODEL_FILE: &str = "oww-speech-embedding.onnx";
+pub const AUDIO_MODEL_FILE: &str = "voice-prosody.onnx";
 /// For each FER class (Anger, Disgust, Fear, Happiness, Sadness, Surprise, Neutral), its
 /// index in [`crate::EXPRESSIONS`]; equals the face model's `affect.output.affwild2-map`.
 /// The graph no longer uses it (`featextract` reorders); `make_baseline` checks that the
@@ -118,7 +121,7 @@ pub enum FusionError {
 }
 
 /// The feature models the baseline reads, with their sha256 from `MANIFEST.toml` in
-/// `weights_dir`: (visual = fer-mini-xception, audio = oww-speech-embedding).
+/// `weights_dir`: (visual = fer-mini-xception, audio = voice-prosody).
 pub fn feature_refs(weights_dir: &Path) -> Result<(FeatureModelRef, FeatureModelRef), FusionError> {
     let manifest = Manifest::load(weights_dir).map_err(FusionError::Manifest)?;
     let find = |file: &str| {
@@ -135,15 +138,10 @@ pub fn feature_refs(weights_dir: &Path) -> Result<(FeatureModelRef, FeatureModel
     Ok((find(VISUAL_MODEL_FILE)?, find(AUDIO_MODEL_FILE)?))
 }
 
-/// Per-frame reference of the graph in plain Rust (same math, f32): `visual` 8
-/// probabilities in [`crate::EXPRESSIONS`] order, `audio` a 96-d embedding, masks in \[0, 1\]. Returns (`va`, `expr` logits).
-/// Used by the tests; also usable where ONNX Runtime is not.
-pub fn baseline_frame(
-    visual: &[f32],
-    visual_mask: f32,
-    audio: &[f32],
-    audio_mask: f32,
-) -> ([f32; 2], [f32; 8]) {
+/// The visual part of one frame in plain Rust (same math as the graph, f32): `visual` 8
+/// probabilities in [`crate::EXPRESSIONS`] order, `visual_mask` in \[0, 1\]. Returns
+/// (`va` before the voice, `expr` logits).
+pub fn visual_frame(visual: &[f32], visual_mask: f32) -> ([f32; 2], [f32; 8]) {
     let clean = |v: f32| if v.is_nan() { 0.0 } else { v };
     let mut p = [0.0f32; VISUAL_DIM];
     for (d, s) in p.iter_mut().zip(visual) {
@@ -165,8 +163,40 @@ pub fn baseline_frame(
         expr[k] = (p8[k] + LOG_EPS).ln();
     }
     expr[OTHER] = OTHER_LOGIT;
-    va[1] += vocal::arousal_shift(audio, clean(audio_mask).clamp(0.0, 1.0));
-    (va.map(|v| v.clamp(-1.0, 1.0)), expr)
+    (va, expr)
+}
+
+/// Reference of the whole graph in plain Rust for one window (oldest frame first):
+/// per frame `visual` (8 probabilities), `visual_mask`, `audio` (a `voice-prosody`
+/// vector) and `audio_mask`. Returns (`va`, `expr`) per frame; frame `t` reads frames
+/// `0..=t` only. Used by the tests; also usable where ONNX Runtime is not.
+pub fn baseline_window(
+    visual: &[&[f32]],
+    visual_mask: &[f32],
+    audio: &[&[f32]],
+    audio_mask: &[f32],
+) -> Vec<([f32; 2], [f32; 8])> {
+    let voice = vocal::arousal_shifts(audio, audio_mask, vocal::WINDOW);
+    visual
+        .iter()
+        .zip(visual_mask)
+        .zip(voice)
+        .map(|((v, &m), shift)| {
+            let (mut va, expr) = visual_frame(v, m);
+            va[1] += shift;
+            (va.map(|v| v.clamp(-1.0, 1.0)), expr)
+        })
+        .collect()
+}
+
+/// Adds nodes computing `out = clip(x with NaN → 0, lo, hi)` (`lo`, `hi` and a constant
+/// `zero` must exist in `g`).
+pub(crate) fn clean_node(g: &mut GraphBuilder, x: &str, lo: &str, hi: &str, out: &str) {
+    let isnan = format!("{out}_isnan");
+    let nonan = format!("{out}_nonan");
+    g.node("IsNaN", &[x], &[&isnan], &[])
+        .node("Where", &[&isnan, "zero", x], &[&nonan], &[])
+        .node("Clip", &[&nonan, lo, hi], &[out], &[]);
 }
 
 /// Builds the `fusion-baseline` graph with its contract metadata. `visual_model` and
@@ -192,14 +222,7 @@ pub fn build_baseline(
     g.constant("one", &[], &[1.0]);
     g.constant_i64("last_axis", &[1], &[-1]);
 
-    // NaN → 0, then clip to [lo, hi].
-    let clean = |g: &mut GraphBuilder, x: &str, lo: &str, hi: &str, out: &str| {
-        let isnan = format!("{out}_isnan");
-        let nonan = format!("{out}_nonan");
-        g.node("IsNaN", &[x], &[&isnan], &[])
-            .node("Where", &[&isnan, "zero", x], &[&nonan], &[])
-            .node("Clip", &[&nonan, lo, hi], &[out], &[]);
-    };
+    let clean = clean_node;
 
     // --- visual: cleaned, renormalised, masked probabilities (Aff-Wild2 order) ---
     clean(&mut g, "visual", "zero", "one", "p_clip");
@@ -248,46 +271,16 @@ pub fn build_baseline(
     g.constant("circumplex", &[8, 2], &circ);
     g.node("MatMul", &["p8", "circumplex"], &["va_visual"], &[]);
 
-    // --- audio: arousal += weight · audio_mask · speech_gate(audio) ---
-    g.constant("audio_limit_lo", &[], &[-vocal::INPUT_LIMIT]);
-    g.constant("audio_limit_hi", &[], &[vocal::INPUT_LIMIT]);
-    clean(
-        &mut g,
-        "audio",
-        "audio_limit_lo",
-        "audio_limit_hi",
-        "a_clip",
-    );
-    g.constant(
-        "silence_ref",
-        &[AUDIO_DIM as i64],
-        &vocal::SILENCE_EMBEDDING,
-    );
-    g.constant("inv_dim", &[], &[1.0 / AUDIO_DIM as f32]);
-    g.node("Sub", &["a_clip", "silence_ref"], &["a_dev"], &[])
-        .node("Mul", &["a_dev", "a_dev"], &["a_dev2"], &[])
-        .node(
-            "ReduceSum",
-            &["a_dev2", "last_axis"],
-            &["a_ss"],
-            &[("keepdims", Attr::Int(1))],
-        )
-        .node("Mul", &["a_ss", "inv_dim"], &["a_ms"], &[])
-        .node("Sqrt", &["a_ms"], &["a_rms"], &[]);
-    g.constant("gate_lo", &[], &[vocal::GATE_LO]);
-    g.constant(
-        "gate_inv_width",
+    // --- audio: arousal += gate · clip(Σ cues) (see `vocal`) ---
+    vocal::graph(&mut g);
+    g.node(
+        "Unsqueeze",
+        &["voice_shift", "last_axis"],
+        &["voice_3d"],
         &[],
-        &[1.0 / (vocal::GATE_HI - vocal::GATE_LO)],
     );
-    g.node("Sub", &["a_rms", "gate_lo"], &["gate_off"], &[])
-        .node("Mul", &["gate_off", "gate_inv_width"], &["gate_lin"], &[])
-        .node("Clip", &["gate_lin", "zero", "one"], &["gate"], &[]);
-    clean(&mut g, "audio_mask", "zero", "one", "am_clip");
-    g.node("Unsqueeze", &["am_clip", "last_axis"], &["am_3d"], &[])
-        .node("Mul", &["gate", "am_3d"], &["speech"], &[]);
-    g.constant("audio_weight", &[2], &[0.0, vocal::AROUSAL_WEIGHT]);
-    g.node("Mul", &["speech", "audio_weight"], &["va_audio"], &[]);
+    g.constant("arousal_only", &[2], &[0.0, 1.0]);
+    g.node("Mul", &["voice_3d", "arousal_only"], &["va_audio"], &[]);
 
     g.constant("va_lo", &[], &[-1.0]);
     g.node("Add", &["va_visual", "va_audio"], &["va_sum"], &[])
@@ -297,7 +290,8 @@ pub fn build_baseline(
     g.meta("affect.contract", "1")
         .meta("affect.role", "fusion")
         .meta("affect.name", BASELINE_NAME)
-        .meta("affect.fusion.window", "1")
+        .meta("affect.fusion.window", vocal::WINDOW.to_string())
+        .meta("affect.fusion.audio-mask", "speech")
         .meta("affect.fusion.visual-dim", VISUAL_DIM.to_string())
         .meta("affect.fusion.audio-dim", AUDIO_DIM.to_string())
         .meta("affect.fusion.visual-input", "probabilities")
@@ -311,9 +305,8 @@ pub fn build_baseline(
         .meta(
             "affect.source",
             format!(
-                "gst-affect {} src/fusion/ (generated by examples/make_baseline.rs): not a learned model; Aff-Wild2-ordered expression probabilities, VA from Russell (1980) circumplex angles, +{} arousal while speech is present",
+                "gst-affect {} src/fusion/ (generated by examples/make_baseline.rs): not a learned model; Aff-Wild2-ordered expression probabilities, VA from Russell (1980) circumplex angles, arousal from voice prosody (F0 level and range, speaking rate, vocal effort, loudness changes) while speech is present",
                 env!("CARGO_PKG_VERSION"),
-                vocal::AROUSAL_WEIGHT
             ),
         );
     g
@@ -351,19 +344,26 @@ mod tests {
 
     #[test]
     fn reference_frame_numbers() {
-        let silence = vocal::SILENCE_EMBEDDING;
+        let silence = vec![0.0f32; AUDIO_DIM];
         let mut happy = [0.0; 8];
         happy[4] = 1.0;
-        let (va, expr) = baseline_frame(&happy, 1.0, &silence, 1.0);
+        let one =
+            |p: &[f32], vm: f32, a: &[f32], am: f32| baseline_window(&[p], &[vm], &[a], &[am])[0];
+        let (va, expr) = one(&happy, 1.0, &silence, 1.0);
         assert_eq!(va, CIRCUMPLEX[4]);
         assert!((expr[4] - (1.0f32 + LOG_EPS).ln()).abs() < 1e-6);
         assert_eq!(expr[7], OTHER_LOGIT);
         // Masked: neutral.
-        let (va, expr) = baseline_frame(&happy, 0.0, &silence, 0.0);
+        let (va, expr) = one(&happy, 0.0, &silence, 0.0);
         assert_eq!(va, [0.0, 0.0]);
         assert!(expr[0] > expr[4]);
         // Garbage stays finite.
-        let (va, expr) = baseline_frame(&[f32::NAN; 8], f32::NAN, &[f32::INFINITY; 96], f32::NAN);
+        let (va, expr) = one(
+            &[f32::NAN; 8],
+            f32::NAN,
+            &[f32::INFINITY; AUDIO_DIM],
+            f32::NAN,
+        );
         assert!(va.iter().chain(&expr).all(|v| v.is_finite()));
     }
 }

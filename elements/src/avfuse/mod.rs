@@ -35,7 +35,7 @@ glib::wrapper! {
  *    dropped). The visual vector is the `FeatureMeta`'s `probabilities` when the fusion
  *    model says `affect.fusion.visual-input = probabilities`, else its `vector`; a face
  *    with no or an invalid `FeatureMeta` gets visual mask 0 (the model decides what that
- *    means: the baseline says Neutral, VA (0, 0) plus its speech term).
+ *    means: the baseline says Neutral, valence 0, arousal from the voice alone).
  * 3. The fusion model runs once per frame on all faces (`[B, T, ·]`); the newest step's
  *    `va` and `softmax(expr)` are the face's result, optionally smoothed per track
  *    (`smoothing`).
@@ -84,13 +84,15 @@ glib::wrapper! {
  * `affect-train extract` trains on, so training and inference see the same numbers.
  *
  * The default model `fusion-baseline` is a documented **baseline, not a learned model**:
- * a circumplex mapping of the face model's expression probabilities plus a small
- * speech-presence arousal term (see `affect::fusion`).
+ * a circumplex mapping of the face model's expression probabilities plus a vocal-arousal
+ * term from the `voice-prosody` features (pitch against a speaker reference, speaking
+ * rate, vocal effort, loudness changes), counted only while `audiodenoise`'s voice
+ * activity detector hears speech (see `affect::fusion::vocal`).
  *
  * ```bash
  * gst-launch-1.0 filesrc location=talk.mp4 ! decodebin name=d \
  *   d. ! queue ! videoconvert ! facecrop ! featextract ! queue ! avfuse name=f location=affect.ndjson ! fakesink \
- *   d. ! queue ! audioconvert ! audioresample ! featextract ! queue ! f.audio_sink
+ *   d. ! queue ! audioconvert ! audioresample ! audiodenoise ! featextract ! queue ! f.audio_sink
  * gst-launch-1.0 videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360 ! facecrop ! featextract ! avfuse ! fakesink
  * ```
  */

@@ -38,9 +38,10 @@ glib::wrapper! {
  *   pushed before EOS. Flushes, new segments and discontinuities restart the windows.
  *
  * Media passes through unchanged. `model=auto` (the default) picks the bundled
- * `fer-mini-xception` (MIT) on video and `oww-speech-embedding` on audio (CC BY-NC-SA
- * 4.0: **non-commercial**; `model=voice-prosody`, MPL-2.0, is the permissive audio model
- * with named loudness and pitch features); any other model is a
+ * `fer-mini-xception` (MIT) on video and `voice-prosody` (MPL-2.0: 164 named loudness,
+ * pitch, speaking-rate and spectral features per 1 s window every 80 ms) on audio;
+ * `model=oww-speech-embedding` is the openWakeWord speech embedding (CC BY-NC-SA 4.0:
+ * **non-commercial**); any other model is a
  * path or a bundled name and must carry a `face-feature` or `audio-feature` contract
  * (`weights/CONTRACT.md`). Class probabilities are attached when the contract declares
  * `affect.output.labels`; with `affect.output.affwild2-map` they are reordered to the 8

@@ -11,7 +11,7 @@ impl ObjectImpl for FeatExtract {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut v = ModelSettings::properties_with(
                 AUTO,
-                "ONNX feature model: auto = fer-mini-xception (MIT) on video, oww-speech-embedding on audio (CC BY-NC-SA 4.0: non-commercial use only); voice-prosody (MPL-2.0) is the permissive audio model; or a path, or the name of a bundled model in the weights folder (AFFECT_WEIGHTS_DIR)",
+                "ONNX feature model: auto = fer-mini-xception (MIT) on video, voice-prosody (MPL-2.0) on audio; oww-speech-embedding is offered on audio (CC BY-NC-SA 4.0: non-commercial use only); or a path, or the name of a bundled model in the weights folder (AFFECT_WEIGHTS_DIR)",
             );
             v.extend([
                 glib::ParamSpecUInt::builder("batch-size")
