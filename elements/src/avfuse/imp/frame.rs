@@ -144,7 +144,7 @@ impl AvFuse {
                 }
             }
         }
-        let audio_vec = audio.as_ref().and_then(|a| a.as_option());
+        let audio_vec = audio.as_ref().and_then(|a| a.as_input());
         let entries: Vec<(u64, Option<&[f32]>)> =
             faces.iter().map(|(id, _, v)| (*id, v.as_deref())).collect();
         let dropped = state
