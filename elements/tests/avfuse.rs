@@ -4,7 +4,8 @@
 //! 2 s) / early-ending audio (audio mask through a probe fusion model), live with a
 //! blocked audio branch (each frame out exactly at its running time + the reported
 //! latency, on a test clock; a real live pipeline ends with every frame), EOS, flushing
-//! seek, feature-model mismatch, CSV and smoothing.
+//! seek, feature-model mismatch, CSV and smoothing, and the audio mask gated by voice
+//! activity (`affect.fusion.audio-mask = speech`) on espeak-ng speech between silences.
 
 mod common;
 
@@ -22,11 +23,17 @@ use gstaffect::meta::{AffectMessage, affect_meta_faces};
 /// mask of the newest frame; `expr` = the visual probabilities. Window `t`, no declared
 /// feature models (the model check is skipped).
 fn probe_model(dir: &Path, t: usize) -> PathBuf {
+    mask_probe(dir, t, 96, None)
+}
+
+/// [`probe_model`] for `audio_dim`-d audio features, declaring
+/// `affect.fusion.audio-mask = audio_mask` when given.
+fn mask_probe(dir: &Path, t: usize, audio_dim: i64, audio_mask: Option<&str>) -> PathBuf {
     let mut g = GraphBuilder::new("mask-probe");
     let bt = |d: i64| [Dim::from("batch"), Dim::from("time"), Dim::Fixed(d)];
     let bt2 = [Dim::from("batch"), Dim::from("time")];
     g.input("visual", &bt(8))
-        .input("audio", &bt(96))
+        .input("audio", &bt(audio_dim))
         .input("visual_mask", &bt2)
         .input("audio_mask", &bt2)
         .output("va", &bt(2))
@@ -46,11 +53,17 @@ fn probe_model(dir: &Path, t: usize) -> PathBuf {
         .meta("affect.name", "mask-probe")
         .meta("affect.fusion.window", t.to_string())
         .meta("affect.fusion.visual-dim", "8")
-        .meta("affect.fusion.audio-dim", "96")
+        .meta("affect.fusion.audio-dim", audio_dim.to_string())
         .meta("affect.fusion.visual-input", "probabilities")
         .meta("affect.output.names", "va,expr")
         .meta("affect.output.labels", EXPRESSIONS.join(","));
-    let p = dir.join(format!("mask-probe-{t}.onnx"));
+    if let Some(m) = audio_mask {
+        g.meta("affect.fusion.audio-mask", m);
+    }
+    let p = dir.join(format!(
+        "mask-probe-{t}-{audio_dim}-{}.onnx",
+        audio_mask.unwrap_or("default")
+    ));
     g.write(&p).unwrap();
     p
 }
@@ -1054,4 +1067,156 @@ fn a_full_disk_leaves_only_whole_lines_in_the_ndjson() {
     for l in text.lines() {
         AffectRecord::from_json_line(l).unwrap_or_else(|e| panic!("{e}: {l}"));
     }
+}
+
+/// Silence before and after the espeak-ng speech of [`speech_between_silences`] (s).
+const LEAD_S: f64 = 2.0;
+const TRAIL_S: f64 = 2.5;
+
+/// espeak-ng speech with `LEAD_S` s of digital silence before it and `TRAIL_S` s after
+/// (22050 Hz mono WAV); returns the file and the speech's end (s).
+fn speech_between_silences(dir: &Path) -> (PathBuf, f64) {
+    let speech = dir.join("speech.wav");
+    let st = std::process::Command::new("espeak-ng")
+        .args(["-w"])
+        .arg(&speech)
+        .arg("Hello there. How are you doing today? I am fine, thank you very much.")
+        .status()
+        .expect("espeak-ng runs (make setup installs it)");
+    assert!(st.success());
+    let wav = affect::audio::synth::parse_wav(&std::fs::read(&speech).unwrap()).unwrap();
+    let speech_s = wav.samples.len() as f64 / f64::from(wav.rate);
+    let padded = dir.join("padded.wav");
+    let st = std::process::Command::new("sox")
+        .arg(&speech)
+        .arg(&padded)
+        .args(["pad", &LEAD_S.to_string(), &TRAIL_S.to_string()])
+        .status()
+        .expect("sox runs (make setup installs it)");
+    assert!(st.success());
+    (padded, LEAD_S + speech_s)
+}
+
+/// A still face at 10 fps for `seconds` (single_face.jpg frozen), its faces and features.
+fn still_face_branch(seconds: f64) -> String {
+    format!(
+        "filesrc location={} ! jpegdec ! imagefreeze num-buffers={} ! video/x-raw,framerate=10/1 \
+         ! videoconvert ! facecrop ! featextract ! queue",
+        common::media("single_face.jpg").display(),
+        (seconds * 10.0).round() as u64
+    )
+}
+
+/// The padded speech through `audio` (elements between `audioresample` and
+/// `featextract model=voice-prosody`) into avfuse with a mask probe declaring
+/// `audio_mask`; the pipeline, ending in `fakesink name=out`, and the speech's end (s).
+fn gated_pipeline(tag: &str, audio: &str, audio_mask: Option<&str>) -> (String, f64) {
+    let dir = common::scratch(tag);
+    let probe = mask_probe(&dir, 1, 164, audio_mask);
+    let (wav, speech_end) = speech_between_silences(&dir);
+    let desc = format!(
+        "{} ! avfuse name=f model={} ! fakesink name=out \
+         filesrc location={} ! wavparse ! audioconvert ! audioresample {audio} \
+         ! featextract model=voice-prosody ! queue ! f.audio_sink",
+        still_face_branch(speech_end + TRAIL_S),
+        probe.display(),
+        wav.display()
+    );
+    (desc, speech_end)
+}
+
+/// The audio mask (probe valence) of every face in frames whose pts lies in each of
+/// `spans` (s, half-open).
+fn masks_in(
+    out: &[(u64, Vec<affect::results::FaceAffect>)],
+    spans: &[(f64, f64)],
+) -> Vec<Vec<f32>> {
+    spans
+        .iter()
+        .map(|&(lo, hi)| {
+            out.iter()
+                .filter(|(pts, _)| (lo..hi).contains(&(*pts as f64 / 1e9)))
+                .flat_map(|(_, f)| f.iter().map(|f| f.valence))
+                .collect()
+        })
+        .collect()
+}
+
+/// `affect.fusion.audio-mask = speech`: the audio mask follows the voice activity of
+/// `audiodenoise` — high on frames whose 1 s prosody window lies in the speech, near
+/// 0 in the silences around it — while a `present` model (the default) sees mask 1
+/// wherever audio features exist, speech or not.
+#[test]
+fn a_speech_gated_model_sees_the_audio_mask_follow_voice_activity() {
+    let denoise = "! audio/x-raw,format=F32LE,rate=48000 ! audiodenoise vad=silero";
+    let (desc, end) = gated_pipeline("avfuse-gate-speech", denoise, Some("speech"));
+    let out = run_with_meta(&desc);
+    assert!(
+        out.len() as f64 >= (end + TRAIL_S) * 10.0 - 2.0,
+        "{} frames",
+        out.len()
+    );
+    // Vector windows are 1 s, centred on their time: frames 0.5 s into the speech see
+    // only speech; frames more than 0.5 s (+ one 80 ms hop) from it see only silence.
+    let spans = [
+        (0.3, LEAD_S - 0.6),
+        (LEAD_S + 0.5, end - 0.5),
+        (end + 0.6, end + TRAIL_S - 0.3),
+    ];
+    let masks = masks_in(&out, &spans);
+    let [before, during, after] = &masks[..] else {
+        unreachable!()
+    };
+    assert!(before.len() >= 10 && during.len() >= 10 && after.len() >= 10);
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    assert!(before.iter().all(|m| *m < 0.05), "{before:?}");
+    assert!(after.iter().all(|m| *m < 0.05), "{after:?}");
+    // Speech windows also hold espeak-ng's pauses between sentences: 0.66 .. 0.97 here.
+    assert!(mean(during) > 0.7, "{during:?}");
+    assert!(during.iter().all(|m| *m > 0.5), "{during:?}");
+    // Never outside [0, 1], and values in between at the speech's edges.
+    let all: Vec<f32> = out
+        .iter()
+        .flat_map(|(_, f)| f.iter().map(|f| f.valence))
+        .collect();
+    assert!(all.iter().all(|m| (0.0..=1.0).contains(m)), "{all:?}");
+    assert!(all.iter().any(|m| (0.2..0.8).contains(m)), "{all:?}");
+
+    // The same audio, a model without the key: mask 1 wherever a vector is in reach.
+    let (desc, end) = gated_pipeline("avfuse-gate-present", denoise, None);
+    let out = run_with_meta(&desc);
+    let masks = masks_in(&out, &[(0.4, end + TRAIL_S - 0.6)]);
+    assert!(masks[0].len() >= 50, "{}", masks[0].len());
+    assert!(masks[0].iter().all(|m| *m == 1.0), "{:?}", masks[0]);
+}
+
+/// A speech-gated model on an audio branch without `audiodenoise`: one warning that
+/// says where to put it, and the audio used ungated (mask 1).
+#[test]
+fn a_speech_gated_model_without_voice_activity_warns_once_and_stays_ungated() {
+    let (desc, _) = gated_pipeline("avfuse-gate-no-vad", "", Some("speech"));
+    let run = run_collecting(&desc);
+    assert_eq!(run.outcome, Ok(()));
+    let masks = run.audio_masks();
+    assert!(masks.len() >= 50, "{}", masks.len());
+    // Frames before the first vector is in reach (and after the last) are masked;
+    // every other frame has mask 1.
+    assert!(masks.iter().all(|m| *m == 0.0 || *m == 1.0), "{masks:?}");
+    let ones = masks.iter().filter(|m| **m == 1.0).count();
+    assert!(
+        ones + 10 >= masks.len(),
+        "{ones} of {}: {masks:?}",
+        masks.len()
+    );
+    let vad: Vec<_> = run
+        .warnings
+        .iter()
+        .filter(|w| w.contains("voice-activity"))
+        .collect();
+    assert_eq!(vad.len(), 1, "{:?}", run.warnings);
+    assert!(
+        vad[0].contains("audiodenoise before featextract"),
+        "{}",
+        vad[0]
+    );
 }

@@ -150,11 +150,11 @@ mod tests {
         })
         .unwrap();
         // Frame 0: no track. Frame 1: track 7 appears. Frame 2: track 7 again.
-        tracks.push_frame(&[], Some(&[0.5])).unwrap();
+        tracks.push_frame(&[], Some((&[0.5][..], 1.0))).unwrap();
         dump.record(&tracks, &[], Some(0));
         for (k, pts) in [(1.0f32, 40), (2.0, 80)] {
             tracks
-                .push_frame(&[(7, Some(&[k, -k][..]))], Some(&[k * 10.0]))
+                .push_frame(&[(7, Some(&[k, -k][..]))], Some((&[k * 10.0][..], 1.0)))
                 .unwrap();
             dump.record(&tracks, &[(7, [1.0, 2.0, 3.0, 4.0])], Some(pts));
         }

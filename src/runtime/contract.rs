@@ -152,6 +152,42 @@ pub struct FusionSpec {
     pub visual_model: Option<FeatureModelRef>,
     /// The audio-feature model it was trained on, when declared.
     pub audio_model: Option<FeatureModelRef>,
+    /// What its `audio_mask` means, `affect.fusion.audio-mask` (`present` when absent).
+    pub audio_mask: AudioMaskKind,
+}
+
+/// What a fusion model's `audio_mask` input holds, `affect.fusion.audio-mask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AudioMaskKind {
+    /// `present` (the default): 1 where an aligned audio vector exists, 0 where none does.
+    #[default]
+    Present,
+    /// `speech`: the `present` mask times the vector's speech weight, the mean voice
+    /// activity probability over the audio the vector was computed on (so only speech
+    /// reaches the model; music, tones and noise get a mask near 0).
+    Speech,
+}
+
+impl AudioMaskKind {
+    /// The key's value for this kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioMaskKind::Present => "present",
+            AudioMaskKind::Speech => "speech",
+        }
+    }
+}
+
+impl FromStr for AudioMaskKind {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "present" => Ok(AudioMaskKind::Present),
+            "speech" => Ok(AudioMaskKind::Speech),
+            _ => Err(()),
+        }
+    }
 }
 
 /// The input side of a contract, by role.
@@ -481,6 +517,13 @@ impl ModelContract {
                     k
                 }
             };
+            let audio_mask = match p.0.get("affect.fusion.audio-mask") {
+                None => AudioMaskKind::Present,
+                Some(_) => p.parse(
+                    "affect.fusion.audio-mask",
+                    "`present` (audio mask 1 where audio features exist) or `speech` (gated by voice activity)",
+                )?,
+            };
             InputSpec::Fusion(FusionSpec {
                 window,
                 lookahead,
@@ -488,6 +531,7 @@ impl ModelContract {
                 audio_dim: p.positive("affect.fusion.audio-dim")?,
                 visual_model: model_ref("visual")?,
                 audio_model: model_ref("audio")?,
+                audio_mask,
             })
         } else {
             let sample_rate: u32 = p.parse("affect.input.sample-rate", "a rate in Hz")?;
@@ -915,6 +959,67 @@ mod tests {
         c.check_graph(&ins, &outs).unwrap();
         let err = c.check_graph(&ins[..3], &outs).unwrap_err();
         assert!(err.to_string().contains("audio_mask"), "{err}");
+    }
+
+    fn fusion_props(audio_mask: Option<&str>) -> BTreeMap<String, String> {
+        let mut f = props(&[
+            ("affect.contract", "1"),
+            ("affect.role", "fusion"),
+            ("affect.name", "gated"),
+            ("affect.fusion.window", "4"),
+            ("affect.fusion.visual-dim", "8"),
+            ("affect.fusion.audio-dim", "164"),
+            ("affect.output.names", "va,expr"),
+        ]);
+        if let Some(v) = audio_mask {
+            f.insert("affect.fusion.audio-mask".into(), v.into());
+        }
+        f
+    }
+
+    fn audio_mask_of(f: &BTreeMap<String, String>) -> Result<AudioMaskKind, ContractError> {
+        match ModelContract::from_props(f)?.input {
+            InputSpec::Fusion(spec) => Ok(spec.audio_mask),
+            other => panic!("not a fusion input: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fusion_audio_mask_is_present_by_default_or_speech() {
+        assert_eq!(
+            audio_mask_of(&fusion_props(None)),
+            Ok(AudioMaskKind::Present)
+        );
+        assert_eq!(
+            audio_mask_of(&fusion_props(Some("present"))),
+            Ok(AudioMaskKind::Present)
+        );
+        assert_eq!(
+            audio_mask_of(&fusion_props(Some(" speech "))),
+            Ok(AudioMaskKind::Speech)
+        );
+        for k in [AudioMaskKind::Present, AudioMaskKind::Speech] {
+            assert_eq!(k.as_str().parse(), Ok(k));
+        }
+    }
+
+    #[test]
+    fn an_unknown_fusion_audio_mask_refuses_the_model() {
+        for bad in ["vad", "Speech", "", "present,speech"] {
+            let e = audio_mask_of(&fusion_props(Some(bad))).unwrap_err();
+            let ContractError::BadValue { key, value, .. } = &e else {
+                panic!("{bad}: {e:?}")
+            };
+            assert_eq!(key, "affect.fusion.audio-mask");
+            assert_eq!(value, bad.trim());
+            let text = e.to_string();
+            assert!(
+                text.contains("affect.fusion.audio-mask")
+                    && text.contains("`present`")
+                    && text.contains("`speech`"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

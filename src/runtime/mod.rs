@@ -19,8 +19,8 @@ mod library;
 mod session;
 
 pub use contract::{
-    AudioInput, CONTRACT_VERSION, ContractError, FeatureModelRef, FusionSpec, ImageInput,
-    InputSpec, Layout, ModelContract, PixelColour, Role,
+    AudioInput, AudioMaskKind, CONTRACT_VERSION, ContractError, FeatureModelRef, FusionSpec,
+    ImageInput, InputSpec, Layout, ModelContract, PixelColour, Role,
 };
 pub use library::{
     ENV_CACHE_DIR, ENV_DYLIB_PATH, LibraryCandidate, PLACE_CACHE, PLACE_PROPERTY, Runtime,

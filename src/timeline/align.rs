@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::{TimelineError, is_finite};
+use super::{TimelineError, is_finite, unit_mask};
 
 /// How an audio vector is chosen for a frame time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,12 +71,15 @@ impl AlignConfig {
     }
 }
 
-/// An audio vector aligned to a frame time, with its mask (1 = valid, 0 = no audio).
+/// An audio vector aligned to a frame time, with its mask (1 = valid, 0 = no audio,
+/// in between = a vector of partial weight, see [`AudioAligner::push_weighted`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aligned {
     /// The vector (zeros when `mask` is 0); never NaN.
     pub vector: Vec<f32>,
-    /// 1 when the vector is usable, 0 when no audio vector lies within the max gap.
+    /// In `[0, 1]`, never NaN: 0 when no audio vector lies within the max gap, else the
+    /// weight of the vectors used (interpolated like them); 1 for vectors pushed with
+    /// [`AudioAligner::push`].
     pub mask: f32,
 }
 
@@ -93,12 +96,19 @@ impl Aligned {
     pub fn as_option(&self) -> Option<&[f32]> {
         (self.mask > 0.0).then_some(self.vector.as_slice())
     }
+
+    /// The vector and its mask when the mask is above 0, `None` when masked: what
+    /// [`TrackWindows::push_frame`](super::TrackWindows::push_frame) takes.
+    pub fn as_input(&self) -> Option<(&[f32], f32)> {
+        (self.mask > 0.0).then_some((self.vector.as_slice(), self.mask))
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     time: u64,
     vector: Vec<f32>,
+    weight: f32,
 }
 
 /// Holds the recent vectors of one audio feature stream and aligns them onto frame times.
@@ -147,9 +157,24 @@ impl AudioAligner {
         }
     }
 
-    /// Adds the vector computed on `[pts, pts + duration)`. Returns `Ok(false)` when the
-    /// vector was dropped because it holds NaN or ∞ (the time still advances).
+    /// Adds the vector computed on `[pts, pts + duration)` with weight 1. Returns
+    /// `Ok(false)` when the vector was dropped because it holds NaN or ∞ (the time still
+    /// advances).
     pub fn push(&mut self, pts: u64, duration: u64, vector: &[f32]) -> Result<bool, TimelineError> {
+        self.push_weighted(pts, duration, vector, 1.0)
+    }
+
+    /// [`push`](Self::push) with a weight in `[0, 1]` (clamped; NaN counts as 0) that
+    /// becomes the aligned mask: interpolated between two vectors like the vectors
+    /// (`Interpolate`), the chosen vector's (`NearestPast`). A vector of weight 0 is
+    /// stored (it is the nearest vector for the frames around it) and gives mask 0.
+    pub fn push_weighted(
+        &mut self,
+        pts: u64,
+        duration: u64,
+        vector: &[f32],
+        weight: f32,
+    ) -> Result<bool, TimelineError> {
         if vector.len() != self.cfg.dim {
             return Err(TimelineError::Dimension {
                 stream: "audio",
@@ -175,6 +200,7 @@ impl AudioAligner {
         self.entries.push_back(Entry {
             time,
             vector: vector.to_vec(),
+            weight: unit_mask(weight),
         });
         let horizon = time.saturating_sub(self.cfg.retain_ns);
         while self.entries.front().is_some_and(|e| e.time < horizon) {
@@ -247,7 +273,8 @@ impl AudioAligner {
         }
     }
 
-    /// The audio vector for frame time `t` and its mask. Never NaN.
+    /// The audio vector for frame time `t` and its mask. Never NaN; zeros when the mask
+    /// is 0.
     pub fn align(&self, t: u64) -> Aligned {
         let gap = self.cfg.max_gap_ns;
         let i = self.entries.partition_point(|e| e.time <= t);
@@ -259,7 +286,7 @@ impl AudioAligner {
             AlignMode::NearestPast => None,
             AlignMode::Interpolate => self.entries.get(i).filter(|e| e.time - t <= gap),
         };
-        match (before, after) {
+        let aligned = match (before, after) {
             (Some(a), Some(b)) => {
                 let w = ((t - a.time) as f64 / (b.time - a.time) as f64) as f32;
                 Aligned {
@@ -269,14 +296,19 @@ impl AudioAligner {
                         .zip(&b.vector)
                         .map(|(&x, &y)| x + w * (y - x))
                         .collect(),
-                    mask: 1.0,
+                    mask: unit_mask(a.weight + w * (b.weight - a.weight)),
                 }
             }
             (Some(e), None) | (None, Some(e)) => Aligned {
                 vector: e.vector.clone(),
-                mask: 1.0,
+                mask: e.weight,
             },
             (None, None) => Aligned::missing(self.cfg.dim),
+        };
+        if aligned.mask > 0.0 {
+            aligned
+        } else {
+            Aligned::missing(self.cfg.dim)
         }
     }
 }
@@ -390,6 +422,44 @@ mod tests {
         }
         assert_eq!(a.align(120 * MS).mask, 0.0);
         assert_eq!(a.align(40 * MS).vector, vec![1.0, 1.0]);
+    }
+
+    #[test]
+    fn weights_are_interpolated_like_the_vectors() {
+        // Start anchor, vectors at 0, 80, 160, 240 ms with weights 0, 1, 0.5, NaN (→ 0).
+        let mut cfg = AlignConfig::new(1);
+        cfg.anchor = Anchor::Start;
+        let mut a = AudioAligner::new(cfg.clone()).unwrap();
+        for (k, w) in [0.0, 1.0, 0.5, f32::NAN].into_iter().enumerate() {
+            let t = k as u64 * 80 * MS;
+            assert!(a.push_weighted(t, 80 * MS, &[k as f32 + 1.0], w).unwrap());
+        }
+        // 20 ms: a quarter of the way from weight 0 to 1 → 0.25; vector 1 + 0.25 = 1.25.
+        let v = a.align(20 * MS);
+        assert!((v.mask - 0.25).abs() < 1e-6 && (v.vector[0] - 1.25).abs() < 1e-6);
+        // 140 ms: 3/4 from 1 to 0.5 → 0.625.
+        assert!((a.align(140 * MS).mask - 0.625).abs() < 1e-6);
+        // 200 ms: half way from 0.5 to 0 → 0.25.
+        assert!((a.align(200 * MS).mask - 0.25).abs() < 1e-6);
+        // On a weight-0 vector: masked, zeros (not the vector).
+        assert_eq!(a.align(0), Aligned::missing(1));
+        assert_eq!(a.align(240 * MS), Aligned::missing(1));
+        assert_eq!(a.align(80 * MS).as_input(), Some((&[2.0][..], 1.0)));
+
+        // Nearest past: the chosen vector's weight, clamped to [0, 1].
+        cfg.mode = AlignMode::NearestPast;
+        let mut c = AudioAligner::new(cfg).unwrap();
+        c.push_weighted(0, 80 * MS, &[1.0], 0.3).unwrap();
+        c.push_weighted(80 * MS, 80 * MS, &[2.0], 7.0).unwrap();
+        c.push_weighted(160 * MS, 80 * MS, &[3.0], -1.0).unwrap();
+        assert_eq!(c.align(79 * MS).mask, 0.3);
+        assert_eq!(c.align(79 * MS).vector, vec![1.0]);
+        assert_eq!(c.align(159 * MS).mask, 1.0);
+        assert_eq!(c.align(170 * MS), Aligned::missing(1));
+        assert_eq!(c.align(170 * MS).as_input(), None);
+        // Plain pushes weigh 1.
+        c.push(240 * MS, 80 * MS, &[4.0]).unwrap();
+        assert_eq!(c.align(250 * MS).mask, 1.0);
     }
 
     #[test]

@@ -200,7 +200,7 @@ mod tests {
         let x = [i as f32 + 1.0];
         let a = [-(i as f32) - 1.0];
         let faces: Vec<(u64, Option<&[f32]>)> = ids.iter().map(|&id| (id, Some(&x[..]))).collect();
-        let dropped = w.push_frame_keeping(&faces, Some(&a)).unwrap();
+        let dropped = w.push_frame_keeping(&faces, Some((&a[..], 1.0))).unwrap();
         la.push(i, ids.to_vec(), dropped)
     }
 

@@ -5,7 +5,10 @@
 //!
 //! Everything here is pure (no GStreamer): times are nanoseconds (`u64`), vectors are
 //! `f32` slices. The `avfuse` element feeds audio vectors as they arrive, asks for the
-//! aligned audio vector of each video frame, and pushes one frame per face track.
+//! aligned audio vector of each video frame, and pushes one frame per face track. For
+//! fusion models that gate audio by voice activity (`affect.fusion.audio-mask =
+//! speech`) it also keeps the voice activity ([`SpeechTimeline`]) and weighs each audio
+//! vector by the speech in its span: the aligned mask is then a value in `[0, 1]`.
 //!
 //! NaN safety: a vector that holds NaN or ±∞ is never passed on. An audio vector like
 //! that is dropped on arrival (its time counts as a gap); a visual vector like that is
@@ -13,11 +16,15 @@
 
 mod align;
 mod lookahead;
+mod speech;
 mod window;
 
 pub use align::{AlignConfig, AlignMode, Aligned, Anchor, AudioAligner};
 pub use lookahead::{Lookahead, Ready};
-pub use window::{FrameWindow, FusionBatch, TrackWindows, WindowArrays, WindowConfig, stack};
+pub use speech::{SPEECH_FRAME_NS, SpeechTimeline};
+pub use window::{
+    AudioStep, FrameWindow, FusionBatch, TrackWindows, WindowArrays, WindowConfig, stack,
+};
 
 /// What the timeline refuses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +52,11 @@ pub enum TimelineError {
     /// A configuration value cannot be used.
     #[error("bad timeline configuration: {0}")]
     Config(&'static str),
+}
+
+/// A mask value in `[0, 1]`: clamped, NaN → 0.
+pub fn unit_mask(m: f32) -> f32 {
+    if m.is_nan() { 0.0 } else { m.clamp(0.0, 1.0) }
 }
 
 /// `true` when every value is finite.

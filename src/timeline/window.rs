@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use ndarray::{Array1, Array2, Array3, s};
 
-use super::{TimelineError, is_finite};
+use super::{TimelineError, is_finite, unit_mask};
 
 /// Settings of [`TrackWindows`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,8 @@ pub struct WindowArrays {
     pub visual_mask: Array1<f32>,
     /// `[T, Da]`.
     pub audio: Array2<f32>,
-    /// `[T]`, 1 where an aligned audio vector was present.
+    /// `[T]`, in `[0, 1]`: the aligned audio mask (1 where an aligned audio vector was
+    /// present, its speech weight when the fusion model gates audio by voice activity).
     pub audio_mask: Array1<f32>,
 }
 
@@ -91,18 +92,22 @@ pub struct FrameWindow {
     slots: VecDeque<Slot>,
 }
 
+/// An audio step of a frame: the aligned vector and its mask in `[0, 1]`
+/// ([`Aligned::as_input`](super::Aligned::as_input)); `None` for a masked frame.
+pub type AudioStep<'a> = Option<(&'a [f32], f32)>;
+
 fn take(
-    v: Option<&[f32]>,
+    v: Option<(&[f32], f32)>,
     dim: usize,
     stream: &'static str,
 ) -> Result<(Vec<f32>, f32), TimelineError> {
     match v {
-        Some(v) if v.len() != dim => Err(TimelineError::Dimension {
+        Some((v, _)) if v.len() != dim => Err(TimelineError::Dimension {
             stream,
             expected: dim,
             got: v.len(),
         }),
-        Some(v) if is_finite(v) => Ok((v.to_vec(), 1.0)),
+        Some((v, m)) if is_finite(v) && unit_mask(m) > 0.0 => Ok((v.to_vec(), unit_mask(m))),
         _ => Ok((vec![0.0; dim], 0.0)),
     }
 }
@@ -123,28 +128,32 @@ impl FrameWindow {
         })
     }
 
-    fn check(&self, visual: Option<&[f32]>, audio: Option<&[f32]>) -> Result<(), TimelineError> {
+    fn check(&self, visual: Option<&[f32]>, audio: AudioStep<'_>) -> Result<(), TimelineError> {
         take(
-            visual.filter(|v| v.len() != self.visual_dim),
+            visual
+                .filter(|v| v.len() != self.visual_dim)
+                .map(|v| (v, 1.0)),
             self.visual_dim,
             "visual",
         )?;
         take(
-            audio.filter(|v| v.len() != self.audio_dim),
+            audio.filter(|(v, _)| v.len() != self.audio_dim),
             self.audio_dim,
             "audio",
         )?;
         Ok(())
     }
 
-    /// Appends a frame, dropping the oldest one when full. `None` or a vector holding
-    /// NaN/∞ is stored as zeros with mask 0; a wrong length is an error (nothing stored).
+    /// Appends a frame, dropping the oldest one when full. The visual vector gets mask
+    /// 1; the audio vector the mask given with it, clamped to `[0, 1]` (NaN → 0). `None`,
+    /// a vector holding NaN/∞ or an audio mask of 0 is stored as zeros with mask 0; a
+    /// wrong length is an error (nothing stored).
     pub fn push(
         &mut self,
         visual: Option<&[f32]>,
-        audio: Option<&[f32]>,
+        audio: AudioStep<'_>,
     ) -> Result<(), TimelineError> {
-        let (visual, visual_mask) = take(visual, self.visual_dim, "visual")?;
+        let (visual, visual_mask) = take(visual.map(|v| (v, 1.0)), self.visual_dim, "visual")?;
         let (audio, audio_mask) = take(audio, self.audio_dim, "audio")?;
         if self.slots.len() == self.frames {
             self.slots.pop_front();
@@ -244,7 +253,7 @@ impl TrackWindows {
 
     /// Pushes one video frame: `faces` are the tracks seen in it with their visual vector
     /// (`None` when the face has no usable vector), `audio` the frame's aligned audio
-    /// vector (`None` when masked). Tracks not in `faces` get a frame with visual mask 0
+    /// vector and its mask in `[0, 1]` (`None` when masked). Tracks not in `faces` get a frame with visual mask 0
     /// and are dropped once absent for more than `drop_after` frames. A track id given
     /// twice uses its first entry. Returns the ids of the tracks dropped by this frame.
     ///
@@ -252,7 +261,7 @@ impl TrackWindows {
     pub fn push_frame(
         &mut self,
         faces: &[(u64, Option<&[f32]>)],
-        audio: Option<&[f32]>,
+        audio: AudioStep<'_>,
     ) -> Result<Vec<u64>, TimelineError> {
         Ok(self
             .push_frame_keeping(faces, audio)?
@@ -267,7 +276,7 @@ impl TrackWindows {
     pub fn push_frame_keeping(
         &mut self,
         faces: &[(u64, Option<&[f32]>)],
-        audio: Option<&[f32]>,
+        audio: AudioStep<'_>,
     ) -> Result<Vec<(u64, WindowArrays)>, TimelineError> {
         let probe = FrameWindow::new(self.cfg.frames, self.cfg.visual_dim, self.cfg.audio_dim)?;
         for (_, v) in faces {
@@ -352,14 +361,14 @@ mod tests {
     fn window_fills_and_slides() {
         let mut w = FrameWindow::new(3, 2, 1).unwrap();
         assert!(w.is_empty());
-        w.push(Some(&[1.0, 1.5]), Some(&[10.0])).unwrap();
+        w.push(Some(&[1.0, 1.5]), Some((&[10.0][..], 1.0))).unwrap();
         let a = w.arrays();
         // Young window: left-padded with masked zeros, newest frame last.
         assert_eq!(a.visual_mask.to_vec(), vec![0.0, 0.0, 1.0]);
         assert_eq!(a.visual.row(2).to_vec(), vec![1.0, 1.5]);
         assert_eq!(a.visual.row(0).to_vec(), vec![0.0, 0.0]);
         assert_eq!(a.audio.column(0).to_vec(), vec![0.0, 0.0, 10.0]);
-        w.push(None, Some(&[20.0])).unwrap();
+        w.push(None, Some((&[20.0][..], 1.0))).unwrap();
         w.push(Some(&[3.0, 3.5]), None).unwrap();
         assert!(w.is_full());
         let a = w.arrays();
@@ -367,7 +376,7 @@ mod tests {
         assert_eq!(a.audio_mask.to_vec(), vec![1.0, 1.0, 0.0]);
         assert_eq!(a.audio.column(0).to_vec(), vec![10.0, 20.0, 0.0]);
         // Slides: the oldest frame falls out.
-        w.push(Some(&[4.0, 4.5]), Some(&[40.0])).unwrap();
+        w.push(Some(&[4.0, 4.5]), Some((&[40.0][..], 1.0))).unwrap();
         let a = w.arrays();
         assert_eq!(a.visual.column(0).to_vec(), vec![0.0, 3.0, 4.0]);
         assert_eq!(a.visual_mask.to_vec(), vec![0.0, 1.0, 1.0]);
@@ -381,7 +390,7 @@ mod tests {
     #[test]
     fn nan_vectors_are_masked_and_wrong_sizes_refused() {
         let mut w = FrameWindow::new(2, 2, 1).unwrap();
-        w.push(Some(&[f32::NAN, 1.0]), Some(&[f32::INFINITY]))
+        w.push(Some(&[f32::NAN, 1.0]), Some((&[f32::INFINITY][..], 1.0)))
             .unwrap();
         let a = w.arrays();
         assert_eq!(a.visual_mask[1], 0.0);
@@ -400,6 +409,31 @@ mod tests {
     }
 
     #[test]
+    fn audio_masks_between_0_and_1_are_kept_and_sanitised() {
+        let mut w = FrameWindow::new(5, 1, 1).unwrap();
+        for m in [0.25, 1.5, f32::NAN, 0.0, -2.0] {
+            w.push(Some(&[1.0]), Some((&[3.0][..], m))).unwrap();
+        }
+        let a = w.arrays();
+        // 0.25 kept, 1.5 clamped to 1; NaN, 0 and negative masks store zeros, mask 0.
+        assert_eq!(a.audio_mask.to_vec(), vec![0.25, 1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(a.audio.column(0).to_vec(), vec![3.0, 3.0, 0.0, 0.0, 0.0]);
+        assert_eq!(a.visual_mask.to_vec(), vec![1.0; 5]);
+        // Through the track windows too, absent tracks included.
+        let mut tw = TrackWindows::new(WindowConfig {
+            frames: 2,
+            visual_dim: 1,
+            audio_dim: 1,
+            drop_after: 3,
+        })
+        .unwrap();
+        tw.push_frame(&[(1, Some(&[1.0]))], Some((&[2.0][..], 0.4)))
+            .unwrap();
+        tw.push_frame(&[], Some((&[2.0][..], 0.7))).unwrap();
+        assert_eq!(tw.arrays(1).unwrap().audio_mask.to_vec(), vec![0.4, 0.7]);
+    }
+
+    #[test]
     fn tracks_appear_go_missing_and_end() {
         let cfg = WindowConfig {
             frames: 2,
@@ -409,13 +443,15 @@ mod tests {
         };
         let mut tw = TrackWindows::new(cfg).unwrap();
         assert!(
-            tw.push_frame(&[(7, Some(&[1.0]))], Some(&[0.5]))
+            tw.push_frame(&[(7, Some(&[1.0]))], Some((&[0.5][..], 1.0)))
                 .unwrap()
                 .is_empty()
         );
         assert_eq!(tw.track_ids(), vec![7]);
         // Track 9 appears; track 7 is absent once (kept, visual masked).
-        let dropped = tw.push_frame(&[(9, Some(&[2.0]))], Some(&[0.6])).unwrap();
+        let dropped = tw
+            .push_frame(&[(9, Some(&[2.0]))], Some((&[0.6][..], 1.0)))
+            .unwrap();
         assert!(dropped.is_empty());
         let a7 = tw.arrays(7).unwrap();
         assert_eq!(a7.visual_mask.to_vec(), vec![1.0, 0.0]);
@@ -428,7 +464,7 @@ mod tests {
         assert_eq!(tw.track_ids(), vec![9]);
         assert!(tw.arrays(7).is_none());
         // A reappearing id starts a fresh window.
-        tw.push_frame(&[(7, Some(&[5.0])), (9, None)], Some(&[0.8]))
+        tw.push_frame(&[(7, Some(&[5.0])), (9, None)], Some((&[0.8][..], 1.0)))
             .unwrap();
         assert_eq!(tw.arrays(7).unwrap().visual_mask.to_vec(), vec![0.0, 1.0]);
         assert_eq!(
@@ -438,7 +474,7 @@ mod tests {
         // Errors change nothing.
         assert!(tw.push_frame(&[(9, Some(&[1.0, 2.0]))], None).is_err());
         assert!(
-            tw.push_frame(&[(9, Some(&[1.0]))], Some(&[1.0, 2.0]))
+            tw.push_frame(&[(9, Some(&[1.0]))], Some((&[1.0, 2.0][..], 1.0)))
                 .is_err()
         );
         assert_eq!(

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MPL-2.0
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use affect::dataset::{FeatureMetadata, TrackDump};
 use affect::fusion::post::{NonFinite, PostProcessor};
 use affect::results::{AffWild2Csv, AffectRecord, FaceAffect, FaceBox, ResultFile};
-use affect::runtime::{FeatureModelRef, InputSpec, Model, Role};
+use affect::runtime::{AudioMaskKind, FeatureModelRef, InputSpec, Model, Role};
 use affect::timeline::{
-    AlignConfig, AlignMode, Anchor, AudioAligner, Lookahead, Ready, TimelineError, TrackWindows,
-    WindowConfig, midpoint, stack,
+    AlignConfig, AlignMode, Anchor, AudioAligner, Lookahead, Ready, SPEECH_FRAME_NS,
+    SpeechTimeline, TimelineError, TrackWindows, WindowConfig, midpoint, stack,
 };
 use gst::glib;
 use gst::prelude::*;
@@ -115,6 +116,15 @@ struct State {
     visual_ref: Option<FeatureModelRef>,
     audio_ref: Option<FeatureModelRef>,
     aligner: AudioAligner,
+    /// What the fusion model's `audio_mask` holds (`affect.fusion.audio-mask`).
+    audio_mask: AudioMaskKind,
+    /// Voice activity of the audio branch (`GstAffectSpeechMeta`), with `audio_mask`
+    /// `speech`.
+    speech: SpeechTimeline,
+    /// A `GstAffectSpeechMeta` has been seen since start.
+    speech_seen: bool,
+    /// The missing voice activity has been warned about since start.
+    warned_no_vad: bool,
     tracks: TrackWindows,
     post: PostProcessor,
     ndjson: Option<ResultFile>,
@@ -154,6 +164,9 @@ pub struct AvFuse {
     latency_retry: Timer,
     /// Pending check of a silent non-live audio branch (`audio_wait` module).
     audio_wait: Timer,
+    /// The fusion model gates audio by voice activity but the audio carries none: a
+    /// warning to post once no lock is held.
+    no_vad_warning: AtomicBool,
 }
 
 #[glib::object_subclass]
@@ -223,6 +236,7 @@ impl ElementImpl for AvFuse {
             && let Some(state) = self.state.locked().as_mut()
         {
             state.aligner.reset();
+            state.speech.reset();
         }
         self.parent_release_pad(pad);
     }
@@ -308,6 +322,7 @@ impl AvFuse {
     fn reset(&self) {
         if let Some(state) = self.state.locked().as_mut() {
             state.aligner.reset();
+            state.speech.reset();
             state.tracks.reset();
             state.held.clear();
             state.post.reset();

@@ -28,7 +28,14 @@ glib::wrapper! {
  *    linearly between the vectors around the frame (the ABAW method; vector time = the
  *    centre of its window) and waits up to `lookahead` ns of audio past the frame;
  *    `mode=causal` takes the latest vector whose window has *ended* at the frame time and
- *    never waits. No vector within `lookahead` of the frame → audio mask 0.
+ *    never waits. No vector within `lookahead` of the frame → audio mask 0. A fusion
+ *    model that declares `affect.fusion.audio-mask = speech` gets audio gated by voice
+ *    activity: each vector weighs the mean speech probability of the `audiodenoise`
+ *    10 ms frames (`GstAffectSpeechMeta`) in its span, and the audio mask is that weight,
+ *    interpolated like the vectors (so music, tones and noise get a mask near 0). Without
+ *    `audiodenoise` before `featextract` on the audio branch, avfuse posts one warning
+ *    and leaves audio ungated (mask 1); once voice activity has been seen, a vector
+ *    whose span holds none weighs 0.
  * 2. Each face (the union of the frame's `face` ROIs and its per-face `FeatureMeta`s,
  *    by track id) gets a frame in its track's sliding window of `T` frames
  *    ([`affect::timeline::TrackWindows`]; a track absent for more than 15 frames is

@@ -8,6 +8,7 @@ use gst_base::prelude::*;
 
 use super::*;
 use crate::common::{ElementError, LockExt};
+use crate::meta::speech_meta;
 
 impl AvFuse {
     /// Moves queued audio buffers' feature vectors into the aligner, one buffer at a
@@ -31,6 +32,9 @@ impl AvFuse {
             if state.audio_features.is_none() && !buf.flags().contains(gst::BufferFlags::GAP) {
                 return Err(features::missing(false));
             }
+            if state.audio_mask == AudioMaskKind::Speech {
+                self.take_speech(state, pad, &seg, &buf);
+            }
             for m in buf.iter_meta::<FeatureMeta>() {
                 let v = m.data();
                 if v.track_id.is_some() {
@@ -53,7 +57,11 @@ impl AvFuse {
                     }
                     continue;
                 }
-                match state.aligner.push(rt, v.duration, &v.vector) {
+                let weight = self.speech_weight(state, rt, v.duration);
+                match state
+                    .aligner
+                    .push_weighted(rt, v.duration, &v.vector, weight)
+                {
                     Ok(_) => {}
                     Err(TimelineError::NotMonotonic { .. }) => {
                         gst::debug!(
@@ -62,13 +70,78 @@ impl AvFuse {
                             "audio went back in time: alignment restarts"
                         );
                         state.aligner.reset();
-                        let _ = state.aligner.push(rt, v.duration, &v.vector);
+                        let _ = state
+                            .aligner
+                            .push_weighted(rt, v.duration, &v.vector, weight);
                     }
                     Err(e) => gst::warning!(CAT, imp = self, "audio vector ignored: {e}"),
                 }
             }
         }
         Ok(())
+    }
+
+    /// Keeps the voice activity of an audio buffer (its `GstAffectSpeechMeta`: one
+    /// probability per 10 ms frame from the buffer's start) on the running-time clock.
+    fn take_speech(
+        &self,
+        state: &mut State,
+        pad: &gst_base::AggregatorPad,
+        seg: &gst::Segment,
+        buf: &gst::Buffer,
+    ) {
+        let info = match speech_meta(buf) {
+            Some(Ok(info)) => info,
+            Some(Err(e)) => {
+                gst::warning!(CAT, imp = self, "unreadable GstAffectSpeechMeta: {e}");
+                return;
+            }
+            None => return,
+        };
+        let Some(start) = buf.pts().and_then(|pts| Self::running_time(seg, pts)) else {
+            return;
+        };
+        // The buffer's end cuts its last (possibly shorter) frame.
+        let length = buf.duration().map(|d| d.nseconds()).or_else(|| {
+            let caps = pad.current_caps()?;
+            let info = gst_audio::AudioInfo::from_caps(&caps).ok()?;
+            let frames = buf.size() as u64 / u64::from(info.bpf().max(1));
+            gst::ClockTime::SECOND
+                .mul_div_floor(frames, u64::from(info.rate().max(1)))
+                .map(|d| d.nseconds())
+        });
+        let probabilities: Vec<f32> = info.probabilities.iter().map(|&p| p as f32).collect();
+        state.speech.push(
+            start,
+            SPEECH_FRAME_NS,
+            length.map(|l| start.saturating_add(l)),
+            &probabilities,
+        );
+        state.speech_seen = true;
+    }
+
+    /// The weight (future audio mask) of the audio vector computed on running time
+    /// `[start, start + duration)`: 1 with `affect.fusion.audio-mask = present`; with
+    /// `speech`, the mean speech probability of the 10 ms frames centred in that span
+    /// (those known, when the span is only partly covered). A span without voice
+    /// activity frames weighs 0 once voice activity has been seen (audio not known to be
+    /// speech is kept out), and 1 when the audio branch never carried any (no
+    /// `audiodenoise`: ungated, with one warning).
+    fn speech_weight(&self, state: &mut State, start: u64, duration: u64) -> f32 {
+        if state.audio_mask != AudioMaskKind::Speech {
+            return 1.0;
+        }
+        if let Some(w) = state.speech.mean(start, start.saturating_add(duration)) {
+            return w;
+        }
+        if state.speech_seen {
+            return 0.0;
+        }
+        if !state.warned_no_vad {
+            state.warned_no_vad = true;
+            self.no_vad_warning.store(true, Ordering::SeqCst);
+        }
+        1.0
     }
 
     /// Takes one video frame into the track windows (its aligned audio, its faces and
@@ -144,7 +217,7 @@ impl AvFuse {
                 }
             }
         }
-        let audio_vec = audio.as_ref().and_then(|a| a.as_option());
+        let audio_vec = audio.as_ref().and_then(|a| a.as_input());
         let entries: Vec<(u64, Option<&[f32]>)> =
             faces.iter().map(|(id, _, v)| (*id, v.as_deref())).collect();
         let dropped = state
@@ -386,6 +459,13 @@ impl AvFuse {
         out: Result<Vec<(gst::Buffer, Output)>, gst::ErrorMessage>,
         timeout: bool,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.no_vad_warning.swap(false, Ordering::SeqCst) {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("the fusion model gates audio by voice activity (affect.fusion.audio-mask=speech) but the audio branch carries no voice-activity meta (GstAffectSpeechMeta): put audiodenoise before featextract on the audio branch; audio is used ungated")
+            );
+        }
         let out = match out {
             Ok(o) => o,
             Err(e) => {

@@ -26,6 +26,7 @@ impl AvFuse {
             FusionMode::Lookahead => (AlignMode::Interpolate, Anchor::Centre),
             FusionMode::Causal => (AlignMode::NearestPast, Anchor::End),
         };
+        let speech_retain = align.retain_ns;
         let aligner = AudioAligner::new(align)
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
         let tracks = TrackWindows::new(WindowConfig {
@@ -90,7 +91,7 @@ impl AvFuse {
         gst::info!(
             CAT,
             imp = self,
-            "fusion model {} ({}), window {}, lookahead {} frame(s), visual {} ({}), audio {}, {}",
+            "fusion model {} ({}), window {}, lookahead {} frame(s), visual {} ({}), audio {} (mask {}), {}",
             fusion_name,
             model.path().display(),
             spec.window,
@@ -102,6 +103,7 @@ impl AvFuse {
                 "features"
             },
             spec.audio_dim,
+            spec.audio_mask.as_str(),
             model.provider_note()
         );
         Ok(State {
@@ -113,6 +115,10 @@ impl AvFuse {
             visual_ref: spec.visual_model,
             audio_ref: spec.audio_model,
             aligner,
+            audio_mask: spec.audio_mask,
+            speech: SpeechTimeline::new(speech_retain),
+            speech_seen: false,
+            warned_no_vad: false,
             tracks,
             post: PostProcessor::new(),
             ndjson,
