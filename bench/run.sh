@@ -6,6 +6,8 @@ echo "== audiodenoise =="
 bash bench/audiodenoise/run.sh
 echo "== facecrop =="
 bash bench/facecrop/run.sh
+echo "== audio branch (voice-prosody) =="
+bash bench/voice/run.sh
 echo "== featextract =="
 bash bench/featextract/run.sh
 echo "== full AV pipeline =="

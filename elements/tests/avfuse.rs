@@ -1097,16 +1097,6 @@ fn speech_between_silences(dir: &Path) -> (PathBuf, f64) {
     (padded, LEAD_S + speech_s)
 }
 
-/// A still face at 10 fps for `seconds` (single_face.jpg frozen), its faces and features.
-fn still_face_branch(seconds: f64) -> String {
-    format!(
-        "filesrc location={} ! jpegdec ! imagefreeze num-buffers={} ! video/x-raw,framerate=10/1 \
-         ! videoconvert ! facecrop ! featextract ! queue",
-        common::media("single_face.jpg").display(),
-        (seconds * 10.0).round() as u64
-    )
-}
-
 /// The padded speech through `audio` (elements between `audioresample` and
 /// `featextract model=voice-prosody`) into avfuse with a mask probe declaring
 /// `audio_mask`; the pipeline, ending in `fakesink name=out`, and the speech's end (s).
@@ -1118,7 +1108,7 @@ fn gated_pipeline(tag: &str, audio: &str, audio_mask: Option<&str>) -> (String, 
         "{} ! avfuse name=f model={} ! fakesink name=out \
          filesrc location={} ! wavparse ! audioconvert ! audioresample {audio} \
          ! featextract model=voice-prosody ! queue ! f.audio_sink",
-        still_face_branch(speech_end + TRAIL_S),
+        common::still_face_branch(speech_end + TRAIL_S, 10),
         probe.display(),
         wav.display()
     );

@@ -195,3 +195,15 @@ pub fn corners(r: &gstaffect::meta::FaceRoi) -> [f32; 4] {
         r.bbox.y + r.bbox.height,
     ]
 }
+
+/// A still face at `fps` frames per second for `seconds` (`single_face.jpg` frozen),
+/// through `facecrop ! featextract ! queue`: the video branch of an `avfuse` pipeline
+/// whose face never changes.
+pub fn still_face_branch(seconds: f64, fps: u32) -> String {
+    format!(
+        "filesrc location={} ! jpegdec ! imagefreeze num-buffers={} ! video/x-raw,framerate={fps}/1 \
+         ! videoconvert ! facecrop ! featextract ! queue",
+        media("single_face.jpg").display(),
+        (seconds * f64::from(fps)).round() as u64
+    )
+}
