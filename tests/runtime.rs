@@ -134,3 +134,65 @@ fn bad_models_give_clear_errors() {
     assert!(matches!(err, RuntimeError::ModelFile { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/model.onnx"));
 }
+
+#[test]
+fn loads_of_one_model_share_one_session_until_the_last_handle_goes() {
+    // A graph of its own (a distinct sha256), so other tests' models do not count.
+    let mut g = common::affine();
+    g.constant("shared_marker", &[1], &[42.0]);
+    let path = common::write_temp(&g, "affine-shared");
+    let a_copy = common::write_temp(&g, "affine-shared-copy");
+    let sha = affect::weights::sha256_hex(&std::fs::read(&path).unwrap());
+    let sessions = || {
+        affect::runtime::shared_sessions()
+            .into_iter()
+            .filter(|s| s.sha256 == sha)
+            .collect::<Vec<_>>()
+    };
+    let cfg = SessionConfig::default();
+    let mut a = Model::load(&path, Some(Role::AudioFeature), &cfg).unwrap();
+    assert!(!a.is_shared());
+    // The same bytes from another file, from another thread: the same session.
+    let b = std::thread::spawn(move || Model::load(&a_copy, None, &cfg).unwrap())
+        .join()
+        .unwrap();
+    let s = sessions();
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!((s[0].users, s[0].provider), (2, ExecutionProvider::Cpu));
+    assert!(a.is_shared() && b.is_shared());
+    // Other session settings are another session; so is an exclusive load.
+    let two_threads = SessionConfig {
+        threads: 2,
+        ..SessionConfig::default()
+    };
+    let c = Model::load(&path, None, &two_threads).unwrap();
+    let exclusive = SessionConfig {
+        exclusive: true,
+        ..SessionConfig::default()
+    };
+    let mut d = Model::load(&path, None, &exclusive).unwrap();
+    assert!(!d.is_shared());
+    let want = if affect::runtime::available_cores() >= 2 {
+        2
+    } else {
+        1
+    };
+    assert_eq!(
+        sessions().len(),
+        want,
+        "threads capped to the cores decide the key"
+    );
+    // A role check still applies per load: the shared session is an audio model.
+    let err = Model::load(&path, Some(Role::Fusion), &SessionConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("role"), "{err}");
+    // Runs through either handle give the same numbers.
+    let x = ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+    let ya = a.run_f32(&[("x", x.view())]).unwrap();
+    let yd = d.run_f32(&[("x", x.view())]).unwrap();
+    assert_eq!(ya["y"], yd["y"]);
+    // The session goes with its last handle.
+    drop((b, c));
+    assert_eq!(sessions().iter().map(|s| s.users).collect::<Vec<_>>(), [1]);
+    drop(a);
+    assert!(sessions().is_empty());
+}

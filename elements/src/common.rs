@@ -54,6 +54,8 @@ pub struct ModelSettings {
     pub threads: u32,
     /// `ort-library` (empty = `ORT_DYLIB_PATH`, then the `make setup` cache).
     pub ort_library: String,
+    /// `share-session`: use the process-wide session of the model.
+    pub share_session: bool,
 }
 
 impl ModelSettings {
@@ -65,6 +67,7 @@ impl ModelSettings {
             device_id: 0,
             threads: 1,
             ort_library: String::new(),
+            share_session: true,
         }
     }
 
@@ -111,6 +114,12 @@ impl ModelSettings {
                 .blurb("Path of libonnxruntime.so (empty: ORT_DYLIB_PATH, then the make setup cache); a path that cannot be loaded is an error, never a fall-back; one library per process")
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecBoolean::builder("share-session")
+                .nick("Share session")
+                .blurb("Use the one session of this model that every element of the process with the same model file, provider, device, threads and library shares (weights and ONNX Runtime memory once; runs take turns); false: a session of its own, whose runs may overlap other elements' on other cores")
+                .default_value(true)
+                .mutable_ready()
+                .build(),
         ]
     }
 
@@ -122,6 +131,7 @@ impl ModelSettings {
             "device-id" => self.device_id = value.get().expect("type checked upstream"),
             "threads" => self.threads = value.get().expect("type checked upstream"),
             "ort-library" => self.ort_library = string_property(value),
+            "share-session" => self.share_session = value.get().expect("type checked upstream"),
             _ => return false,
         }
         true
@@ -135,6 +145,7 @@ impl ModelSettings {
             "device-id" => self.device_id.to_value(),
             "threads" => self.threads.to_value(),
             "ort-library" => self.ort_library.to_value(),
+            "share-session" => self.share_session.to_value(),
             _ => return None,
         })
     }
@@ -146,6 +157,7 @@ impl ModelSettings {
             device_id: self.device_id,
             threads: self.threads as usize,
             ort_library: (!self.ort_library.is_empty()).then(|| PathBuf::from(&self.ort_library)),
+            exclusive: !self.share_session,
         }
     }
 
@@ -315,7 +327,8 @@ mod tests {
                 "execution-provider",
                 "device-id",
                 "threads",
-                "ort-library"
+                "ort-library",
+                "share-session"
             ]
         );
         let mut s = ModelSettings::new("blazeface-full");
@@ -325,6 +338,7 @@ mod tests {
             2i32.to_value(),
             4u32.to_value(),
             "/opt/libonnxruntime.so".to_value(),
+            false.to_value(),
         ]) {
             assert!(s.set_property(&v, p));
             assert_eq!(
@@ -334,7 +348,7 @@ mod tests {
         }
         let cfg = s.session_config();
         assert_eq!(cfg.provider, affect::runtime::ExecutionProvider::Cuda);
-        assert_eq!((cfg.device_id, cfg.threads), (2, 4));
+        assert_eq!((cfg.device_id, cfg.threads, cfg.exclusive), (2, 4, true));
         assert_eq!(
             cfg.ort_library.unwrap(),
             PathBuf::from("/opt/libonnxruntime.so")

@@ -151,31 +151,30 @@ impl SileroVad {
             self.state_in.as_str() => state,
             self.sr_in.as_str() => sr,
         ];
-        let session = self.model.session_mut();
-        let out = session.run(inputs).map_err(|e| err(e.to_string()))?;
-        let prob = {
+        let (output, state_out) = (&self.output, &self.state_out);
+        let state_len = self.state.len();
+        let (prob, st) = self.model.with_session(|session| {
+            let out = session.run(inputs).map_err(|e| err(e.to_string()))?;
             let (_, p) = out
-                .get(&self.output)
-                .ok_or_else(|| err(format!("no output `{}`", self.output)))?
+                .get(output)
+                .ok_or_else(|| err(format!("no output `{output}`")))?
                 .try_extract_tensor::<f32>()
                 .map_err(|e| err(e.to_string()))?;
-            *p.first().ok_or_else(|| err("empty output".into()))?
-        };
-        let (_, st) = out
-            .get(&self.state_out)
-            .ok_or_else(|| err(format!("no output `{}`", self.state_out)))?
-            .try_extract_tensor::<f32>()
-            .map_err(|e| err(e.to_string()))?;
-        if st.len() != self.state.len() {
-            return Err(err(format!(
-                "`{}` has {} values, expected {}",
-                self.state_out,
-                st.len(),
-                self.state.len()
-            )));
-        }
-        self.state.copy_from_slice(st);
-        drop(out);
+            let prob = *p.first().ok_or_else(|| err("empty output".into()))?;
+            let (_, st) = out
+                .get(state_out)
+                .ok_or_else(|| err(format!("no output `{state_out}`")))?
+                .try_extract_tensor::<f32>()
+                .map_err(|e| err(e.to_string()))?;
+            if st.len() != state_len {
+                return Err(err(format!(
+                    "`{state_out}` has {} values, expected {state_len}",
+                    st.len()
+                )));
+            }
+            Ok((prob, st.to_vec()))
+        })?;
+        self.state.copy_from_slice(&st);
         // The next window starts with the last `context` samples of this one.
         let n = self.window.len();
         self.window.copy_within(n - self.context.., 0);

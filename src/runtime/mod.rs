@@ -26,7 +26,10 @@ pub use library::{
     ENV_CACHE_DIR, ENV_DYLIB_PATH, LibraryCandidate, PLACE_CACHE, PLACE_PROPERTY, Runtime,
     cache_dir, default_cache_library, runtime,
 };
-pub use session::{ExecutionProvider, Model, SessionConfig, TensorInfo, available_cores};
+pub use session::{
+    ExecutionProvider, Model, SessionConfig, SharedSessionInfo, TensorInfo, available_cores,
+    shared_sessions,
+};
 
 use std::path::PathBuf;
 

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
 //! A loaded model: an ONNX Runtime session on a chosen execution provider plus its contract.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use crate::weights::sha256_hex;
 use ndarray::{ArrayD, ArrayViewD};
@@ -77,6 +77,10 @@ pub struct SessionConfig {
     pub threads: usize,
     /// Explicit ONNX Runtime library (the `ort-library` property).
     pub ort_library: Option<PathBuf>,
+    /// A session of its own instead of the process-wide shared one (see
+    /// [`shared_sessions`]): for callers that want their runs to overlap another
+    /// caller's on other cores, at the cost of the model's memory once more.
+    pub exclusive: bool,
 }
 
 /// Cores this process may run on (`std::thread::available_parallelism`, 1 if unknown).
@@ -102,12 +106,12 @@ pub struct TensorInfo {
     pub shape: Vec<i64>,
 }
 
-/// A model ready to run: session, parsed contract, the provider actually used.
-pub struct Model {
-    session: Session,
+/// What every handle of one loaded model shares: the session (runs serialised by its
+/// mutex), the parsed contract and the graph's description.
+struct Loaded {
+    session: Mutex<Session>,
     contract: ModelContract,
     provider: ExecutionProvider,
-    path: PathBuf,
     sha256: String,
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
@@ -115,13 +119,81 @@ pub struct Model {
     provider_note: String,
 }
 
+/// What makes two loads the same session: the model's bytes and how the session is
+/// built (requested provider, device, intra-op threads, library).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SessionKey {
+    sha256: String,
+    provider: ExecutionProvider,
+    device_id: i32,
+    threads: usize,
+    library: PathBuf,
+}
+
+/// The process-wide registry: one weakly held session per key; a session lives as long
+/// as some [`Model`] handle uses it.
+static SHARED: LazyLock<Mutex<HashMap<SessionKey, Weak<Loaded>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// A shared session currently alive: its model's `affect.name`, file sha256, provider
+/// and how many [`Model`] handles use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedSessionInfo {
+    /// The model's `affect.name`.
+    pub name: String,
+    /// sha256 of the model file.
+    pub sha256: String,
+    /// The provider the session runs on.
+    pub provider: ExecutionProvider,
+    /// Handles using it (element instances, typically).
+    pub users: usize,
+}
+
+/// The shared sessions alive in this process, sorted by name (exclusive sessions are not
+/// listed). Elements of any pipeline that load the same model file with the same
+/// provider, device, threads and library share one session: the weights are in memory
+/// once, and so is ONNX Runtime's memory arena for the model's activations.
+pub fn shared_sessions() -> Vec<SharedSessionInfo> {
+    let reg = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out: Vec<SharedSessionInfo> = reg
+        .values()
+        .filter_map(Weak::upgrade)
+        .map(|l| SharedSessionInfo {
+            name: l.contract.name.clone(),
+            sha256: l.sha256.clone(),
+            provider: l.provider,
+            users: Arc::strong_count(&l) - 1,
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.name, &a.sha256).cmp(&(&b.name, &b.sha256)));
+    out
+}
+
+/// A model ready to run: session, parsed contract, the provider actually used.
+///
+/// # Sharing
+///
+/// [`Model::load`] gives a handle on the process-wide session of the model (unless
+/// [`SessionConfig::exclusive`]): loading the same file with the same settings again, in
+/// any thread or pipeline, reuses the session. ONNX Runtime's C API allows concurrent
+/// `Run` calls on one session (its documented thread-safety guarantee), but the `ort`
+/// crate's `Session::run` takes `&mut self`; the shared session therefore sits behind a
+/// mutex and runs never overlap. What sharing needs from `ort` is only that a session may
+/// move between threads (`Session: Send`). Callers whose runs must proceed in parallel
+/// on several cores ask for an exclusive session.
+pub struct Model {
+    loaded: Arc<Loaded>,
+    path: PathBuf,
+}
+
 impl fmt::Debug for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Model")
             .field("path", &self.path)
-            .field("name", &self.contract.name)
-            .field("role", &self.contract.role)
-            .field("provider", &self.provider)
+            .field("name", &self.loaded.contract.name)
+            .field("role", &self.loaded.contract.role)
+            .field("provider", &self.loaded.provider)
+            .field("shared", &self.is_shared())
             .finish()
     }
 }
@@ -142,6 +214,52 @@ impl Model {
             source,
         })?;
         let rt = runtime(config.ort_library.as_deref())?;
+        let sha256 = sha256_hex(&bytes);
+        let contract_err = |source| RuntimeError::Contract {
+            path: path.to_owned(),
+            source,
+        };
+        let handle = |loaded: Arc<Loaded>| -> Result<Model, RuntimeError> {
+            if let Some(role) = role {
+                loaded.contract.expect_role(role).map_err(contract_err)?;
+            }
+            Ok(Model {
+                loaded,
+                path: path.to_owned(),
+            })
+        };
+        if config.exclusive {
+            return handle(Arc::new(Self::build(path, bytes, sha256, rt, config)?));
+        }
+        let key = SessionKey {
+            sha256: sha256.clone(),
+            provider: config.provider,
+            device_id: config.device_id,
+            threads: config.effective_threads(),
+            library: rt.path().to_owned(),
+        };
+        // Held while a new session is built, so that two elements starting together
+        // build it once.
+        let mut reg = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        reg.retain(|_, w| w.strong_count() > 0);
+        if let Some(loaded) = reg.get(&key).and_then(Weak::upgrade) {
+            drop(reg);
+            return handle(loaded);
+        }
+        let loaded = Arc::new(Self::build(path, bytes, sha256, rt, config)?);
+        reg.insert(key, Arc::downgrade(&loaded));
+        drop(reg);
+        handle(loaded)
+    }
+
+    /// Builds a session and checks the model's contract against its graph.
+    fn build(
+        path: &Path,
+        bytes: Vec<u8>,
+        sha256: String,
+        rt: Arc<Runtime>,
+        config: &SessionConfig,
+    ) -> Result<Loaded, RuntimeError> {
         let load_err = |e: &dyn fmt::Display| RuntimeError::ModelLoad {
             path: path.to_owned(),
             message: e.to_string(),
@@ -200,9 +318,6 @@ impl Model {
         };
         let props = read_props(&session).map_err(|e| load_err(&e))?;
         let contract = ModelContract::from_props(&props).map_err(contract_err)?;
-        if let Some(role) = role {
-            contract.expect_role(role).map_err(contract_err)?;
-        }
         let pairs = |t: &[TensorInfo]| -> Vec<(String, Vec<i64>)> {
             t.iter()
                 .map(|t| (t.name.clone(), t.shape.clone()))
@@ -212,12 +327,11 @@ impl Model {
             .check_graph(&pairs(&inputs), &pairs(&outputs))
             .map_err(contract_err)?;
 
-        Ok(Model {
-            session,
+        Ok(Loaded {
+            session: Mutex::new(session),
             contract,
             provider,
-            path: path.to_owned(),
-            sha256: sha256_hex(&bytes),
+            sha256,
             inputs,
             outputs,
             runtime: rt,
@@ -227,17 +341,17 @@ impl Model {
 
     /// The parsed contract.
     pub fn contract(&self) -> &ModelContract {
-        &self.contract
+        &self.loaded.contract
     }
 
     /// The provider the session runs on (never `Auto`).
     pub fn provider(&self) -> ExecutionProvider {
-        self.provider
+        self.loaded.provider
     }
 
     /// One line saying which provider was chosen and why (for the element's log).
     pub fn provider_note(&self) -> &str {
-        &self.provider_note
+        &self.loaded.provider_note
     }
 
     /// The model file.
@@ -247,27 +361,38 @@ impl Model {
 
     /// sha256 of the model file, lower-case hex.
     pub fn sha256(&self) -> &str {
-        &self.sha256
+        &self.loaded.sha256
     }
 
     /// Graph inputs.
     pub fn inputs(&self) -> &[TensorInfo] {
-        &self.inputs
+        &self.loaded.inputs
     }
 
     /// Graph outputs.
     pub fn outputs(&self) -> &[TensorInfo] {
-        &self.outputs
+        &self.loaded.outputs
     }
 
     /// The runtime the session lives in.
     pub fn runtime(&self) -> &Runtime {
-        &self.runtime
+        &self.loaded.runtime
     }
 
-    /// The underlying `ort` session, for element-specific runs (I/O binding, typed inputs).
-    pub fn session_mut(&mut self) -> &mut Session {
-        &mut self.session
+    /// Whether this handle shares its session with other handles right now.
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.loaded) > 1
+    }
+
+    /// Runs `f` on the underlying `ort` session, for element-specific runs (I/O binding,
+    /// typed inputs); other users of a shared session wait meanwhile.
+    pub fn with_session<R>(&mut self, f: impl FnOnce(&mut Session) -> R) -> R {
+        let mut s = self
+            .loaded
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        f(&mut s)
     }
 
     /// Runs the model on float inputs (by name) and returns every float output by name.
@@ -291,12 +416,12 @@ impl Model {
         inputs: &[(&str, ArrayViewD<'_, f32>)],
         read: impl FnOnce(&BTreeMap<String, ArrayViewD<'_, f32>>) -> R,
     ) -> Result<R, RuntimeError> {
-        let name = self.contract.name.clone();
+        let name = self.loaded.contract.name.clone();
         let run_err = |m: String| RuntimeError::Run {
             name: name.clone(),
             message: m,
         };
-        for want in &self.inputs {
+        for want in &self.loaded.inputs {
             let Some((_, arr)) = inputs.iter().find(|(n, _)| *n == want.name) else {
                 return Err(run_err(format!("input `{}` not given", want.name)));
             };
@@ -321,10 +446,12 @@ impl Model {
                 .map_err(|e| run_err(e.to_string()))?;
             values.push(((*n).to_owned(), t.into()));
         }
-        let out = self
+        let mut session = self
+            .loaded
             .session
-            .run(values)
-            .map_err(|e| run_err(e.to_string()))?;
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let out = session.run(values).map_err(|e| run_err(e.to_string()))?;
         let mut views = BTreeMap::new();
         // by key, not `out.iter()`: the iterator's values are temporaries, and a view
         // must borrow from `out` itself to outlive the loop
