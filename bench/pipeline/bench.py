@@ -21,16 +21,21 @@ best of `--repeat`:
   media duration played in the span / wall seconds.
 * models: each model's own InferenceSession.run time (one intra-op thread, like the
   elements), averaged over the real inputs of one pass of the clip (letterboxed frames,
-  aligned face crops, 16 kHz audio windows / VAD chunks, fusion inputs), times the number
-  of runs the pipeline made: detector per frame, FER per face, speech embedding per 80 ms
-  window, Silero VAD per 32 ms chunk, fusion per frame with a face. Two bounds: the sum
+  aligned face crops, 1 s 16 kHz audio windows / VAD chunks, fusion windows of the last
+  250 frames built from them), times the number of runs the pipeline made: detector per
+  frame, FER per face, voice-prosody features per 80 ms window (1 s of audio each),
+  Silero VAD per 32 ms chunk, fusion per frame with a face (one [1, 250, .] window: the
+  fusion model's `affect.fusion.window`). Two bounds: the sum
   (the issue's "models-only bound"; the pipeline's wall and CPU time are compared with
   it) and, stricter, wall on the same cores (max(sum / cores, the video thread's
   detector + FER chain)).
 * python: the same steps as the loop a user writes: cv2.VideoCapture decode -> letterbox
   -> BlazeFace -> decode + weighted NMS -> similarity alignment (OpenCV) -> grey 64x64 ->
-  FER; 16 kHz audio: Silero VAD per chunk, speech embedding per window; fusion per frame
-  on the interpolated audio vector. The audio is decoded and resampled to 16 kHz before
+  FER; 16 kHz audio: Silero VAD per chunk, voice-prosody features per 80 ms window (1 s
+  of audio); fusion per frame with a face on the window of the face's last 250 frames
+  (visual probabilities, the voice-prosody vector interpolated onto each frame time, the
+  masks; zero-padded with masks 0 at the start), as avfuse feeds it (see child_python for
+  the approximations). The audio is decoded and resampled to 16 kHz before
   the timed loop (the pipeline decodes, resamples and denoises its audio inside its timed
   span: the Python side does less audio work). ONNX Runtime intra-op threads = cores (and
   OpenCV threads = cores): the best a single Python loop gets from the same cores.
@@ -57,7 +62,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 W, H, FPS = 640, 360, 30
 SR = 16000
 VAD_CHUNK, VAD_CONTEXT = 512, 64
-EMB_WINDOW, EMB_HOP = 12512, 1280
+# voice-prosody (featextract's default audio model): 1.0 s windows every 80 ms -> 164 features
+AUDIO_WINDOW, AUDIO_HOP, AUDIO_DIM = 16000, 1280, 164
+VISUAL_DIM = 8
+# fusion-baseline's `affect.fusion.window`: avfuse feeds each face the window of its last
+# FUSION_WINDOW frames and reads the newest step
+FUSION_WINDOW = 250
+# avfuse's default `lookahead`: audio vectors further than this from a frame are not used
+MAX_GAP_S = 0.2
 FER_MAP = [1, 2, 3, 4, 5, 6, 0]  # fer 7-class index -> Aff-Wild2 8-class index
 
 
@@ -275,10 +287,28 @@ class Models:
         self.np, self.cv2 = np, cv2
         self.face = fc.PyFaceCrop(os.path.join(weights, "blazeface-full.onnx"), threads)
         self.fer = make_session(os.path.join(weights, "fer-mini-xception.onnx"), threads)
-        self.emb = make_session(os.path.join(weights, "oww-speech-embedding.onnx"), threads)
+        self.prosody = make_session(os.path.join(weights, "voice-prosody.onnx"), threads)
         self.vad = make_session(os.path.join(weights, "silero-vad.onnx"), threads)
         self.fusion = make_session(os.path.join(weights, "fusion-baseline.onnx"), threads)
         self.sr = np.array(SR, dtype=np.int64)
+        # The constants above describe these models: refuse to measure other ones.
+        pm = self.prosody.get_modelmeta().custom_metadata_map
+        fm = self.fusion.get_modelmeta().custom_metadata_map
+        want = {
+            "voice-prosody affect.input.window": (pm.get("affect.input.window"), str(AUDIO_WINDOW)),
+            "voice-prosody affect.input.hop": (pm.get("affect.input.hop"), str(AUDIO_HOP)),
+            "fusion-baseline affect.fusion.window": (fm.get("affect.fusion.window"), str(FUSION_WINDOW)),
+            "fusion-baseline affect.fusion.audio-dim": (fm.get("affect.fusion.audio-dim"), str(AUDIO_DIM)),
+            "fusion-baseline affect.fusion.audio-mask": (fm.get("affect.fusion.audio-mask"), "speech"),
+        }
+        bad = [f"{k} = {got!r}, bench.py assumes {exp}" for k, (got, exp) in want.items() if got != exp]
+        if bad:
+            raise SystemExit("bench/pipeline: the models changed: " + "; ".join(bad))
+
+    def features(self, audio, k):
+        """voice-prosody's 164 features of audio window k (samples k*hop .. k*hop + 16000)."""
+        s = k * AUDIO_HOP
+        return self.prosody.run(["features"], {"audio": audio[None, s:s + AUDIO_WINDOW]})[0][0]
 
     def fer_input(self, crop):
         cv2, np = self.cv2, self.np
@@ -298,23 +328,92 @@ class Models:
         x = np.concatenate([ctx, audio[s:s + VAD_CHUNK]])[None]
         return {"input": x, "state": state, "sr": self.sr}
 
-    def fusion_input(self, probs8, audio_vec, audio_mask):
-        np = self.np
-        return {
-            "visual": probs8[None, None],
-            "audio": audio_vec[None, None].astype(np.float32),
-            "visual_mask": np.ones((1, 1), np.float32),
-            "audio_mask": np.full((1, 1), audio_mask, np.float32),
-        }
+
+
+class FusionWindow:
+    """One face's fusion window as avfuse keeps a track's: the last FUSION_WINDOW frames,
+    oldest first, the newest in the last row; a young track's missing frames are zeros
+    with masks 0 at the start. Pushing shifts the arrays by one frame (avfuse copies its
+    window out of a ring each frame: the same amount of copying)."""
+
+    def __init__(self, np):
+        self.np = np
+        self.visual = np.zeros((1, FUSION_WINDOW, VISUAL_DIM), np.float32)
+        self.audio = np.zeros((1, FUSION_WINDOW, AUDIO_DIM), np.float32)
+        self.visual_mask = np.zeros((1, FUSION_WINDOW), np.float32)
+        self.audio_mask = np.zeros((1, FUSION_WINDOW), np.float32)
+
+    def push(self, probs8, audio_vec, audio_mask):
+        """Appends a frame: `probs8` None = no face vector (visual mask 0), `audio_vec`
+        None = no aligned audio (mask 0)."""
+        for arr in (self.visual, self.audio, self.visual_mask, self.audio_mask):
+            arr[:, :-1] = arr[:, 1:]
+        if probs8 is None:
+            self.visual[0, -1], self.visual_mask[0, -1] = 0.0, 0.0
+        else:
+            self.visual[0, -1], self.visual_mask[0, -1] = probs8, 1.0
+        if audio_vec is None:
+            self.audio[0, -1], self.audio_mask[0, -1] = 0.0, 0.0
+        else:
+            self.audio[0, -1], self.audio_mask[0, -1] = audio_vec, audio_mask
+
+    def inputs(self):
+        return {"visual": self.visual, "audio": self.audio,
+                "visual_mask": self.visual_mask, "audio_mask": self.audio_mask}
 
 
 def audio_windows(n_samples):
-    return 0 if n_samples < EMB_WINDOW else (n_samples - EMB_WINDOW) // EMB_HOP + 1
+    return 0 if n_samples < AUDIO_WINDOW else (n_samples - AUDIO_WINDOW) // AUDIO_HOP + 1
+
+
+def speech_weight(np, vad_probs, k):
+    """The audio mask avfuse gives window k with `affect.fusion.audio-mask = speech`: the
+    mean speech probability over the window's span. avfuse averages audiodenoise's 10 ms
+    voice-activity frames centred in the span; here the Silero probabilities of the 32 ms
+    chunks centred in it (those computed so far)."""
+    s = k * AUDIO_HOP
+    j0 = max(0, -(-(s - VAD_CHUNK // 2) // VAD_CHUNK))
+    j1 = min(len(vad_probs), -(-(s + AUDIO_WINDOW - VAD_CHUNK // 2) // VAD_CHUNK))
+    return float(np.mean(vad_probs[j0:j1])) if j1 > j0 else 0.0
+
+
+def aligned_audio(np, t, feats):
+    """avfuse mode=lookahead at frame time t (s): the voice-prosody vector linearly
+    interpolated between the windows whose centres surround t, and its mask = their
+    speech weights interpolated alike (one window alone within MAX_GAP_S at the ends);
+    (None, 0) when no window is near or the mask is 0. `feats`: window index -> (vector,
+    speech weight)."""
+    c = (t * SR - AUDIO_WINDOW / 2) / AUDIO_HOP
+    k0 = int(np.floor(c))
+    w = c - k0
+    a, b = feats.get(k0), feats.get(k0 + 1)
+    if a is not None and w * AUDIO_HOP > MAX_GAP_S * SR:
+        a = None
+    if b is not None and (1 - w) * AUDIO_HOP > MAX_GAP_S * SR:
+        b = None
+    if a is not None and b is not None:
+        vec, mask = (1 - w) * a[0] + w * b[0], (1 - w) * a[1] + w * b[1]
+    elif a is not None or b is not None:
+        vec, mask = a if a is not None else b
+    else:
+        return None, 0.0
+    mask = min(max(mask, 0.0), 1.0)
+    return (vec, mask) if mask > 0 else (None, 0.0)
 
 
 def child_python(a):
-    """The loop a user writes, over the looped clip: decode, detect, align, FER, VAD,
-    speech embedding, fusion (audio vector interpolated onto the frame time)."""
+    """The loop a user writes, over the looped clip: decode, detect, align, FER, Silero
+    VAD, voice-prosody features, fusion on the face's window of its last 250 frames.
+
+    Equal work to avfuse (mode=lookahead, `affect.fusion.audio-mask = speech`), with these
+    simplifications: no tracker: the clip has one face, and the first face found in a
+    frame feeds the window (other faces get FER only); a frame without a face pushes a
+    frame with visual mask 0 and runs no fusion (avfuse also drops a track absent for
+    long); one fusion call per frame with a face, on the [1, 250, .] window. The audio
+    mask of a voice-prosody window is the mean Silero speech probability of the 32 ms
+    chunks centred in its 1 s span (avfuse: audiodenoise's 10 ms voice-activity frames,
+    on the denoised audio), interpolated onto the frame time like the vector (avfuse:
+    mask = interpolated speech weight); 0 = zeros with mask 0."""
     import cv2
     import numpy as np
 
@@ -327,7 +426,10 @@ def child_python(a):
     if not cap.isOpened():
         raise SystemExit(f"OpenCV cannot open {a.clip}")
     state = np.zeros((2, 1, 128), np.float32)
-    emb = {}  # window index -> 96-d vector (centre time = (k*hop + window/2) / SR)
+    vad_probs = np.zeros(n_chunks, np.float32)
+    # window index -> (164-d vector, speech weight); centre time = (k*hop + window/2) / SR
+    feats = {}
+    window = FusionWindow(np)
     next_win = next_chunk = 0
     frames = faces = 0
     t0 = time.perf_counter()
@@ -336,40 +438,38 @@ def child_python(a):
         if not ok:
             break
         t = (frames + 0.5) / FPS
-        # Audio up to the frame time plus one hop (what interpolation needs).
+        # Audio up to the frame time plus one hop (what interpolation needs); VAD up to
+        # the end of the last window needed.
         horizon = int((t + 0.08) * SR)
-        while next_chunk < n_chunks and (next_chunk + 1) * VAD_CHUNK <= horizon + EMB_WINDOW // 2:
-            _, state = m.vad.run(None, m.vad_input(audio, next_chunk, state))
+        while next_chunk < n_chunks and next_chunk * VAD_CHUNK <= horizon + AUDIO_WINDOW // 2:
+            p, state = m.vad.run(None, m.vad_input(audio, next_chunk, state))
+            vad_probs[next_chunk] = p[0, 0]
             next_chunk += 1
-        while next_win < n_win and next_win * EMB_HOP + EMB_WINDOW // 2 <= horizon:
-            s = next_win * EMB_HOP
-            emb[next_win] = m.emb.run(None, {"audio": audio[None, s:s + EMB_WINDOW]})[0][0, 0]
+        while next_win < n_win and next_win * AUDIO_HOP + AUDIO_WINDOW // 2 <= horizon:
+            feats[next_win] = (m.features(audio, next_win), speech_weight(np, vad_probs[:next_chunk], next_win))
             next_win += 1
-        # Audio vector at t: linear interpolation between the windows around it.
-        c = (t * SR - EMB_WINDOW / 2) / EMB_HOP
-        k0 = int(np.floor(c))
-        if k0 in emb and k0 + 1 in emb:
-            w = c - k0
-            vec, mask = (1 - w) * emb[k0] + w * emb[k0 + 1], 1.0
-        else:
-            vec, mask = np.zeros(96, np.float32), 0.0
-        for k in [k for k in emb if k < k0 - 1]:
-            del emb[k]
+        vec, mask = aligned_audio(np, t, feats)
+        k0 = int(np.floor((t * SR - AUDIO_WINDOW / 2) / AUDIO_HOP))
+        for k in [k for k in feats if k < k0 - 1]:
+            del feats[k]
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        first = None
         for _box, _score, crop in m.face(rgb):
             if crop is None:
                 continue
             probs8 = m.fer_probs8(m.fer_input(crop))
-            m.fusion.run(None, m.fusion_input(probs8, vec, mask))
+            first = probs8 if first is None else first
             faces += 1
+        window.push(first, vec, mask)
+        if first is not None:
+            m.fusion.run(None, window.inputs())
         frames += 1
     # The rest of the audio (the pipeline processes it all too).
     while next_chunk < n_chunks:
         _, state = m.vad.run(None, m.vad_input(audio, next_chunk, state))
         next_chunk += 1
     while next_win < n_win:
-        s = next_win * EMB_HOP
-        m.emb.run(None, {"audio": audio[None, s:s + EMB_WINDOW]})
+        m.features(audio, next_win)
         next_win += 1
     t1 = time.perf_counter()
     print(json.dumps({"seconds": t1 - t0, "frames": frames, "faces": faces, "fps": frames / (t1 - t0),
@@ -378,20 +478,35 @@ def child_python(a):
 
 def child_models(a):
     """Mean InferenceSession.run seconds per call of each model on the real inputs of one
-    pass of the clip (one intra-op thread)."""
+    pass of the clip (one intra-op thread); fusion on the windows the Python loop builds
+    (real face probabilities, voice-prosody vectors and speech weights)."""
     import numpy as np
 
     m = Models(a.weights, a.threads)
     frames = np.fromfile(a.frames, dtype=np.uint8).reshape(-1, H, W, 3)
     audio = np.fromfile(a.audio, dtype=np.float32)
     det_in = [m.face.letterbox(f)[0] for f in frames]
-    fer_in = [m.fer_input(c) for f in frames for (_b, _s, c) in m.face(f) if c is not None]
-    if not fer_in:
-        raise SystemExit("no face found in the clip")
-    emb_in = [audio[None, k * EMB_HOP:k * EMB_HOP + EMB_WINDOW] for k in range(audio_windows(len(audio)))]
+    n_win = audio_windows(len(audio))
+    prosody_in = [audio[None, k * AUDIO_HOP:k * AUDIO_HOP + AUDIO_WINDOW] for k in range(n_win)]
     state = np.zeros((2, 1, 128), np.float32)
     vad_in = [m.vad_input(audio, k, state) for k in range(len(audio) // VAD_CHUNK)]
-    fus_in = [m.fusion_input(m.fer_probs8(x), np.full(96, 0.1, np.float32), 1.0) for x in fer_in]
+    # The fusion windows of the pass, as child_python builds them (outside the timing).
+    vad_probs = np.zeros(len(vad_in), np.float32)
+    for k in range(len(vad_in)):
+        p, state = m.vad.run(None, m.vad_input(audio, k, state))
+        vad_probs[k] = p[0, 0]
+    feats = {k: (m.features(audio, k), speech_weight(np, vad_probs, k)) for k in range(n_win)}
+    window = FusionWindow(np)
+    fer_in, fus_in = [], []
+    for i, f in enumerate(frames):
+        crops = [m.fer_input(c) for (_b, _s, c) in m.face(f) if c is not None]
+        fer_in += crops
+        vec, mask = aligned_audio(np, (i + 0.5) / FPS, feats)
+        window.push(m.fer_probs8(crops[0]) if crops else None, vec, mask)
+        if crops:
+            fus_in.append({k: v.copy() for k, v in window.inputs().items()})
+    if not fer_in:
+        raise SystemExit("no face found in the clip")
     name = m.face.input_name
 
     def per_call(run, inputs, reps):
@@ -406,7 +521,7 @@ def child_models(a):
     out = {
         "detector": per_call(lambda x: m.face.sess.run(None, {name: x}), det_in, a.reps),
         "fer": per_call(lambda x: m.fer.run(None, {"input": x}), fer_in, a.reps),
-        "embedding": per_call(lambda x: m.emb.run(None, {"audio": x}), emb_in, a.reps),
+        "prosody": per_call(lambda x: m.prosody.run(None, {"audio": x}), prosody_in, a.reps),
         "vad": per_call(lambda x: m.vad.run(None, x), vad_in, a.reps),
         "fusion": per_call(lambda x: m.fusion.run(None, x), fus_in, a.reps * 4),
     }
@@ -497,7 +612,7 @@ def main():
     counts = {
         "detector": pipe["frames"],
         "fer": pipe["faces"] * pipe["frames"] / max(1, pipe["frames_total"]),
-        "embedding": audio_windows(n_samples) * scale,
+        "prosody": audio_windows(n_samples) * scale,
         "vad": n_samples // VAD_CHUNK * scale,
         "fusion": pipe["frames_with_faces"] * pipe["frames"] / max(1, pipe["frames_total"]),
     }
@@ -530,9 +645,10 @@ def main():
          f"wall {pthr['seconds']:.3f} s, CPU {pthr['cpu']:.2f} s (same work)"),
         ("models-only, per call: detector", mt["detector"] * 1e3, "ms", f"x {counts['detector']:.0f} frames"),
         ("  FER (per face)", mt["fer"] * 1e3, "ms", f"x {counts['fer']:.0f} faces"),
-        ("  speech embedding (per 80 ms window)", mt["embedding"] * 1e3, "ms", f"x {counts['embedding']:.0f}"),
+        ("  voice-prosody features (per 80 ms window, 1 s)", mt["prosody"] * 1e3, "ms", f"x {counts['prosody']:.0f}"),
         ("  Silero VAD (per 32 ms chunk)", mt["vad"] * 1e3, "ms", f"x {counts['vad']:.0f}"),
-        ("  fusion (per frame with a face)", mt["fusion"] * 1e3, "ms", f"x {counts['fusion']:.0f}"),
+        (f"  fusion (per frame with a face, {FUSION_WINDOW}-frame window)", mt["fusion"] * 1e3, "ms",
+         f"x {counts['fusion']:.0f}"),
         ("models-only bound, CPU (sum)", bound_cpu, "s", ", ".join(f"{k} {v:.2f}" for k, v in model_s.items())),
         ("models-only bound, wall on the cores", bound_wall, "s",
          f"max(sum/{cores}, detector+FER chain {video_chain:.2f} s)"),
