@@ -56,7 +56,16 @@ pub struct ModelSettings {
     pub ort_library: String,
     /// `share-session`: use the process-wide session of the model.
     pub share_session: bool,
+    /// `max-batch` (0 = auto: 1, i.e. off, on CPU; [`GPU_MAX_BATCH`] on cuda/tensorrt).
+    pub max_batch: u32,
+    /// `max-batch-latency` in ns.
+    pub max_batch_latency: u64,
 }
+
+/// `max-batch=0` (auto) on a GPU provider: requests of up to this many items gathered.
+pub const GPU_MAX_BATCH: u32 = 8;
+/// Default `max-batch-latency`: 5 ms.
+pub const DEFAULT_MAX_BATCH_LATENCY: u64 = 5_000_000;
 
 impl ModelSettings {
     /// Settings with `default_model` (a name in `weights/` or a path).
@@ -68,6 +77,8 @@ impl ModelSettings {
             threads: 1,
             ort_library: String::new(),
             share_session: true,
+            max_batch: 0,
+            max_batch_latency: DEFAULT_MAX_BATCH_LATENCY,
         }
     }
 
@@ -77,6 +88,49 @@ impl ModelSettings {
             default_model,
             "ONNX model: a file path, or the name of a bundled model in the weights folder (AFFECT_WEIGHTS_DIR)",
         )
+    }
+
+    /// The cross-stream batching properties (`max-batch`, `max-batch-latency`), for the
+    /// elements whose model runs take a batch axis (facecrop, featextract, avfuse).
+    pub fn batch_properties() -> Vec<glib::ParamSpec> {
+        vec![
+            glib::ParamSpecUInt::builder("max-batch")
+                .nick("Max batch")
+                .blurb("Cross-stream batching on the shared session: requests of every element sharing it are gathered into one run of up to this many items (0 = auto: off on CPU, where batching across streams does not pay, 8 on cuda/tensorrt; 1 = off); each request waits at most max-batch-latency, which is added to the element's latency")
+                .maximum(256)
+                .default_value(0)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt64::builder("max-batch-latency")
+                .nick("Max batch latency")
+                .blurb("Longest a request waits for others to fill a batch, in ns (only with batching on)")
+                .maximum(1_000_000_000)
+                .default_value(DEFAULT_MAX_BATCH_LATENCY)
+                .mutable_ready()
+                .build(),
+        ]
+    }
+
+    /// The `max-batch` in effect: `max-batch`, or for 0 (auto) 1 on CPU and
+    /// [`GPU_MAX_BATCH`] on cuda/tensorrt. Exclusive sessions never batch.
+    pub fn effective_max_batch(&self) -> u32 {
+        if !self.share_session {
+            return 1;
+        }
+        match (self.max_batch, self.provider) {
+            (0, ExecutionProvider::Cuda | ExecutionProvider::TensorRt) => GPU_MAX_BATCH,
+            (0, _) => 1,
+            (n, _) => n,
+        }
+    }
+
+    /// The latency cross-stream batching may add to each run (0 when it is off).
+    pub fn batch_latency(&self) -> gst::ClockTime {
+        if self.effective_max_batch() > 1 {
+            gst::ClockTime::from_nseconds(self.max_batch_latency)
+        } else {
+            gst::ClockTime::ZERO
+        }
     }
 
     /// [`properties`](Self::properties) with the element's own description of `model`
@@ -132,6 +186,10 @@ impl ModelSettings {
             "threads" => self.threads = value.get().expect("type checked upstream"),
             "ort-library" => self.ort_library = string_property(value),
             "share-session" => self.share_session = value.get().expect("type checked upstream"),
+            "max-batch" => self.max_batch = value.get().expect("type checked upstream"),
+            "max-batch-latency" => {
+                self.max_batch_latency = value.get().expect("type checked upstream")
+            }
             _ => return false,
         }
         true
@@ -146,6 +204,8 @@ impl ModelSettings {
             "threads" => self.threads.to_value(),
             "ort-library" => self.ort_library.to_value(),
             "share-session" => self.share_session.to_value(),
+            "max-batch" => self.max_batch.to_value(),
+            "max-batch-latency" => self.max_batch_latency.to_value(),
             _ => return None,
         })
     }
@@ -158,6 +218,10 @@ impl ModelSettings {
             threads: self.threads as usize,
             ort_library: (!self.ort_library.is_empty()).then(|| PathBuf::from(&self.ort_library)),
             exclusive: !self.share_session,
+            batch: affect::runtime::BatchConfig {
+                max_batch: self.effective_max_batch() as usize,
+                max_latency: std::time::Duration::from_nanos(self.max_batch_latency),
+            },
         }
     }
 
@@ -186,6 +250,19 @@ impl ModelSettings {
         }
         let path = affect::weights::resolve_model(&self.model);
         Model::load(&path, Some(role), &self.session_config()).map_err(|e| e.to_error_message())
+    }
+}
+
+/// Adds `extra` to the answer of an answered LATENCY query (min, and max when bounded);
+/// other queries are left alone. For elements whose own processing adds latency, e.g.
+/// cross-stream batching ([`ModelSettings::batch_latency`]).
+pub fn add_latency(query: &mut gst::QueryRef, extra: gst::ClockTime) {
+    if extra.is_zero() {
+        return;
+    }
+    if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+        let (live, min, max) = q.result();
+        q.set(live, min + extra, max.map(|m| m + extra));
     }
 }
 

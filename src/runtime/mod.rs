@@ -14,10 +14,12 @@
 //! [`RuntimeError::LibraryConflict`]. Every file is checked before `ort` sees it, so
 //! `ort` never gets the chance to panic on a missing library.
 
+mod batch;
 mod contract;
 mod library;
 mod session;
 
+pub use batch::BatchConfig;
 pub use contract::{
     AudioInput, AudioMaskKind, CONTRACT_VERSION, ContractError, FeatureModelRef, FusionSpec,
     ImageInput, InputSpec, Layout, ModelContract, PixelColour, Role,

@@ -13,6 +13,7 @@ use ort::ep::ExecutionProvider as _;
 use ort::session::Session;
 
 use super::RuntimeError;
+use super::batch::{BatchConfig, Batcher};
 use super::contract::{ModelContract, Role};
 use super::library::{Runtime, runtime};
 
@@ -81,6 +82,10 @@ pub struct SessionConfig {
     /// [`shared_sessions`]): for callers that want their runs to overlap another
     /// caller's on other cores, at the cost of the model's memory once more.
     pub exclusive: bool,
+    /// Cross-stream batching of the shared session ([`BatchConfig`]; off by default).
+    /// Part of the session's key: callers with other batching settings get another
+    /// session. Ignored for exclusive sessions (there is nobody to batch with).
+    pub batch: BatchConfig,
 }
 
 /// Cores this process may run on (`std::thread::available_parallelism`, 1 if unknown).
@@ -110,6 +115,7 @@ pub struct TensorInfo {
 /// mutex), the parsed contract and the graph's description.
 struct Loaded {
     session: Mutex<Session>,
+    batcher: Option<Batcher>,
     contract: ModelContract,
     provider: ExecutionProvider,
     sha256: String,
@@ -128,6 +134,7 @@ struct SessionKey {
     device_id: i32,
     threads: usize,
     library: PathBuf,
+    batch: BatchConfig,
 }
 
 /// The process-wide registry: one weakly held session per key; a session lives as long
@@ -147,6 +154,11 @@ pub struct SharedSessionInfo {
     pub provider: ExecutionProvider,
     /// Handles using it (element instances, typically).
     pub users: usize,
+    /// Requests through its cross-stream batcher so far (0 without batching).
+    pub batched_requests: u64,
+    /// Session runs of its batcher so far: fewer than the requests when requests of
+    /// several callers shared runs.
+    pub batched_runs: u64,
 }
 
 /// The shared sessions alive in this process, sorted by name (exclusive sessions are not
@@ -163,6 +175,8 @@ pub fn shared_sessions() -> Vec<SharedSessionInfo> {
             sha256: l.sha256.clone(),
             provider: l.provider,
             users: Arc::strong_count(&l) - 1,
+            batched_requests: l.batcher.as_ref().map_or(0, Batcher::requests),
+            batched_runs: l.batcher.as_ref().map_or(0, Batcher::runs),
         })
         .collect();
     out.sort_by(|a, b| (&a.name, &a.sha256).cmp(&(&b.name, &b.sha256)));
@@ -229,7 +243,9 @@ impl Model {
             })
         };
         if config.exclusive {
-            return handle(Arc::new(Self::build(path, bytes, sha256, rt, config)?));
+            return handle(Arc::new(Self::build(
+                path, bytes, sha256, rt, config, None,
+            )?));
         }
         let key = SessionKey {
             sha256: sha256.clone(),
@@ -237,6 +253,7 @@ impl Model {
             device_id: config.device_id,
             threads: config.effective_threads(),
             library: rt.path().to_owned(),
+            batch: config.batch,
         };
         // Held while a new session is built, so that two elements starting together
         // build it once.
@@ -246,7 +263,8 @@ impl Model {
             drop(reg);
             return handle(loaded);
         }
-        let loaded = Arc::new(Self::build(path, bytes, sha256, rt, config)?);
+        let batcher = config.batch.is_on().then(|| Batcher::new(config.batch));
+        let loaded = Arc::new(Self::build(path, bytes, sha256, rt, config, batcher)?);
         reg.insert(key, Arc::downgrade(&loaded));
         drop(reg);
         handle(loaded)
@@ -259,6 +277,7 @@ impl Model {
         sha256: String,
         rt: Arc<Runtime>,
         config: &SessionConfig,
+        batcher: Option<Batcher>,
     ) -> Result<Loaded, RuntimeError> {
         let load_err = |e: &dyn fmt::Display| RuntimeError::ModelLoad {
             path: path.to_owned(),
@@ -329,6 +348,7 @@ impl Model {
 
         Ok(Loaded {
             session: Mutex::new(session),
+            batcher,
             contract,
             provider,
             sha256,
@@ -440,17 +460,59 @@ impl Model {
                 )));
             }
         }
+        if let Some(batcher) = &self.loaded.batcher
+            && let Some(items) = self.batch_items(inputs)
+        {
+            let loaded = &self.loaded;
+            let out = batcher.submit(inputs, items, &|views| {
+                loaded.run_direct(views, |out| {
+                    out.iter().map(|(k, v)| (k.clone(), v.to_owned())).collect()
+                })
+            })?;
+            let views: BTreeMap<String, ArrayViewD<'_, f32>> =
+                out.iter().map(|(k, v)| (k.clone(), v.view())).collect();
+            return Ok(read(&views));
+        }
+        self.loaded.run_direct(inputs, read)
+    }
+
+    /// The rows along axis 0 of a request, when it can be batched: every input the graph
+    /// declares has a dynamic first axis and every given input has the same length there.
+    fn batch_items(&self, inputs: &[(&str, ArrayViewD<'_, f32>)]) -> Option<usize> {
+        let dynamic = self
+            .loaded
+            .inputs
+            .iter()
+            .all(|t| t.shape.first().is_some_and(|&d| d < 0));
+        let first = inputs.first()?.1.shape().first().copied()?;
+        (dynamic
+            && first > 0
+            && inputs
+                .iter()
+                .all(|(_, a)| a.shape().first() == Some(&first)))
+        .then_some(first)
+    }
+}
+
+impl Loaded {
+    /// One session run (the inputs are checked by the caller); `read` sees the outputs
+    /// in ONNX Runtime's own buffers.
+    fn run_direct<R>(
+        &self,
+        inputs: &[(&str, ArrayViewD<'_, f32>)],
+        read: impl FnOnce(&BTreeMap<String, ArrayViewD<'_, f32>>) -> R,
+    ) -> Result<R, RuntimeError> {
+        let run_err = |m: String| RuntimeError::Run {
+            name: self.contract.name.clone(),
+            message: m,
+        };
         let mut values: Vec<(String, ort::session::SessionInputValue<'_>)> = Vec::new();
         for (n, arr) in inputs {
             let t = ort::value::TensorRef::from_array_view(arr.view())
                 .map_err(|e| run_err(e.to_string()))?;
             values.push(((*n).to_owned(), t.into()));
         }
-        let mut session = self
-            .loaded
-            .session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         let out = session.run(values).map_err(|e| run_err(e.to_string()))?;
         let mut views = BTreeMap::new();
         // by key, not `out.iter()`: the iterator's values are temporaries, and a view

@@ -383,6 +383,17 @@ impl BaseTransformImpl for FaceCrop {
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        let latency = matches!(query.view(), gst::QueryView::Latency(_));
+        let ok = BaseTransformImplExt::parent_query(self, direction, query);
+        if ok && latency && direction == gst::PadDirection::Src {
+            // Cross-stream batching may hold each run up to max-batch-latency.
+            let extra = self.settings.locked().model.batch_latency();
+            crate::common::add_latency(query, extra);
+        }
+        ok
+    }
+
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.locked().clone();
         let state = self.build_state(&settings)?;

@@ -207,3 +207,64 @@ pub fn still_face_branch(seconds: f64, fps: u32) -> String {
         (seconds * f64::from(fps)).round() as u64
     )
 }
+
+/// The README's audio-visual pipeline on the sample clip (file → facecrop → featextract;
+/// audiodenoise → featextract → avfuse), with `props` added to every model-running
+/// element and NDJSON written to `out`.
+pub fn sample_av_pipeline(out: &std::path::Path, props: &str) -> gst::Pipeline {
+    use gst::prelude::*;
+    init();
+    let desc = format!(
+        "filesrc location={} ! decodebin name=d \
+         d. ! queue ! videoconvert ! facecrop {props} ! queue ! featextract {props} ! queue \
+         ! avfuse name=f {props} location={} ! fakesink \
+         d. ! queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,rate=48000,channels=1 \
+         ! audiodenoise vad=silero {} ! featextract {props} ! queue ! f.audio_sink",
+        media("sample.mp4").display(),
+        out.display(),
+        // audiodenoise's Silero model has no batch axis (its state is per stream).
+        props
+            .split_whitespace()
+            .filter(|p| !p.starts_with("max-batch"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    gst::parse::launch(&desc)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+}
+
+/// The records of an NDJSON file `avfuse` wrote.
+pub fn ndjson_records(path: &std::path::Path) -> Vec<affect::results::AffectRecord> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| affect::results::AffectRecord::from_json_line(l).unwrap())
+        .collect()
+}
+
+/// Asserts two runs gave the same records, values within `tol`.
+pub fn assert_same_records(
+    got: &[affect::results::AffectRecord],
+    want: &[affect::results::AffectRecord],
+    tol: f32,
+    what: &str,
+) {
+    assert_eq!(got.len(), want.len(), "{what}: record count");
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!((g.pts, g.face.track_id), (w.pts, w.face.track_id), "{what}");
+        let diffs = [
+            (g.face.valence - w.face.valence).abs(),
+            (g.face.arousal - w.face.arousal).abs(),
+        ];
+        let probs = g
+            .face
+            .probabilities
+            .iter()
+            .zip(&w.face.probabilities)
+            .map(|(a, b)| (a - b).abs());
+        let worst = diffs.into_iter().chain(probs).fold(0.0f32, f32::max);
+        assert!(worst <= tol, "{what} pts {}: differs by {worst}", g.pts);
+    }
+}

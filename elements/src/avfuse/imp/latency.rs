@@ -87,7 +87,10 @@ impl AvFuse {
     /// `mode=lookahead`, plus K frame durations for a fusion model that reads K future
     /// frames (`affect.fusion.lookahead-frames`; 1/30 s per frame until the caps say).
     pub(super) fn update_latency(&self) {
-        let audio = self.settings.locked().latency();
+        let (audio, batch) = {
+            let s = self.settings.locked();
+            (s.latency(), s.model.batch_latency())
+        };
         let (k, duration) = self
             .state
             .locked()
@@ -101,7 +104,7 @@ impl AvFuse {
             );
         }
         let frames = k * duration.unwrap_or(33_333_334);
-        let latency = audio + gst::ClockTime::from_nseconds(frames);
+        let latency = audio + batch + gst::ClockTime::from_nseconds(frames);
         self.obj().set_latency(latency, Some(latency));
     }
 }

@@ -12,6 +12,7 @@ impl ObjectImpl for AvFuse {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut v = ModelSettings::properties(DEFAULT_MODEL);
+            v.extend(ModelSettings::batch_properties());
             v.extend([
                 glib::ParamSpecEnum::builder_with_default("mode", FusionMode::Lookahead)
                     .nick("Alignment mode")

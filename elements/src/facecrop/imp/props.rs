@@ -10,6 +10,7 @@ impl ObjectImpl for FaceCrop {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let mut v = ModelSettings::properties(DEFAULT_MODEL);
+            v.extend(ModelSettings::batch_properties());
             v.extend([
                 glib::ParamSpecFloat::builder("score-threshold")
                     .nick("Score threshold")

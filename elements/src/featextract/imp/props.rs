@@ -13,6 +13,7 @@ impl ObjectImpl for FeatExtract {
                 AUTO,
                 "ONNX feature model: auto = fer-mini-xception (MIT) on video, voice-prosody (MPL-2.0) on audio; oww-speech-embedding is offered on audio (CC BY-NC-SA 4.0: non-commercial use only); or a path, or the name of a bundled model in the weights folder (AFFECT_WEIGHTS_DIR)",
             );
+            v.extend(ModelSettings::batch_properties());
             v.extend([
                 glib::ParamSpecUInt::builder("batch-size")
                     .nick("Batch size")
