@@ -296,7 +296,9 @@ def main():
           f"peak {idle['hwm_kb'] / 1024:.1f} MB")
     print("  span = all PLAYING -> last EOS (models loaded, prerolled); total = launch -> every process exited; "
           "RSS peak = VmHWM (summed over processes); other % = share of the cores other processes used")
-    hdr = (f"  {'configuration':<34} {'N':>2} {'span s':>7} {'agg RTF':>8} {'CPU s':>7} {'total s':>8} "
+    print(f"  CPU s = CPU seconds of the span (all processes); busy = CPU s / span, out of {cores} cores (idle cores "
+          "with work left: streams waiting on each other, e.g. for a shared session's turn)")
+    hdr = (f"  {'configuration':<34} {'N':>2} {'span s':>7} {'agg RTF':>8} {'CPU s':>7} {'busy':>5} {'total s':>8} "
            f"{'RSS peak MB':>11} {'MB/added stream':>15} {'other %':>7}")
     print(hdr)
     print("  " + "-" * (len(hdr) - 2))
@@ -310,7 +312,7 @@ def main():
             pa = per_added(kind, n)
             pa_s = f"{pa:15.1f}" if pa is not None else f"{'-':>15}"
             print(f"  {names[kind]:<34} {n:>2} {r['seconds']:7.2f} {r['rtf']:7.2f}x {r['cpu']:7.2f} "
-                  f"{r['total']:8.2f} {r['hwm_mb']:11.1f} {pa_s} {100 * foreign[(kind, n)]:7.1f}")
+                  f"{r['cpu'] / r['seconds']:5.2f} {r['total']:8.2f} {r['hwm_mb']:11.1f} {pa_s} {100 * foreign[(kind, n)]:7.1f}")
 
     print()
     print("  sharing saves (one process, unshared - shared peak RSS): " + ", ".join(
