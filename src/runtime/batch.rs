@@ -181,10 +181,7 @@ impl Batcher {
 }
 
 /// One run on the concatenated inputs of `taken`; each request's rows of every output.
-fn run_batch(
-    taken: &[Request],
-    run: &RunFn<'_>,
-) -> Vec<Result<Outputs, RuntimeError>> {
+fn run_batch(taken: &[Request], run: &RunFn<'_>) -> Vec<Result<Outputs, RuntimeError>> {
     // Every caller of the batch gets the error (as text: errors are not `Clone`).
     let all = |e: RuntimeError| {
         let (name, message) = match e {

@@ -25,6 +25,8 @@ pub enum Role {
     Vad,
     /// Fuses visual and audio feature sequences into valence/arousal and expressions.
     Fusion,
+    /// Dense face landmarks (a face mesh) from a face crop.
+    FaceMesh,
 }
 
 impl Role {
@@ -36,11 +38,15 @@ impl Role {
             Role::AudioFeature => "audio-feature",
             Role::Vad => "vad",
             Role::Fusion => "fusion",
+            Role::FaceMesh => "face-mesh",
         }
     }
 
     fn is_image(self) -> bool {
-        matches!(self, Role::FaceDetector | Role::FaceFeature)
+        matches!(
+            self,
+            Role::FaceDetector | Role::FaceFeature | Role::FaceMesh
+        )
     }
 }
 
@@ -59,6 +65,7 @@ impl FromStr for Role {
             "audio-feature" => Role::AudioFeature,
             "vad" => Role::Vad,
             "fusion" => Role::Fusion,
+            "face-mesh" => Role::FaceMesh,
             _ => return Err(()),
         })
     }
@@ -435,7 +442,7 @@ impl ModelContract {
         }
         let role: Role = p.parse(
             "affect.role",
-            "one of face-detector, face-feature, audio-feature, vad, fusion",
+            "one of face-detector, face-feature, face-mesh, audio-feature, vad, fusion",
         )?;
         let name = p.get("affect.name")?.to_owned();
         if name.is_empty() {
@@ -570,6 +577,10 @@ impl ModelContract {
                     "blazeface-short, blazeface-full or mtcnn",
                 ));
             }
+        }
+
+        if role == Role::FaceMesh {
+            p.positive("affect.mesh.landmarks")?;
         }
 
         Ok(ModelContract {

@@ -60,6 +60,7 @@ class TfliteToOnnx:
         self.names = {}  # tensor index -> onnx value name
         self.nchw = {}  # tensor index -> True when the onnx value is NCHW (4D activations)
         self.counter = 0
+        self.batch = None
 
     # helpers
     def uniq(self, base):
@@ -146,12 +147,16 @@ class TfliteToOnnx:
         return self.names[idx]
 
     # conversion
-    def convert(self, input_name, output_names, graph_name, producer_name, flatten_1x1_outputs=False):
+    def convert(self, input_name, output_names, graph_name, producer_name, flatten_1x1_outputs=False,
+                batch=None):
         """The ONNX model: input `input_name` NHWC as in TFLite, outputs renamed in order.
 
         With `flatten_1x1_outputs`, a 4D output whose spatial size is 1x1 ([N,1,1,C] in
-        TFLite) becomes [N, C]: the same values in the same order.
+        TFLite) becomes [N, C]: the same values in the same order. With `batch` (a name),
+        the first axis of the input and outputs is dynamic instead of TFLite's 1 (only for
+        graphs without RESHAPE / RESIZE_BILINEAR, whose target shapes hold the batch).
         """
+        self.batch = batch
         g = self.g
         (in_idx,) = list(g.InputsAsNumpy())
         in_shape = self.shape(in_idx)
@@ -176,11 +181,16 @@ class TfliteToOnnx:
             if self.nchw.get(idx):
                 assert flatten_1x1_outputs and shape[1:3] == [1, 1], "4D graph outputs not supported"
                 shape = [shape[0], shape[3]]
-                target = self.add_init(np.array(shape, np.int64), "shape")
+                target = [-1 if batch else shape[0], shape[1]]
+                target = self.add_init(np.array(target, np.int64), "shape")
                 self.node("Reshape", [self.names[idx], target], [oname])
             else:
                 self.node("Identity", [self.names[idx]], [oname])
+            if batch:
+                shape = [batch] + shape[1:]
             outputs.append(helper.make_tensor_value_info(oname, TensorProto.FLOAT, shape))
+        if batch:
+            in_shape = [batch] + in_shape[1:]
         inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, in_shape)]
         graph = helper.make_graph(self.nodes, graph_name, inputs, outputs, self.inits)
         model = helper.make_model(
@@ -272,6 +282,7 @@ class TfliteToOnnx:
         self.nchw[outs[0]] = self.nchw.get(ins[0], False)
 
     def op_RESIZE_BILINEAR(self, op, ins, outs):
+        assert not self.batch, "target shape holds the batch: no dynamic batch"
         o = self.options(op, tflite.ResizeBilinearOptions)
         if o.AlignCorners():
             mode = "align_corners"
@@ -287,6 +298,7 @@ class TfliteToOnnx:
         self.nchw[outs[0]] = True
 
     def op_RESHAPE(self, op, ins, outs):
+        assert not self.batch, "target shape holds the batch: no dynamic batch"
         src = self.act_input(ins[0])
         if self.nchw.get(ins[0]):
             nhwc = self.uniq("nhwc")
