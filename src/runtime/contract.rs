@@ -757,6 +757,23 @@ impl ModelContract {
                 });
             }
         }
+        if self.role == Role::FaceMesh {
+            // The first output holds (x, y, z) per landmark in its last axis.
+            let n: usize = self
+                .prop("affect.mesh.landmarks")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let name = &self.outputs[0];
+            let shape = find("output", outputs, name)?;
+            if shape.last().is_none_or(|&l| l >= 0 && l != 3 * n as i64) {
+                return Err(ContractError::ShapeMismatch {
+                    kind: "output",
+                    name: name.clone(),
+                    shape,
+                    expected: format!("last dimension {} (3 x affect.mesh.landmarks)", 3 * n),
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -1031,6 +1048,117 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    fn face_mesh() -> BTreeMap<String, String> {
+        props(&[
+            ("affect.contract", "1"),
+            ("affect.role", "face-mesh"),
+            ("affect.name", "face-mesh"),
+            ("affect.input.name", "input"),
+            ("affect.input.size", "192x192"),
+            ("affect.input.layout", "NHWC"),
+            ("affect.input.colour", "RGB"),
+            ("affect.input.mean", "0"),
+            ("affect.input.std", "255"),
+            ("affect.output.names", "landmarks,score"),
+            ("affect.mesh.landmarks", "468"),
+            ("affect.mesh.roi-scale", "1.5"),
+        ])
+    }
+
+    #[test]
+    fn face_mesh_contract_is_an_image_contract_with_a_landmark_count() {
+        let c = ModelContract::from_props(&face_mesh()).unwrap();
+        assert_eq!((c.role, c.name.as_str()), (Role::FaceMesh, "face-mesh"));
+        assert_eq!("face-mesh".parse(), Ok(Role::FaceMesh));
+        assert_eq!(Role::FaceMesh.to_string(), "face-mesh");
+        let InputSpec::Image(img) = &c.input else {
+            panic!("not an image input: {:?}", c.input)
+        };
+        assert_eq!(
+            (img.width, img.height, img.layout),
+            (192, 192, Layout::Nhwc)
+        );
+        assert_eq!(
+            (img.mean.clone(), img.std.clone()),
+            (vec![0.0; 3], vec![255.0; 3])
+        );
+        assert_eq!(c.outputs, ["landmarks", "score"]);
+        assert_eq!(c.output_dim, None);
+        assert_eq!(c.prop("affect.mesh.landmarks"), Some("468"));
+        c.expect_role(Role::FaceMesh).unwrap();
+        assert!(c.expect_role(Role::FaceDetector).is_err());
+
+        for key in [
+            "affect.mesh.landmarks",
+            "affect.input.size",
+            "affect.input.std",
+        ] {
+            let mut p = face_mesh();
+            p.remove(key);
+            assert_eq!(
+                ModelContract::from_props(&p),
+                Err(ContractError::MissingKey { key: key.into() }),
+                "{key}"
+            );
+        }
+        for value in ["0", "many", "-3"] {
+            let mut p = face_mesh();
+            p.insert("affect.mesh.landmarks".into(), value.into());
+            assert!(
+                matches!(ModelContract::from_props(&p), Err(ContractError::BadValue { key, .. }) if key == "affect.mesh.landmarks"),
+                "{value}"
+            );
+        }
+
+        let input = [("input".to_string(), vec![-1, 192, 192, 3])];
+        let outs = [
+            ("landmarks".to_string(), vec![-1, 1404]),
+            ("score".to_string(), vec![-1, 1]),
+        ];
+        c.check_graph(&input, &outs).unwrap();
+        c.check_graph(&[("input".into(), vec![1, 192, 192, 3])], &outs)
+            .unwrap();
+        let e = c
+            .check_graph(&[("input".into(), vec![1, 3, 192, 192])], &outs)
+            .unwrap_err();
+        assert!(
+            matches!(e, ContractError::ShapeMismatch { kind: "input", .. }),
+            "{e}"
+        );
+        let e = c
+            .check_graph(
+                &input,
+                &[
+                    ("landmarks".to_string(), vec![1, 1434]),
+                    ("score".to_string(), vec![1, 1]),
+                ],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("3 x affect.mesh.landmarks"), "{e}");
+        let e = c.check_graph(&input, &outs[..1]).unwrap_err();
+        assert!(e.to_string().contains("score"), "{e}");
+    }
+
+    #[test]
+    fn bundled_face_mesh_declares_its_contract() {
+        let path = crate::weights::weights_dir().join("face-mesh.onnx");
+        let c = ModelContract::read_file(&path).unwrap();
+        assert_eq!(
+            c,
+            ModelContract::from_props(&face_mesh_file_props(&path)).unwrap()
+        );
+        assert_eq!(c.role, Role::FaceMesh);
+        assert_eq!(c.prop("affect.license"), Some("Apache-2.0"));
+    }
+
+    fn face_mesh_file_props(path: &Path) -> BTreeMap<String, String> {
+        let bytes = std::fs::read(path).unwrap();
+        crate::onnx::read_metadata(&bytes)
+            .unwrap()
+            .into_iter()
+            .collect()
     }
 
     #[test]
