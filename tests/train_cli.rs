@@ -280,3 +280,85 @@ fn help_describes_the_trainer() {
         assert!(help.contains(sub), "{sub}: {help}");
     }
 }
+
+/// The kind of audio mask travels from the feature files into the exported model, and a
+/// model is not evaluated on features with another kind (avfuse would give it other
+/// masks than the ones it is scored on), nor trained on a mix.
+#[test]
+fn the_audio_mask_kind_goes_from_the_data_into_the_model() {
+    use affect::dataset::FeatureFile;
+    let root = temp("cli-audio-mask");
+    let data = root.join("data");
+    ok(&[
+        "synth",
+        "--out",
+        s(&data),
+        "--train",
+        "4",
+        "--val",
+        "2",
+        "--frames",
+        "64",
+    ]);
+    let features = data.join("features");
+    let relabel = |name: &str, kind: &str| {
+        let p = features.join(format!("{name}.safetensors"));
+        let mut f = FeatureFile::read(&p).unwrap();
+        f.meta.audio_mask = kind.into();
+        f.write(&p).unwrap();
+    };
+    // A mix of kinds in one split: refused.
+    relabel("synth_train_000", "speech");
+    let out = root.join("mixed");
+    let mut args = small_fit_args(&data, "attention", &out);
+    args.extend_from_slice(&["--epochs", "1"]);
+    let e = failed(&args);
+    assert!(
+        e.contains("audio mask") && e.contains("--audio-mask"),
+        "{e}"
+    );
+    // All speech-gated: the exported model declares it.
+    for i in 1..4 {
+        relabel(&format!("synth_train_{i:03}"), "speech");
+    }
+    for i in 0..2 {
+        relabel(&format!("synth_val_{i:03}"), "speech");
+    }
+    let out = root.join("speech");
+    let mut args = small_fit_args(&data, "attention", &out);
+    args.extend_from_slice(&["--epochs", "1"]);
+    ok(&args);
+    let model = out.join("best.onnx");
+    let c = affect::runtime::ModelContract::read_file(&model).unwrap();
+    let affect::runtime::InputSpec::Fusion(f) = &c.input else {
+        panic!("not a fusion model")
+    };
+    assert_eq!(f.audio_mask, affect::runtime::AudioMaskKind::Speech);
+    // Evaluated on speech-gated features: fine; on presence masks: a clear error.
+    ok(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--task",
+        "va",
+    ]);
+    for i in 0..2 {
+        relabel(&format!("synth_val_{i:03}"), "present");
+    }
+    let e = failed(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--task",
+        "va",
+    ]);
+    assert!(
+        e.contains("affect.fusion.audio-mask = speech") && e.contains("--audio-mask speech"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

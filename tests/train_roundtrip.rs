@@ -252,7 +252,17 @@ fn extract_eval_and_pipeline_agree() {
         sample.visual_mask.iter().all(|&m| m == 1.0),
         "face in every frame"
     );
-    assert!(sample.audio_mask.contains(&1.0), "speech aligned");
+    // Voice-activity-gated audio masks (the default fusion model's kind), recorded.
+    assert_eq!(sample.meta.audio_mask, "speech");
+    assert!(
+        sample.audio_mask.iter().all(|m| (0.0..=1.0).contains(m)),
+        "masks in [0, 1]"
+    );
+    assert!(
+        sample.audio_mask.iter().filter(|&&m| m > 0.5).count() > 20,
+        "speech aligned: {:?}",
+        sample.audio_mask
+    );
     // face_noface: the face leaves, the rows stay (masked).
     let fnf = FeatureFile::read(&root.feature_path("face_noface")).unwrap();
     let faces = fnf.visual_mask.iter().filter(|&&m| m > 0.0).count();
@@ -668,8 +678,15 @@ fn extract_keeps_audio_on_every_frame_of_a_minute_of_media() {
     }
     gst_launch(&desc);
     let data = dir.join("data");
-    extract(&videos, &data, &registry);
+    // Presence masks: 1 wherever audio is aligned, speech or not (what this test checks).
+    ok(&run_extract(
+        &videos,
+        &data,
+        &["--audio-mask", "present"],
+        &registry,
+    ));
     let f = FeatureFile::read(&data.join("features").join("minute.safetensors")).unwrap();
+    assert_eq!(f.meta.audio_mask, "present");
     assert_eq!(f.frames(), 1800);
     // The first voice-prosody vector is centred 0.5 s into the audio; with avfuse's 0.2 s
     // lookahead, frames before 0.3 s of audio (the video's segment starts 67 ms after the
@@ -688,9 +705,10 @@ fn extract_keeps_audio_on_every_frame_of_a_minute_of_media() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `extract --audio-model voice-prosody`: the audio branch runs the permissive model, the
-/// feature file holds its 164 values per frame and records it by name and sha256 (what a
-/// fusion model trained on the file will declare).
+/// `extract --audio-model oww-speech-embedding --audio-mask present`: the audio branch
+/// runs the non-default model, the feature file holds its 96 values per frame and records
+/// it by name and sha256 and the kind of mask (what a fusion model trained on the file will
+/// declare).
 #[test]
 fn extract_with_another_audio_model_records_it() {
     let dir = scratch("prosody");
@@ -702,20 +720,25 @@ fn extract_with_another_audio_model_records_it() {
     let out = ok(&run_extract(
         &videos,
         &data,
-        &["--audio-model", "voice-prosody"],
+        &[
+            "--audio-model",
+            "oww-speech-embedding",
+            "--audio-mask",
+            "present",
+        ],
         &registry,
     ));
     assert!(out.contains("extracted 1 feature file(s)"), "{out}");
     let root = DataRoot::new(&data).unwrap();
     let f = FeatureFile::read(&root.feature_path("sample")).unwrap();
-    let model = affect::weights::resolve_model("voice-prosody");
+    let model = affect::weights::resolve_model("oww-speech-embedding");
     let sha = affect::weights::sha256_hex(&std::fs::read(&model).unwrap());
-    assert_eq!((f.visual_dim, f.audio_dim), (8, 164));
-    assert_eq!(f.meta.audio_model, "voice-prosody");
+    assert_eq!((f.visual_dim, f.audio_dim), (8, 96));
+    assert_eq!(f.meta.audio_model, "oww-speech-embedding");
     assert_eq!(f.meta.audio_sha256, sha);
     assert_eq!(f.meta.visual_input, "probabilities");
-    // 1 s windows: audio is aligned once the first window is in (sample.mp4 is 2.4 s).
-    assert!(f.audio_mask.contains(&1.0), "voice-prosody vectors aligned");
+    assert_eq!(f.meta.audio_mask, "present");
+    assert!(f.audio_mask.contains(&1.0), "embeddings aligned");
     assert!(f.audio.iter().all(|v| v.is_finite()));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -55,6 +55,9 @@ pub mod keys {
     pub const AUDIO_SHA256: &str = "affect.fusion.audio-sha256";
     /// `features` or `probabilities`.
     pub const VISUAL_INPUT: &str = "affect.fusion.visual-input";
+    /// What `audio_mask` holds: `present` (1 where an aligned audio vector exists) or
+    /// `speech` (that times the voice-activity probability); absent in older files.
+    pub const AUDIO_MASK: &str = "affect.fusion.audio-mask";
     /// Frames per second.
     pub const FPS: &str = "fps";
     /// The source video.
@@ -76,6 +79,9 @@ pub struct FeatureMetadata {
     pub audio_sha256: String,
     /// `features` or `probabilities`.
     pub visual_input: String,
+    /// What `audio_mask` holds: `present` or `speech` (see [`keys::AUDIO_MASK`]); empty
+    /// = `present` (files written before the key existed).
+    pub audio_mask: String,
     /// Frames per second (0 if unknown).
     pub fps: f64,
     /// The source video.
@@ -343,6 +349,7 @@ impl FeatureFile {
             (keys::AUDIO_MODEL, m.audio_model.clone()),
             (keys::AUDIO_SHA256, m.audio_sha256.clone()),
             (keys::VISUAL_INPUT, m.visual_input.clone()),
+            (keys::AUDIO_MASK, m.audio_mask.clone()),
             (keys::FPS, m.fps.to_string()),
             (keys::SOURCE, m.source.clone()),
             (keys::TRACK, m.track.clone()),
@@ -456,6 +463,7 @@ impl FeatureFile {
                 audio_model: get(keys::AUDIO_MODEL),
                 audio_sha256: get(keys::AUDIO_SHA256),
                 visual_input: get(keys::VISUAL_INPUT),
+                audio_mask: get(keys::AUDIO_MASK),
                 fps,
                 source: get(keys::SOURCE),
                 track: get(keys::TRACK),
@@ -488,6 +496,7 @@ mod tests {
             audio_model: "oww-speech-embedding".into(),
             audio_sha256: "cd".repeat(32),
             visual_input: "probabilities".into(),
+            audio_mask: "speech".into(),
             fps: 29.97,
             source: "clip.mp4".into(),
             track: "3".into(),

@@ -353,6 +353,7 @@ pub fn write_layout(
                 audio_model: SYNTH_MODEL.into(),
                 audio_sha256: sha.clone(),
                 visual_input: "features".into(),
+                audio_mask: "present".into(),
                 fps: 30.0,
                 source: format!("affect-train synth seed {}", cfg.seed),
                 track: name.clone(),

@@ -129,6 +129,7 @@ mod tests {
             visual_dim: 6,
             audio_dim: 5,
             visual_input: None,
+            audio_mask: None,
             visual_model: None,
             audio_model: None,
             source: "test".into(),

@@ -303,6 +303,9 @@ pub struct FusionMeta {
     /// `affect.fusion.visual-input`: `features` or `probabilities`; `None` = not written
     /// (features).
     pub visual_input: Option<String>,
+    /// `affect.fusion.audio-mask`: what the training data's audio mask held (`speech`:
+    /// voice-activity gated); `None` = not written (`present`).
+    pub audio_mask: Option<String>,
     /// The face-feature model the features came from.
     pub visual_model: Option<FeatureModelRef>,
     /// The audio-feature model the features came from.
@@ -358,6 +361,9 @@ pub fn fusion_meta(g: &mut GraphBuilder, meta: &FusionMeta) {
     }
     if let Some(v) = &meta.visual_input {
         g.meta("affect.fusion.visual-input", v.clone());
+    }
+    if let Some(m) = &meta.audio_mask {
+        g.meta("affect.fusion.audio-mask", m.clone());
     }
     for (which, r) in [("visual", &meta.visual_model), ("audio", &meta.audio_model)] {
         if let Some(r) = r {

@@ -511,6 +511,8 @@ pub fn load_module<M: Module>(m: M, path: &Path) -> Result<M, FitError> {
 struct MetaJson {
     name: String,
     visual_input: Option<String>,
+    #[serde(default)]
+    audio_mask: Option<String>,
     visual_model: Option<[String; 2]>,
     audio_model: Option<[String; 2]>,
     source: String,
@@ -527,6 +529,7 @@ pub fn save_meta(path: &Path, meta: &FusionMeta) -> Result<(), FitError> {
         &MetaJson {
             name: meta.name.clone(),
             visual_input: meta.visual_input.clone(),
+            audio_mask: meta.audio_mask.clone(),
             visual_model: pair(&meta.visual_model),
             audio_model: pair(&meta.audio_model),
             source: meta.source.clone(),
@@ -548,6 +551,7 @@ pub fn load_meta(path: &Path) -> Result<FusionMeta, FitError> {
         visual_dim: 0,
         audio_dim: 0,
         visual_input: m.visual_input,
+        audio_mask: m.audio_mask,
         visual_model: r(m.visual_model),
         audio_model: r(m.audio_model),
         source: m.source,
@@ -805,6 +809,7 @@ mod tests {
             visual_dim: 0,
             audio_dim: 0,
             visual_input: None,
+            audio_mask: None,
             visual_model: None,
             audio_model: None,
             source: "test".into(),

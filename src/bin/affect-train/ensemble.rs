@@ -157,6 +157,21 @@ pub fn run(mut a: Args) -> Result<(), String> {
     let InputSpec::Fusion(f) = &first.input else {
         return Err("not a fusion model".into());
     };
+    // Members read the same audio mask (their training data's), or the ensemble could not
+    // declare one.
+    for (m, p) in models.iter().zip(&a.members) {
+        if let InputSpec::Fusion(g) = &m.contract().input
+            && g.audio_mask != f.audio_mask
+        {
+            return Err(format!(
+                "{} reads affect.fusion.audio-mask = {}, {} reads {}: members must be trained on the same kind of audio mask",
+                p.display(),
+                g.audio_mask.as_str(),
+                a.members[0].display(),
+                f.audio_mask.as_str()
+            ));
+        }
+    }
     let meta = FusionMeta {
         name: a.name.clone(),
         window,
@@ -164,6 +179,8 @@ pub fn run(mut a: Args) -> Result<(), String> {
         visual_dim: dv,
         audio_dim: da,
         visual_input: first.prop("affect.fusion.visual-input").map(str::to_owned),
+        audio_mask: (f.audio_mask == affect::runtime::AudioMaskKind::Speech)
+            .then(|| f.audio_mask.as_str().to_owned()),
         visual_model: f.visual_model.clone(),
         audio_model: f.audio_model.clone(),
         source: format!(

@@ -191,6 +191,19 @@ pub fn check_features(
                 s.name, m.visual_input
             ));
         }
+        let data_mask = if m.audio_mask.is_empty() {
+            "present"
+        } else {
+            m.audio_mask.as_str()
+        };
+        if data_mask != spec.audio_mask.as_str() {
+            return Err(format!(
+                "model {name} reads affect.fusion.audio-mask = {}, the features of {} hold audio mask `{data_mask}`: re-extract with `affect-train extract --audio-mask {}` (avfuse would give the model other masks than these)",
+                spec.audio_mask.as_str(),
+                s.name,
+                spec.audio_mask.as_str()
+            ));
+        }
     }
     Ok(())
 }

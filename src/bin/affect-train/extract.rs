@@ -19,7 +19,10 @@
 //! `--visual-input features`, or an `--audio-model` other than the bundled default, needs
 //! a fusion model that reads those vectors: extract writes `<out>/extract-probe.onnx`, a
 //! fusion graph whose only job is to declare that contract — the visual input, the feature
-//! models with their sha256, the dimensions (its outputs are zeros and are not used).
+//! models with their sha256, the dimensions, the audio mask (its outputs are zeros and
+//! are not used). `--audio-mask speech` (default) dumps voice-activity-gated audio masks
+//! (as the default fusion model reads them), `present` masks that are 1 wherever aligned
+//! audio exists; the files record which, and `fit` exports models that declare it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +42,28 @@ pub enum VisualInput {
     Features,
 }
 
+/// What the dumped audio mask holds (`--audio-mask`): the contract key
+/// `affect.fusion.audio-mask` of the model avfuse runs while extracting; the feature files
+/// record it, and a fusion model trained on them declares it, so that avfuse gives the
+/// model the masks it was trained with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AudioMask {
+    /// The voice-activity probability of each aligned audio window (from audiodenoise's
+    /// VAD; 0 where nobody speaks), as the default fusion model reads it.
+    Speech,
+    /// 1 wherever an aligned audio vector exists, speech or not.
+    Present,
+}
+
+impl AudioMask {
+    fn as_str(self) -> &'static str {
+        match self {
+            AudioMask::Speech => "speech",
+            AudioMask::Present => "present",
+        }
+    }
+}
+
 /// Arguments of `affect-train extract`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -56,6 +81,9 @@ pub struct Args {
     /// feature files record it, and a fusion model trained on them declares it.
     #[arg(long, default_value = affect::features::DEFAULT_AUDIO_MODEL)]
     pub audio_model: String,
+    /// What the audio mask of the feature files holds.
+    #[arg(long, value_enum, default_value = "speech")]
+    pub audio_mask: AudioMask,
     /// gst-launch-1.0 to run.
     #[arg(long, default_value = "gst-launch-1.0")]
     pub gst_launch: PathBuf,
@@ -294,6 +322,7 @@ fn write_probe(
     out: &Path,
     visual_input: VisualInput,
     audio_model: &str,
+    audio_mask: AudioMask,
 ) -> Result<PathBuf, String> {
     let wdir = affect::weights::weights_dir();
     let (visual, _) = affect::fusion::feature_refs(&wdir).map_err(|e| e.to_string())?;
@@ -318,6 +347,7 @@ fn write_probe(
     if visual_input == VisualInput::Probabilities {
         g.meta("affect.fusion.visual-input", "probabilities");
     }
+    g.meta("affect.fusion.audio-mask", audio_mask.as_str());
     let path = out.join(format!("{PROBE_NAME}.onnx"));
     affect::dataset::write_atomic(&path, &g.to_bytes()).map_err(|e| e.to_string())?;
     Ok(path)
@@ -447,13 +477,19 @@ pub fn run(args: Args) -> Result<(), String> {
     let plugin_dir = plugin_path()?;
     let default_audio = affect::weights::resolve_model(affect::features::DEFAULT_AUDIO_MODEL);
     let audio_path = affect::weights::resolve_model(&args.audio_model);
-    let model = if args.visual_input == VisualInput::Probabilities && audio_path == default_audio {
+    // The default fusion model reads probabilities, the default audio model and speech
+    // masks; anything else needs the probe to declare it.
+    let model = if args.visual_input == VisualInput::Probabilities
+        && audio_path == default_audio
+        && args.audio_mask == AudioMask::Speech
+    {
         None
     } else {
         Some(write_probe(
             &args.out,
             args.visual_input,
             &args.audio_model,
+            args.audio_mask,
         )?)
     };
     // Annotated names, all tasks and splits.

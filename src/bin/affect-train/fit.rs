@@ -79,7 +79,7 @@ pub struct DataArgs {
 }
 
 /// The feature models (visual, audio) and `visual-input` a data set was extracted with.
-pub type FeatureRefs = (FeatureModelRef, FeatureModelRef, String);
+pub type FeatureRefs = (FeatureModelRef, FeatureModelRef, String, String);
 
 /// A loaded split: its sequences, the windows they come from, its subjects and the
 /// metadata of their features.
@@ -97,6 +97,22 @@ pub fn load_split_subjects(d: &DataArgs, split: Split) -> Result<LoadedSplit, St
     let task: Task = TaskName::from(d.task).into();
     let fold = d.fold.map(|f| (f, d.fold_seed));
     let subjects = root.load(task, split, fold).map_err(|e| e.to_string())?;
+    // One kind of audio mask per split: a model is exported declaring the one it saw.
+    let kind = |s: &Subject| match s.features.meta.audio_mask.as_str() {
+        "" => "present".to_owned(),
+        k => k.to_owned(),
+    };
+    if let Some(first) = subjects.first()
+        && let Some(other) = subjects.iter().find(|s| kind(s) != kind(first))
+    {
+        return Err(format!(
+            "the features of {} hold audio mask `{}`, those of {} `{}`: extract every subject with the same --audio-mask",
+            first.name,
+            kind(first),
+            other.name,
+            kind(other)
+        ));
+    }
     let (set, origins) = sequences(&subjects, task, d.window, d.hop.unwrap_or(d.window))
         .map_err(|e| e.to_string())?;
     let refs = subjects.first().and_then(|s| {
@@ -112,6 +128,7 @@ pub fn load_split_subjects(d: &DataArgs, split: Split) -> Result<LoadedSplit, St
                     sha256: m.audio_sha256.clone(),
                 },
                 m.visual_input.clone(),
+                m.audio_mask.clone(),
             )
         })
     });
@@ -120,9 +137,15 @@ pub fn load_split_subjects(d: &DataArgs, split: Split) -> Result<LoadedSplit, St
 
 /// The contract metadata of a model trained on features described by `refs`.
 pub fn meta_for(name: &str, refs: Option<FeatureRefs>, source: String) -> FusionMeta {
-    let (visual_model, audio_model, visual_input) = match refs {
-        Some((v, a, i)) => (Some(v), Some(a), (!i.is_empty()).then_some(i)),
-        None => (None, None, None),
+    let (visual_model, audio_model, visual_input, audio_mask) = match refs {
+        Some((v, a, i, m)) => (
+            Some(v),
+            Some(a),
+            (!i.is_empty()).then_some(i),
+            // The mask the model will be given is the one it was trained with.
+            (m == "speech").then_some(m),
+        ),
+        None => (None, None, None, None),
     };
     FusionMeta {
         name: name.to_owned(),
@@ -131,6 +154,7 @@ pub fn meta_for(name: &str, refs: Option<FeatureRefs>, source: String) -> Fusion
         visual_dim: 0,
         audio_dim: 0,
         visual_input,
+        audio_mask,
         visual_model,
         audio_model,
         source,

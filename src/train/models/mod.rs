@@ -255,6 +255,7 @@ mod tests {
                 visual_dim: 5,
                 audio_dim: 4,
                 visual_input: Some("features".into()),
+                audio_mask: None,
                 visual_model: Some(r("face", 'a')),
                 audio_model: Some(r("voice", 'b')),
                 source: "test".into(),

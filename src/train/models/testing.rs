@@ -77,6 +77,7 @@ pub fn assert_export_parity<M: FusionNet>(
         visual_dim: dv,
         audio_dim: da,
         visual_input: None,
+        audio_mask: None,
         visual_model: None,
         audio_model: None,
         source: "test".into(),

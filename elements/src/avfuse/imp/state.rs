@@ -72,6 +72,7 @@ impl AvFuse {
                     "features"
                 }
                 .into(),
+                audio_mask: spec.audio_mask.as_str().into(),
                 fps: 0.0,
                 source: format!("avfuse {}", self.obj().name()),
                 track: String::new(),
