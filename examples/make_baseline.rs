@@ -115,15 +115,8 @@ fn calibrate() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     println!("ONNX Runtime {}", m.runtime().version());
     let cache = std::env::temp_dir().join("affect-calibrate");
-    let texts = [
-        "The weather report says it will rain again tomorrow afternoon, so bring a coat.",
-        "We finished the project on time and everyone went home early that evening.",
-    ];
-    let conditions: [(&str, &[&str]); 3] = [
-        ("calm", &["-a", "60", "-p", "30", "-s", "130"]),
-        ("neutral", &[]),
-        ("excited", &["-a", "180", "-p", "75", "-s", "230"]),
-    ];
+    let texts = affect::audio::synth::AROUSAL_TEXTS;
+    let conditions = affect::audio::synth::AROUSAL_CONDITIONS;
     let names = [
         ("f0_p50 Hz", vocal::F0_P50),
         ("syll/s", vocal::SYLLABLE_RATE),

@@ -19,15 +19,8 @@ const WINDOW: usize = 16_000;
 const HOP: usize = 1280;
 /// Video frames per audio vector (80 ms hop, 25 fps frames of 40 ms).
 const FRAMES_PER_VECTOR: usize = 2;
-const TEXTS: [&str; 2] = [
-    "The weather report says it will rain again tomorrow afternoon, so bring a coat.",
-    "We finished the project on time and everyone went home early that evening.",
-];
-const CONDITIONS: [(&str, &[&str]); 3] = [
-    ("calm", &["-a", "60", "-p", "30", "-s", "130"]),
-    ("neutral", &[]),
-    ("excited", &["-a", "180", "-p", "75", "-s", "230"]),
-];
+const TEXTS: [&str; 2] = synth::AROUSAL_TEXTS;
+const CONDITIONS: [(&str, &[&str]); 3] = synth::AROUSAL_CONDITIONS;
 
 fn load(file: &str, role: Role) -> Model {
     Model::load(

@@ -17,15 +17,8 @@ const RATE: u32 = 48_000;
 const LEAD_S: f64 = 1.0;
 const PAUSE_S: f64 = 0.5;
 const TAIL_S: f64 = 1.0;
-const TEXTS: [&str; 2] = [
-    "The weather report says it will rain again tomorrow afternoon, so bring a coat.",
-    "We finished the project on time and everyone went home early that evening.",
-];
-const CONDITIONS: [(&str, &[&str]); 3] = [
-    ("calm", &["-a", "60", "-p", "30", "-s", "130"]),
-    ("neutral", &[]),
-    ("excited", &["-a", "180", "-p", "75", "-s", "230"]),
-];
+const TEXTS: [&str; 2] = synth::AROUSAL_TEXTS;
+const CONDITIONS: [(&str, &[&str]); 3] = synth::AROUSAL_CONDITIONS;
 
 fn silence(s: f64) -> Vec<f32> {
     vec![0.0; (s * f64::from(RATE)) as usize]

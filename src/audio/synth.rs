@@ -187,6 +187,22 @@ pub fn espeak_speech_48k(text: &str, cache_dir: &Path) -> Result<Vec<f32>, Strin
     espeak_speech(text, 48_000, Some(150), cache_dir)
 }
 
+/// Two sentences the vocal-arousal measurements and tests speak
+/// (`affect::fusion::vocal`).
+pub const AROUSAL_TEXTS: [&str; 2] = [
+    "The weather report says it will rain again tomorrow afternoon, so bring a coat.",
+    "We finished the project on time and everyone went home early that evening.",
+];
+
+/// espeak-ng settings of calm, neutral and excited speech for those measurements and tests:
+/// (name, options) — calm `-a 60 -p 30 -s 130`, neutral the defaults, excited
+/// `-a 180 -p 75 -s 230` (amplitude, pitch 0–99, words per minute).
+pub const AROUSAL_CONDITIONS: [(&str, &[&str]); 3] = [
+    ("calm", &["-a", "60", "-p", "30", "-s", "130"]),
+    ("neutral", &[]),
+    ("excited", &["-a", "180", "-p", "75", "-s", "230"]),
+];
+
 /// [`espeak_speech_48k`] at any sample `rate`, with espeak-ng's words per minute `speed`
 /// (`None`: espeak-ng's default, 175).
 pub fn espeak_speech(
