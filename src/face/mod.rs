@@ -26,6 +26,7 @@ mod anchors;
 mod decode;
 mod frame;
 mod letterbox;
+pub mod mesh;
 mod mtcnn;
 mod nms;
 mod schedule;
@@ -41,6 +42,7 @@ pub use anchors::{Anchor, SsdAnchorOptions, ssd_anchors};
 pub use decode::{BlazeFaceDecoder, DetectorKind};
 pub use frame::{Frame, PixelFormat};
 pub use letterbox::{Letterbox, Preprocessor, Resample, TensorSpec};
+pub use mesh::{FaceMesh, MeshResult, MeshRoi};
 pub use mtcnn::{MtcnnConfig, MtcnnDetector, scale_pyramid};
 pub use nms::{
     PostProcess, SuppressionKind, filter_detections, iou, nms, postprocess, weighted_nms,
