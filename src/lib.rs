@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod onnx;
 pub mod results;
 pub mod runtime;
+pub mod speaker;
 pub mod timeline;
 #[cfg(feature = "train")]
 pub mod train;

@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Who speaks: a per-face `speaking` probability from the synchrony of the face's mouth
+//! motion with the voice, with hysteresis.
+//!
+//! Per frame and face track, from the face mesh: the **mouth opening** — the inner-lip
+//! distance (landmarks 13–14) over the face's size (the outer eye corners 33–263) — and
+//! its **motion** `|Δ opening|`. From the audio: the voice-activity probability and the
+//! loudness envelope (linear RMS), multiplied: the **voice envelope**.
+//!
+//! Over a sliding window of the last [`SpeakerConfig::window`] frames, the score of a
+//! track is, at the best lag within ±[`SpeakerConfig::max_lag`] frames (lip motion leads
+//! or trails the sound by up to ~150 ms), the mean of two Pearson correlations: mouth
+//! opening with the voice envelope, and mouth motion with the envelope's motion
+//! `|Δ envelope|`. Pearson correlation is normalised per track: a mouth that moves all
+//! the time (chewing, a grin) without following the voice scores low however much it
+//! moves, and a still mouth (zero variance) scores 0. The probability is
+//! `clip(correlation, 0, 1) × voice_activity` (the window's mean voice-activity
+//! probability): no speech, nobody speaks.
+//!
+//! The `speaking` flag turns on after [`SpeakerConfig::min_on`] consecutive frames at or
+//! above [`SpeakerConfig::on`], and off after [`SpeakerConfig::min_off`] frames below
+//! [`SpeakerConfig::off`] (hysteresis and minimum durations: no flicker between faces).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::face::mesh::{MeshResult, index};
+
+/// Mouth opening of a mesh: inner-lip distance over the outer-eye-corner distance (a
+/// size that does not change when the mouth opens). `None` when the points are missing
+/// or degenerate.
+pub fn mouth_opening(mesh: &MeshResult) -> Option<f32> {
+    let d = |a: usize, b: usize| -> Option<f32> {
+        let (p, q) = (mesh.xy(a)?, mesh.xy(b)?);
+        let v = ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt();
+        v.is_finite().then_some(v)
+    };
+    let lips = d(index::UPPER_LIP_INNER, index::LOWER_LIP_INNER)?;
+    let eyes = d(index::IMAGE_LEFT_EYE_OUTER, index::IMAGE_RIGHT_EYE_OUTER)?;
+    (eyes > 1e-3).then(|| lips / eyes)
+}
+
+/// Settings of [`ActiveSpeaker`] (frames at the video's rate).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpeakerConfig {
+    /// Frames of the sliding correlation window.
+    pub window: usize,
+    /// Largest lag tried, either way (frames).
+    pub max_lag: usize,
+    /// Probability at or above which a frame counts as speaking.
+    pub on: f32,
+    /// Probability below which a frame counts as silent.
+    pub off: f32,
+    /// Speaking frames in a row that turn the flag on.
+    pub min_on: u32,
+    /// Silent frames in a row that turn the flag off.
+    pub min_off: u32,
+}
+
+impl SpeakerConfig {
+    /// Defaults for `fps` frames per second: a 2 s window, lags of ±150 ms, on at 0.5
+    /// for 200 ms, off below 0.3 for 400 ms.
+    pub fn for_fps(fps: f64) -> Self {
+        let fps = if fps.is_finite() && fps > 0.0 {
+            fps
+        } else {
+            25.0
+        };
+        let frames = |s: f64| ((s * fps).round() as usize).max(1);
+        SpeakerConfig {
+            window: frames(2.0).max(4),
+            max_lag: frames(0.15),
+            on: 0.5,
+            off: 0.3,
+            min_on: frames(0.2) as u32,
+            min_off: frames(0.4) as u32,
+        }
+    }
+}
+
+/// The state of one face in one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speaking {
+    /// Probability in \[0, 1\] that this face is the one speaking now.
+    pub probability: f32,
+    /// The hysteresis flag.
+    pub speaking: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Track {
+    opening: VecDeque<f32>,
+    motion: VecDeque<f32>,
+    last_opening: Option<f32>,
+    speaking: bool,
+    run: u32,
+}
+
+/// Per-track active-speaker scoring over a stream of frames.
+#[derive(Debug, Clone)]
+pub struct ActiveSpeaker {
+    cfg: SpeakerConfig,
+    voice: VecDeque<f32>,
+    voice_motion: VecDeque<f32>,
+    activity: VecDeque<f32>,
+    tracks: BTreeMap<u64, Track>,
+}
+
+fn clean01(v: f32) -> f32 {
+    if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) }
+}
+
+/// Pearson correlation of two equally long series (their last common `n` values); 0
+/// when either is constant (variance under 1e-12: a still mouth, digital silence).
+fn pearson(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    if n < 3 {
+        return 0.0;
+    }
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut sab, mut saa, mut sbb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (dx, dy) = (x as f64 - ma, y as f64 - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    let floor = 1e-12 * n as f64;
+    if saa > floor && sbb > floor && (saa * sbb).is_finite() {
+        (sab / (saa * sbb).sqrt()).clamp(-1.0, 1.0) as f32
+    } else {
+        0.0
+    }
+}
+
+impl ActiveSpeaker {
+    /// No tracks yet.
+    pub fn new(cfg: SpeakerConfig) -> Self {
+        ActiveSpeaker {
+            cfg,
+            voice: VecDeque::new(),
+            voice_motion: VecDeque::new(),
+            activity: VecDeque::new(),
+            tracks: BTreeMap::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SpeakerConfig {
+        &self.cfg
+    }
+
+    /// One frame: the audio's voice-activity probability and RMS loudness (linear, any
+    /// scale: the correlation ignores it) around the frame, and the mouth opening of each
+    /// face (`None`: no mesh this frame, the mouth counts as still). Tracks not given are
+    /// forgotten. Returns each given face's state, in the order given.
+    pub fn push(
+        &mut self,
+        voice_activity: f32,
+        loudness: f32,
+        faces: &[(u64, Option<f32>)],
+    ) -> Vec<(u64, Speaking)> {
+        let keep = self.cfg.window + self.cfg.max_lag;
+        let activity = clean01(voice_activity);
+        let loud = if loudness.is_finite() {
+            loudness.max(0.0)
+        } else {
+            0.0
+        };
+        let envelope = activity * loud;
+        let previous = self.voice.back().copied().unwrap_or(envelope);
+        self.voice.push_back(envelope);
+        self.voice_motion.push_back((envelope - previous).abs());
+        self.activity.push_back(activity);
+        while self.voice.len() > keep {
+            self.voice.pop_front();
+            self.voice_motion.pop_front();
+            self.activity.pop_front();
+        }
+        self.tracks.retain(|id, _| faces.iter().any(|f| f.0 == *id));
+        let voice: Vec<f32> = self.voice.iter().copied().collect();
+        let voice_motion: Vec<f32> = self.voice_motion.iter().copied().collect();
+        let recent = self.activity.len().min(self.cfg.window);
+        let mean_activity =
+            self.activity.iter().rev().take(recent).sum::<f32>() / recent.max(1) as f32;
+        let cfg = self.cfg;
+        faces
+            .iter()
+            .map(|&(id, opening)| {
+                let t = self.tracks.entry(id).or_default();
+                let opening = opening.filter(|v| v.is_finite());
+                let motion = match (opening, t.last_opening) {
+                    (Some(o), Some(l)) => (o - l).abs(),
+                    _ => 0.0,
+                };
+                if opening.is_some() {
+                    t.last_opening = opening;
+                }
+                // No mesh this frame: the mouth holds its last opening.
+                t.opening.push_back(t.last_opening.unwrap_or(0.0));
+                t.motion.push_back(motion);
+                while t.motion.len() > keep {
+                    t.motion.pop_front();
+                    t.opening.pop_front();
+                }
+                let probability = Self::correlation(
+                    &cfg,
+                    [(&t.opening, &voice[..]), (&t.motion, &voice_motion[..])],
+                )
+                .max(0.0)
+                    * mean_activity;
+                let probability = clean01(probability);
+                let hit = if t.speaking {
+                    probability < cfg.off
+                } else {
+                    probability >= cfg.on
+                };
+                t.run = if hit { t.run + 1 } else { 0 };
+                if t.speaking && t.run >= cfg.min_off {
+                    t.speaking = false;
+                    t.run = 0;
+                } else if !t.speaking && t.run >= cfg.min_on {
+                    t.speaking = true;
+                    t.run = 0;
+                }
+                (
+                    id,
+                    Speaking {
+                        probability,
+                        speaking: t.speaking,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The best, over lags of −max_lag ..= max_lag frames, of the mean correlation of
+    /// each pair's mouth series (last `window` values) with its voice series.
+    fn correlation(cfg: &SpeakerConfig, pairs: [(&VecDeque<f32>, &[f32]); 2]) -> f32 {
+        let mut best = 0.0f32;
+        for lag in 0..=2 * cfg.max_lag {
+            let shift = lag as isize - cfg.max_lag as isize;
+            let mut sum = 0.0;
+            let mut ok = true;
+            for (mouth, voice) in pairs {
+                let n = cfg.window.min(mouth.len()).min(voice.len());
+                let m: Vec<f32> = mouth.iter().skip(mouth.len() - n).copied().collect();
+                // Only the past exists: a positive shift compares the mouth with earlier
+                // voice, a negative one the voice with earlier mouth.
+                let (mm, vv): (&[f32], &[f32]) = if shift >= 0 {
+                    let s = shift as usize;
+                    if n < 3 || voice.len() < n + s {
+                        ok = false;
+                        break;
+                    }
+                    (&m, &voice[voice.len() - n - s..voice.len() - s])
+                } else {
+                    let s = (-shift) as usize;
+                    if n <= s + 2 {
+                        ok = false;
+                        break;
+                    }
+                    (&m[..n - s], &voice[voice.len() - (n - s)..])
+                };
+                sum += pearson(mm, vv);
+            }
+            if ok {
+                best = best.max(sum / 2.0);
+            }
+        }
+        best
+    }
+
+    /// The tracks flagged speaking now.
+    pub fn speakers(&self) -> Vec<u64> {
+        self.tracks
+            .iter()
+            .filter(|(_, t)| t.speaking)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::synth::Rng;
+
+    /// A syllable-like voice envelope: bursts of 3–7 frames with pauses.
+    fn envelope(frames: usize, seed: u64) -> Vec<f32> {
+        let mut r = Rng::new(seed);
+        let mut out = Vec::with_capacity(frames);
+        while out.len() < frames {
+            let on = 3 + (r.uniform() * 5.0) as usize;
+            let off = 1 + (r.uniform() * 4.0) as usize;
+            for k in 0..on {
+                out.push((std::f64::consts::PI * (k as f64 + 0.5) / on as f64).sin() as f32);
+            }
+            out.extend(std::iter::repeat_n(0.0, off));
+        }
+        out.truncate(frames);
+        out
+    }
+
+    fn run(
+        sp: &mut ActiveSpeaker,
+        voice: &[f32],
+        activity: f32,
+        mouths: &[(u64, Vec<f32>)],
+    ) -> Vec<Vec<(u64, Speaking)>> {
+        (0..voice.len())
+            .map(|t| {
+                let faces: Vec<(u64, Option<f32>)> =
+                    mouths.iter().map(|(id, m)| (*id, Some(m[t]))).collect();
+                sp.push(activity, voice[t], &faces)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_face_whose_mouth_follows_the_voice_speaks_the_chewing_one_does_not() {
+        let cfg = SpeakerConfig::for_fps(25.0);
+        assert_eq!(
+            (cfg.window, cfg.max_lag, cfg.min_on, cfg.min_off),
+            (50, 4, 5, 10)
+        );
+        let frames = 300;
+        let voice = envelope(frames, 1);
+        // Face 1 opens its mouth with the voice, 2 frames late; face 2 chews: a steady
+        // 3-frame-period open/close, as large, unrelated to the voice; face 3 is still.
+        let speaker: Vec<f32> = (0..frames)
+            .map(|t| 0.05 + 0.3 * if t >= 2 { voice[t - 2] } else { 0.0 })
+            .collect();
+        let chewing: Vec<f32> = (0..frames)
+            .map(|t| 0.05 + 0.3 * ((t % 3) as f32 / 2.0))
+            .collect();
+        let still = vec![0.05; frames];
+        let mut sp = ActiveSpeaker::new(cfg);
+        let out = run(
+            &mut sp,
+            &voice,
+            1.0,
+            &[(1, speaker), (2, chewing), (3, still)],
+        );
+        let settled = &out[100..];
+        let mean = |id: u64| {
+            settled
+                .iter()
+                .map(|f| f.iter().find(|s| s.0 == id).unwrap().1.probability)
+                .sum::<f32>()
+                / settled.len() as f32
+        };
+        let (p1, p2, p3) = (mean(1), mean(2), mean(3));
+        assert!(p1 > 0.6 && p2 < 0.3 && p3 == 0.0, "{p1} {p2} {p3}");
+        assert!(
+            settled
+                .iter()
+                .all(|f| f[0].1.speaking && !f[1].1.speaking && !f[2].1.speaking)
+        );
+        assert_eq!(sp.speakers(), vec![1]);
+    }
+
+    #[test]
+    fn no_voice_activity_no_speaker_and_the_flag_has_hysteresis() {
+        let cfg = SpeakerConfig::for_fps(25.0);
+        let frames = 200;
+        let voice = envelope(frames, 2);
+        let mouth: Vec<f32> = voice.iter().map(|v| 0.05 + 0.3 * v).collect();
+        // Loud non-speech (activity 0): nobody.
+        let mut sp = ActiveSpeaker::new(cfg);
+        let out = run(&mut sp, &voice, 0.0, &[(7, mouth.clone())]);
+        assert!(
+            out.iter()
+                .all(|f| f[0].1.probability == 0.0 && !f[0].1.speaking)
+        );
+        // Speech: on only after min_on frames at or above `on`; the mouth then stops
+        // and the voice goes on: off only after min_off frames below `off`.
+        let mut sp = ActiveSpeaker::new(cfg);
+        let out = run(&mut sp, &voice, 1.0, &[(7, mouth.clone())]);
+        let first_on = out.iter().position(|f| f[0].1.speaking).unwrap();
+        let above = out[..first_on]
+            .iter()
+            .rev()
+            .take_while(|f| f[0].1.probability >= cfg.on)
+            .count();
+        assert_eq!(above as u32 + 1, cfg.min_on, "on after {first_on}");
+        let mut frozen = vec![(7u64, Some(0.05f32))];
+        let mut off_at = None;
+        for t in 0..100 {
+            let s = sp.push(1.0, voice[t % frames], &frozen)[0].1;
+            if !s.speaking {
+                off_at = Some(t);
+                break;
+            }
+            frozen[0].1 = Some(0.05);
+        }
+        let off_at = off_at.expect("turns off");
+        assert!(off_at as u32 >= cfg.min_off - 1, "off after {off_at}");
+    }
+
+    #[test]
+    fn garbage_is_finite_and_tracks_are_forgotten() {
+        let mut sp = ActiveSpeaker::new(SpeakerConfig::for_fps(f64::NAN));
+        for t in 0..60 {
+            let v = [f32::NAN, f32::INFINITY, -1.0, 1e30][t % 4];
+            let out = sp.push(v, v, &[(1, Some(v)), (2, None)]);
+            assert!(out.iter().all(|(_, s)| s.probability.is_finite()
+                && (0.0..=1.0).contains(&s.probability)));
+        }
+        sp.push(1.0, 1.0, &[(2, None)]);
+        assert_eq!(sp.tracks.len(), 1);
+        assert_eq!(pearson(&[1.0, 1.0, 1.0], &[0.0, 1.0, 2.0]), 0.0);
+        assert!((pearson(&[0.0, 1.0, 2.0], &[0.0, 2.0, 4.0]) - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn mouth_opening_is_lip_gap_over_eye_span() {
+        let mut points = vec![[0.0f32; 3]; crate::face::mesh::MESH_POINTS];
+        points[index::UPPER_LIP_INNER] = [50.0, 60.0, 0.0];
+        points[index::LOWER_LIP_INNER] = [50.0, 66.0, 0.0];
+        points[index::IMAGE_LEFT_EYE_OUTER] = [20.0, 30.0, 0.0];
+        points[index::IMAGE_RIGHT_EYE_OUTER] = [80.0, 30.0, 0.0];
+        let m = MeshResult { points, score: 1.0 };
+        assert!((mouth_opening(&m).unwrap() - 0.1).abs() < 1e-6);
+        let empty = MeshResult {
+            points: Vec::new(),
+            score: 0.0,
+        };
+        assert_eq!(mouth_opening(&empty), None);
+    }
+}
