@@ -226,6 +226,8 @@ pub struct FaceCrop {
     pub height: u32,
     /// Packed RGB bytes, `width * height * 3`.
     pub rgb: Vec<u8>,
+    /// The 468-point face mesh (`facecrop mesh=true`), in frame pixels.
+    pub mesh: Option<std::sync::Arc<crate::face::MeshResult>>,
 }
 
 /// A feature vector computed from a face crop or an audio window.

@@ -430,7 +430,18 @@ fn add_plain_face(buf: &mut gst::BufferRef) {
         width: BOX.2 as f32,
         height: BOX.3 as f32,
     };
-    add_face_roi(buf, Some((W, H)), 7, &bbox, Some(0.9), &LANDMARKS, None);
+    add_face_roi(
+        buf,
+        Some((W, H)),
+        7,
+        &bbox,
+        &gstaffect::meta::FaceParams {
+            score: Some(0.9),
+            landmarks: &LANDMARKS,
+            mesh: None,
+        },
+        None,
+    );
 }
 
 #[test]
@@ -549,7 +560,18 @@ fn renders_a_legible_frame() {
                 [970.0, 430.0],
                 [1030.0, 430.0],
             ];
-            add_face_roi(buf, Some((1280, 720)), 3, &bbox, Some(0.9), &lm, None);
+            add_face_roi(
+                buf,
+                Some((1280, 720)),
+                3,
+                &bbox,
+                &gstaffect::meta::FaceParams {
+                    score: Some(0.9),
+                    landmarks: &lm,
+                    mesh: None,
+                },
+                None,
+            );
         }),
     );
     assert_eq!(out.len(), 1);

@@ -235,6 +235,7 @@ fn ten_crops() -> Vec<Arc<FaceCrop>> {
                 width: 112,
                 height: 112,
                 rgb: r.into_raw(),
+                mesh: None,
             }));
         }
     }

@@ -518,6 +518,8 @@ mod tests {
             bbox,
             score: Some(0.9),
             landmarks: vec![[130.0, 150.0]],
+            mesh: Vec::new(),
+            mesh_score: None,
             affect: affect.then_some(FaceAffect {
                 track_id: 3,
                 bbox,

@@ -11,7 +11,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use crate::common::LockExt;
-use crate::meta::{AffectMessage, add_affect_meta, add_face_roi};
+use crate::meta::{AffectMessage, FaceParams, add_affect_meta, add_face_roi};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -217,7 +217,14 @@ impl BaseTransformImpl for AffectReplay {
             return Ok(gst::FlowSuccess::Ok);
         }
         for f in &faces {
-            add_face_roi(buf, frame, f.track_id, &f.bbox, None, &[], Some(f));
+            add_face_roi(
+                buf,
+                frame,
+                f.track_id,
+                &f.bbox,
+                &FaceParams::default(),
+                Some(f),
+            );
         }
         if let Err(e) = add_affect_meta(buf, &faces) {
             gst::warning!(CAT, imp = self, "cannot add GstAffectMeta: {}", e);

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MPL-2.0
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use affect::face::{
@@ -7,6 +8,7 @@ use affect::face::{
     TensorSpec, Thumbnail, TrackedFace, Tracker, TrackerConfig, Yuv420, YuvMatrix,
     filter_detections, postprocess, warp_rgb,
 };
+use affect::face::{FaceMesh, MeshResult, MeshRoi};
 use affect::results::FaceCrop as FaceCropData;
 use affect::runtime::{InputSpec, Model, Role};
 use gst::glib;
@@ -18,7 +20,7 @@ use ndarray::{ArrayViewD, IxDyn};
 
 use crate::common::LockExt;
 use crate::common::ModelSettings;
-use crate::meta::{FaceCropMeta, add_face_roi};
+use crate::meta::{FaceCropMeta, FaceParams, add_face_roi};
 
 mod props;
 
@@ -41,6 +43,9 @@ const DEFAULT_DETECT_INTERVAL: u32 = 1;
 const DEFAULT_MAX_DETECT_INTERVAL: u32 = 15;
 const DEFAULT_MAX_AGE: u32 = 10;
 const DEFAULT_POST_MESSAGES: bool = false;
+const DEFAULT_MESH: bool = false;
+const DEFAULT_MESH_INTERVAL: u32 = 1;
+const DEFAULT_MESH_MODEL: &str = "face-mesh";
 
 const FORMATS: [&str; 7] = ["RGB", "RGBx", "BGRx", "RGBA", "BGRA", "I420", "NV12"];
 
@@ -57,6 +62,9 @@ struct Settings {
     max_detect_interval: u32,
     max_age: u32,
     post_messages: bool,
+    mesh: bool,
+    mesh_interval: u32,
+    mesh_model: String,
 }
 
 impl Default for Settings {
@@ -73,6 +81,9 @@ impl Default for Settings {
             max_detect_interval: DEFAULT_MAX_DETECT_INTERVAL,
             max_age: DEFAULT_MAX_AGE,
             post_messages: DEFAULT_POST_MESSAGES,
+            mesh: DEFAULT_MESH,
+            mesh_interval: DEFAULT_MESH_INTERVAL,
+            mesh_model: DEFAULT_MESH_MODEL.to_owned(),
         }
     }
 }
@@ -145,6 +156,10 @@ struct State {
     info: Option<gst_video::VideoInfo>,
     frames: u64,
     rgb: Vec<u8>,
+    /// `mesh=true`: the mesh model and each track's last mesh (with the frame it was
+    /// computed on and its box centre then).
+    mesh: Option<FaceMesh>,
+    meshes: HashMap<u64, (u64, [f32; 2], Arc<MeshResult>)>,
 }
 
 #[derive(Default)]
@@ -257,7 +272,87 @@ impl FaceCrop {
             info: None,
             frames: 0,
             rgb: Vec::new(),
+            mesh: if s.mesh {
+                Some(self.load_mesh(s)?)
+            } else {
+                None
+            },
+            meshes: HashMap::new(),
         })
+    }
+
+    /// `mesh=true`: runs the mesh model, in one batch, on every face whose mesh is due (a
+    /// new track at once, then every `interval` frames); the others keep their last mesh,
+    /// moved with their box. Tracks that ended are forgotten.
+    fn update_meshes(
+        &self,
+        model: &mut FaceMesh,
+        meshes: &mut HashMap<u64, (u64, [f32; 2], Arc<MeshResult>)>,
+        frame: &Frame<'_>,
+        faces: &[TrackedFace],
+        frame_no: u64,
+        interval: u32,
+    ) -> Result<(), gst::FlowError> {
+        meshes.retain(|id, _| faces.iter().any(|f| f.track_id == *id));
+        let centre = |b: &affect::face::BBox| [(b.x0 + b.x1) / 2.0, (b.y0 + b.y1) / 2.0];
+        let mut due = Vec::new();
+        let mut rois = Vec::new();
+        for f in faces {
+            let b = &f.detection.bbox;
+            let c = centre(b);
+            match meshes.get_mut(&f.track_id) {
+                Some((at, was, mesh)) if frame_no.saturating_sub(*at) < u64::from(interval) => {
+                    let (dx, dy) = (c[0] - was[0], c[1] - was[1]);
+                    if dx != 0.0 || dy != 0.0 {
+                        let mut moved = (**mesh).clone();
+                        moved.points.iter_mut().for_each(|p| {
+                            p[0] += dx;
+                            p[1] += dy;
+                        });
+                        *mesh = Arc::new(moved);
+                        *was = c;
+                    }
+                }
+                _ => {
+                    let k = &f.detection.keypoints;
+                    let eyes = (k.len() >= 2).then(|| (k[0], k[1]));
+                    if let Some(r) = MeshRoi::from_box(
+                        [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0],
+                        eyes,
+                        affect::face::mesh::DEFAULT_ROI_SCALE,
+                    ) {
+                        due.push((f.track_id, c));
+                        rois.push(r);
+                    }
+                }
+            }
+        }
+        let out = model.run(frame, &rois).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("face mesh: {}", e));
+            gst::FlowError::Error
+        })?;
+        for ((id, c), m) in due.into_iter().zip(out) {
+            meshes.insert(id, (frame_no, c, Arc::new(m)));
+        }
+        Ok(())
+    }
+
+    /// The `mesh-model`, with the detector's provider, device, threads and library.
+    fn load_mesh(&self, s: &Settings) -> Result<FaceMesh, gst::ErrorMessage> {
+        let mut ms = s.model.clone();
+        ms.model = s.mesh_model.clone();
+        let model = ms
+            .load(Role::FaceMesh)
+            .inspect_err(|e| gst::error!(CAT, imp = self, "{}", e))?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "mesh model {} ({}), {}",
+            model.contract().name,
+            model.path().display(),
+            model.provider_note()
+        );
+        FaceMesh::new(model).map_err(face_error)
     }
 
     /// Loads the R-Net and O-Net next to a P-Net file (`…pnet…` → `…rnet…`, `…onet…`).
@@ -491,6 +586,9 @@ impl BaseTransformImpl for FaceCrop {
                 tracked,
                 detector_runs,
                 rgb,
+                mesh,
+                meshes,
+                frames,
                 ..
             } = state;
             let frame = as_frame(&vframe, rgb).map_err(|e| {
@@ -529,21 +627,31 @@ impl BaseTransformImpl for FaceCrop {
                     warp_rgb(&frame, &sim, size, size).ok()
                 })
                 .collect();
+            if let Some(m) = mesh.as_mut() {
+                self.update_meshes(m, meshes, &frame, &faces, *frames, s.mesh_interval)?;
+            }
             (faces, crops, detect)
         };
+        let face_meshes: Vec<Option<Arc<MeshResult>>> = faces
+            .iter()
+            .map(|f| state.meshes.get(&f.track_id).map(|m| m.2.clone()))
+            .collect();
         let (w, h) = (info.width(), info.height());
         let size = state.template.size() as u32;
         drop(guard);
 
-        for (f, crop) in faces.iter().zip(crops) {
+        for ((f, crop), mesh) in faces.iter().zip(crops).zip(face_meshes) {
             let d = &f.detection;
             add_face_roi(
                 buf,
                 Some((w, h)),
                 f.track_id,
                 &d.face_box(),
-                Some(d.score),
-                &d.keypoints,
+                &FaceParams {
+                    score: Some(d.score),
+                    landmarks: &d.keypoints,
+                    mesh: mesh.as_deref(),
+                },
                 None,
             );
             match crop {
@@ -558,6 +666,7 @@ impl BaseTransformImpl for FaceCrop {
                             width: size,
                             height: size,
                             rgb,
+                            mesh,
                         }),
                     );
                 }

@@ -263,8 +263,11 @@ mod tests {
                     Some((64, 64)),
                     f.track_id,
                     &f.bbox,
-                    Some(0.9),
-                    &[[1.0, 2.0], [3.0, 4.0]],
+                    &crate::meta::FaceParams {
+                        score: Some(0.9),
+                        landmarks: &[[1.0, 2.0], [3.0, 4.0]],
+                        mesh: None,
+                    },
                     Some(f),
                 );
             }

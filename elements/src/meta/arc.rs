@@ -178,6 +178,7 @@ mod tests {
             width: 2,
             height: 2,
             rgb: vec![7; 12],
+            mesh: None,
         })
     }
 

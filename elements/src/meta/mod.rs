@@ -25,7 +25,7 @@ pub use affect::{
 };
 pub use arc::{FaceCropMeta, FeatureMeta};
 pub use features::{FEATURES_EVENT_NAME, FeaturesDeclaration};
-pub use roi::{FACE_ROI_TYPE, FaceRoi, add_face_roi, face_rois};
+pub use roi::{FACE_ROI_TYPE, FaceParams, FaceRoi, add_face_roi, face_rois};
 pub use speech::{
     SPEECH_META_NAME, SPEECH_STRUCTURE_NAME, SpeechInfo, SpeechMessage, add_speech_meta,
     register_speech_meta, speech_meta,

@@ -3,9 +3,13 @@
 //!
 //! Param structures on each face ROI:
 //! - `face`: `score` (gdouble), `landmarks` (GstValueArray of gdouble, x0,y0,x1,y1,… in
-//!   frame pixels), `track-id` (guint64).
+//!   frame pixels), `track-id` (guint64); with `facecrop mesh=true` also `mesh`
+//!   (GstValueArray of 3 × 468 gdouble: x0,y0,z0,x1,… — x, y in frame pixels, z a relative
+//!   depth in the same units, smaller = nearer; MediaPipe's canonical face-mesh order) and
+//!   `mesh-score` (gdouble, face presence in \[0, 1\]).
 //! - `affect` (after `avfuse`): see [`super::face_affect_structure`].
 
+use affect::face::MeshResult;
 use affect::results::{FaceAffect, FaceBox};
 use gst_video::VideoRegionOfInterestMeta;
 
@@ -27,6 +31,10 @@ pub struct FaceRoi {
     pub score: Option<f32>,
     /// Landmarks in frame pixels.
     pub landmarks: Vec<[f32; 2]>,
+    /// The 468-point mesh (x, y in frame pixels, z), empty without one.
+    pub mesh: Vec<[f32; 3]>,
+    /// The mesh's face-presence score, with a mesh.
+    pub mesh_score: Option<f32>,
     /// The `affect` param, if present and valid.
     pub affect: Option<FaceAffect>,
 }
@@ -49,6 +57,17 @@ fn to_rect(b: &FaceBox, frame: Option<(u32, u32)>) -> (u32, u32, u32, u32) {
     (x, y, w, h)
 }
 
+/// What the `face` param of a face ROI says besides the track id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FaceParams<'a> {
+    /// Detector score.
+    pub score: Option<f32>,
+    /// Detector landmarks in frame pixels.
+    pub landmarks: &'a [[f32; 2]],
+    /// The face mesh.
+    pub mesh: Option<&'a MeshResult>,
+}
+
 /// Adds a face ROI with its `face` param (and `affect` param, if given). Returns the ROI id.
 ///
 /// The rectangle is rounded and clipped to the frame when `frame` (width, height) is given.
@@ -57,10 +76,14 @@ pub fn add_face_roi(
     frame: Option<(u32, u32)>,
     track_id: u64,
     bbox: &FaceBox,
-    score: Option<f32>,
-    landmarks: &[[f32; 2]],
+    params: &FaceParams<'_>,
     affect: Option<&FaceAffect>,
 ) -> i32 {
+    let FaceParams {
+        score,
+        landmarks,
+        mesh,
+    } = *params;
     let id = buffer.iter_meta::<VideoRegionOfInterestMeta>().count() as i32;
     let mut roi = VideoRegionOfInterestMeta::add(buffer, FACE_ROI_TYPE, to_rect(bbox, frame));
     roi.set_id(id);
@@ -69,7 +92,12 @@ pub fn add_face_roi(
         face = face.field("score", s as f64);
     }
     let lm = gst::Array::new(landmarks.iter().flat_map(|p| [p[0] as f64, p[1] as f64]));
-    roi.add_param(face.field("landmarks", lm).build());
+    face = face.field("landmarks", lm);
+    if let Some(m) = mesh {
+        let pts = gst::Array::new(m.points.iter().flat_map(|p| p.map(|v| v as f64)));
+        face = face.field("mesh", pts).field("mesh-score", m.score as f64);
+    }
+    roi.add_param(face.build());
     if let Some(a) = affect {
         roi.add_param(face_affect_structure(a));
     }
@@ -95,6 +123,20 @@ pub fn face_rois(buffer: &gst::BufferRef) -> Vec<FaceRoi> {
                     v.chunks_exact(2).map(|c| [c[0], c[1]]).collect()
                 })
                 .unwrap_or_default();
+            let floats = |name: &str| -> Vec<f32> {
+                face.and_then(|s| s.get::<gst::Array>(name).ok())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.get::<f64>().ok())
+                            .map(|v| v as f32)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let mesh = floats("mesh")
+                .chunks_exact(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect();
             FaceRoi {
                 id: m.id(),
                 track_id: face
@@ -110,6 +152,10 @@ pub fn face_rois(buffer: &gst::BufferRef) -> Vec<FaceRoi> {
                     .and_then(|s| s.get::<f64>("score").ok())
                     .map(|s| s as f32),
                 landmarks,
+                mesh,
+                mesh_score: face
+                    .and_then(|s| s.get::<f64>("mesh-score").ok())
+                    .map(|s| s as f32),
                 affect: m
                     .param("affect")
                     .and_then(|s| face_affect_from_structure(s).ok()),

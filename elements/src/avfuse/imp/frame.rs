@@ -324,7 +324,14 @@ impl AvFuse {
                 }
             }
             if !done {
-                add_face_roi(buf_ref, w.zip(h), f.track_id, &f.bbox, None, &[], Some(f));
+                add_face_roi(
+                    buf_ref,
+                    w.zip(h),
+                    f.track_id,
+                    &f.bbox,
+                    &crate::meta::FaceParams::default(),
+                    Some(f),
+                );
             }
         }
         if let Err(e) = add_affect_meta(buf_ref, &out) {

@@ -81,6 +81,26 @@ impl ObjectImpl for FaceCrop {
                     .default_value(DEFAULT_MAX_AGE)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("mesh")
+                    .nick("Face mesh")
+                    .blurb("Run the 468-point face mesh (mesh-model) on every tracked face, all faces in one batch, and attach it to the face ROI (`mesh`, `mesh-score`) and the crop meta")
+                    .default_value(DEFAULT_MESH)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("mesh-interval")
+                    .nick("Mesh interval")
+                    .blurb("Run the mesh on a face every N frames (a new face at once); in between its last mesh moves with its box")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(DEFAULT_MESH_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("mesh-model")
+                    .nick("Mesh model")
+                    .blurb("Face-mesh ONNX model (role face-mesh): a path or a bundled name; the bundled face-mesh is MediaPipe FaceMesh, Apache-2.0")
+                    .default_value(Some(DEFAULT_MESH_MODEL))
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post a `facecrop` element message per frame (timestamp, faces: box, score, track-id, landmarks)")
@@ -106,6 +126,9 @@ impl ObjectImpl for FaceCrop {
             "crop-size" => s.crop_size = value.get().expect("type checked upstream"),
             "crop-margin" => s.crop_margin = value.get().expect("type checked upstream"),
             "detect-interval" => s.detect_interval = value.get().expect("type checked upstream"),
+            "mesh" => s.mesh = value.get().expect("type checked upstream"),
+            "mesh-interval" => s.mesh_interval = value.get().expect("type checked upstream"),
+            "mesh-model" => s.mesh_model = crate::common::string_property(value),
             "max-detect-interval" => {
                 s.max_detect_interval = value.get().expect("type checked upstream")
             }
@@ -128,6 +151,9 @@ impl ObjectImpl for FaceCrop {
             "crop-size" => s.crop_size.to_value(),
             "crop-margin" => s.crop_margin.to_value(),
             "detect-interval" => s.detect_interval.to_value(),
+            "mesh" => s.mesh.to_value(),
+            "mesh-interval" => s.mesh_interval.to_value(),
+            "mesh-model" => s.mesh_model.to_value(),
             "max-detect-interval" => s.max_detect_interval.to_value(),
             "max-age" => s.max_age.to_value(),
             "post-messages" => s.post_messages.to_value(),
