@@ -187,3 +187,40 @@ fn music_tones_and_noise_leave_arousal_at_the_visual_only_value() {
         );
     }
 }
+
+#[test]
+fn hostile_audio_gives_finite_results_and_no_voice() {
+    // NaN and infinite samples, full-scale clipping, digital silence and a 0.1 s clip:
+    // every frame's arousal is finite and none of them is taken for a voice.
+    let dir = common::scratch("vocal-arousal-hostile");
+    let c = visual_only();
+    let n = RATE as usize * 3;
+    let clipped: Vec<f32> = (0..n)
+        .map(|i| if (i / 40) % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let mut broken = clipped.clone();
+    for (i, v) in broken.iter_mut().enumerate() {
+        match i % 997 {
+            0 => *v = f32::NAN,
+            1 => *v = f32::INFINITY,
+            2 => *v = f32::NEG_INFINITY,
+            _ => {}
+        }
+    }
+    let cases: [(&str, Vec<f32>, f64); 4] = [
+        ("silence", vec![0.0; n], 3.0),
+        ("clipped", clipped, 3.0),
+        ("nan-inf", broken, 3.0),
+        ("short", vec![0.5; RATE as usize / 10], 1.0),
+    ];
+    for (name, x, seconds) in cases {
+        let wav = write_wav(&dir, &format!("{name}.wav"), &x);
+        let frames = arousal(Some((&wav, seconds)), seconds);
+        let worst = frames
+            .iter()
+            .map(|(_, a)| (a - c).abs())
+            .fold(0.0f32, f32::max);
+        println!("{name}: max |arousal - visual only| = {worst:.4}");
+        assert!(worst <= 0.05, "{name}: arousal moved by {worst}");
+    }
+}
