@@ -189,12 +189,14 @@ pub fn shared_sessions() -> Vec<SharedSessionInfo> {
 ///
 /// [`Model::load`] gives a handle on the process-wide session of the model (unless
 /// [`SessionConfig::exclusive`]): loading the same file with the same settings again, in
-/// any thread or pipeline, reuses the session. ONNX Runtime's C API allows concurrent
-/// `Run` calls on one session (its documented thread-safety guarantee), but the `ort`
-/// crate's `Session::run` takes `&mut self`; the shared session therefore sits behind a
-/// mutex and runs never overlap. What sharing needs from `ort` is only that a session may
-/// move between threads (`Session: Send`). Callers whose runs must proceed in parallel
-/// on several cores ask for an exclusive session.
+/// any thread or pipeline, reuses the session. ONNX Runtime documents `Run` as safe to call
+/// from several threads on one session, but the `ort` crate (rc.15) takes `&mut self` in
+/// `Session::run` because its maintainers found concurrent runs not to be safe in practice
+/// (see the comment on `run_inner` in ort's `session/run.rs`). The shared session
+/// therefore sits behind a mutex and runs never overlap: what sharing relies on is only
+/// that a session may be used from one thread after another (`Session: Send`), which `ort`
+/// guarantees. Callers whose runs must proceed in parallel on several cores ask for an
+/// exclusive session.
 pub struct Model {
     loaded: Arc<Loaded>,
     path: PathBuf,
