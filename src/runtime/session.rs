@@ -376,6 +376,16 @@ impl Model {
         &self.loaded.provider_note
     }
 
+    /// `name (path), provider note`: what an element logs about the model it loaded.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} ({}), {}",
+            self.loaded.contract.name,
+            self.path.display(),
+            self.loaded.provider_note
+        )
+    }
+
     /// The model file.
     pub fn path(&self) -> &Path {
         &self.path

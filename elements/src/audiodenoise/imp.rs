@@ -128,13 +128,7 @@ impl BaseTransformImpl for AudioDenoise {
         let settings = self.settings.locked().clone();
         let silero = if settings.vad == Vad::Silero {
             let model = settings.model.load(Role::Vad)?;
-            gst::info!(
-                CAT,
-                imp = self,
-                "Silero VAD {} ({})",
-                model.path().display(),
-                model.provider_note()
-            );
+            gst::info!(CAT, imp = self, "VAD model {}", model.summary());
             if let Some(w) = settings.model.threads_warning() {
                 gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
             }

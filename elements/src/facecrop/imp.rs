@@ -219,14 +219,7 @@ impl FaceCrop {
         let model = first
             .load(Role::FaceDetector)
             .inspect_err(|e| gst::error!(CAT, imp = self, "{}", e))?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "model {} ({}), {}",
-            model.contract().name,
-            model.path().display(),
-            model.provider_note()
-        );
+        gst::info!(CAT, imp = self, "model {}", model.summary());
         let kind = DetectorKind::from_contract(model.contract()).map_err(face_error)?;
         let detector = if kind == DetectorKind::Mtcnn {
             Detector::Mtcnn(Box::new(self.load_mtcnn(&first, model, s)?))
@@ -344,14 +337,7 @@ impl FaceCrop {
         let model = ms
             .load(Role::FaceMesh)
             .inspect_err(|e| gst::error!(CAT, imp = self, "{}", e))?;
-        gst::info!(
-            CAT,
-            imp = self,
-            "mesh model {} ({}), {}",
-            model.contract().name,
-            model.path().display(),
-            model.provider_note()
-        );
+        gst::info!(CAT, imp = self, "mesh model {}", model.summary());
         FaceMesh::new(model).map_err(face_error)
     }
 

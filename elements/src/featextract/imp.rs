@@ -248,14 +248,7 @@ impl FeatExtract {
                 Model::load(&path, None, &ms.session_config()).map_err(|e| e.to_error_message())?
             }
         };
-        gst::info!(
-            CAT,
-            imp = self,
-            "model {} ({}), {}",
-            model.contract().name,
-            model.path().display(),
-            model.provider_note()
-        );
+        gst::info!(CAT, imp = self, "model {}", model.summary());
         let model =
             FeatureModel::new(model, &s.feature_options()).map_err(|e| e.to_error_message())?;
         Ok(Loaded {
