@@ -179,8 +179,8 @@ impl ActiveSpeaker {
             self.activity.pop_front();
         }
         self.tracks.retain(|id, _| faces.iter().any(|f| f.0 == *id));
-        let voice: Vec<f32> = self.voice.iter().copied().collect();
-        let voice_motion: Vec<f32> = self.voice_motion.iter().copied().collect();
+        let voice: &[f32] = self.voice.make_contiguous();
+        let voice_motion: &[f32] = self.voice_motion.make_contiguous();
         let recent = self.activity.len().min(self.cfg.window);
         let mean_activity =
             self.activity.iter().rev().take(recent).sum::<f32>() / recent.max(1) as f32;
@@ -206,7 +206,10 @@ impl ActiveSpeaker {
                 }
                 let probability = Self::correlation(
                     &cfg,
-                    [(&t.opening, &voice[..]), (&t.motion, &voice_motion[..])],
+                    [
+                        (t.opening.make_contiguous(), voice),
+                        (t.motion.make_contiguous(), voice_motion),
+                    ],
                 )
                 .max(0.0)
                     * mean_activity;
@@ -237,37 +240,36 @@ impl ActiveSpeaker {
 
     /// The best, over lags of −max_lag ..= max_lag frames, of the mean correlation of
     /// each pair's mouth series (last `window` values) with its voice series.
-    fn correlation(cfg: &SpeakerConfig, pairs: [(&VecDeque<f32>, &[f32]); 2]) -> f32 {
+    fn correlation(cfg: &SpeakerConfig, pairs: [(&[f32], &[f32]); 2]) -> f32 {
+        // Each pair's mouth window (the last `window` values) does not depend on the lag.
+        let windows = pairs.map(|(mouth, voice)| {
+            let n = cfg.window.min(mouth.len()).min(voice.len());
+            (&mouth[mouth.len() - n..], voice)
+        });
         let mut best = 0.0f32;
-        for lag in 0..=2 * cfg.max_lag {
+        'lags: for lag in 0..=2 * cfg.max_lag {
             let shift = lag as isize - cfg.max_lag as isize;
             let mut sum = 0.0;
-            let mut ok = true;
-            for (mouth, voice) in pairs {
-                let n = cfg.window.min(mouth.len()).min(voice.len());
-                let m: Vec<f32> = mouth.iter().skip(mouth.len() - n).copied().collect();
+            for (m, voice) in windows {
+                let n = m.len();
                 // Only the past exists: a positive shift compares the mouth with earlier
                 // voice, a negative one the voice with earlier mouth.
-                let (mm, vv): (&[f32], &[f32]) = if shift >= 0 {
+                let (mm, vv) = if shift >= 0 {
                     let s = shift as usize;
                     if n < 3 || voice.len() < n + s {
-                        ok = false;
-                        break;
+                        continue 'lags;
                     }
-                    (&m, &voice[voice.len() - n - s..voice.len() - s])
+                    (m, &voice[voice.len() - n - s..voice.len() - s])
                 } else {
                     let s = (-shift) as usize;
                     if n <= s + 2 {
-                        ok = false;
-                        break;
+                        continue 'lags;
                     }
                     (&m[..n - s], &voice[voice.len() - (n - s)..])
                 };
                 sum += pearson(mm, vv);
             }
-            if ok {
-                best = best.max(sum / 2.0);
-            }
+            best = best.max(sum / 2.0);
         }
         best
     }
