@@ -42,6 +42,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use super::{DataError, write_atomic};
+use crate::runtime::AudioMaskKind;
 
 /// Metadata keys.
 pub mod keys {
@@ -88,6 +89,22 @@ pub struct FeatureMetadata {
     pub source: String,
     /// Track id or subject name.
     pub track: String,
+}
+
+impl FeatureMetadata {
+    /// What the file's `audio_mask` holds ([`keys::AUDIO_MASK`]; empty, in files written
+    /// before the key existed, is `present`); an unknown value is an error naming it.
+    pub fn audio_mask_kind(&self) -> Result<AudioMaskKind, String> {
+        match self.audio_mask.as_str() {
+            "" => Ok(AudioMaskKind::Present),
+            k => k.parse().map_err(|()| {
+                format!(
+                    "{}: unknown audio mask `{k}` (present or speech)",
+                    keys::AUDIO_MASK
+                )
+            }),
+        }
+    }
 }
 
 /// Per-frame aligned features of one subject (one face track of one video).
@@ -488,6 +505,16 @@ impl FeatureFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_audio_mask_kind_defaults_to_present_and_refuses_unknown_values() {
+        let mut m = FeatureMetadata::default();
+        assert_eq!(m.audio_mask_kind(), Ok(AudioMaskKind::Present));
+        m.audio_mask = "speech".into();
+        assert_eq!(m.audio_mask_kind(), Ok(AudioMaskKind::Speech));
+        m.audio_mask = "vad".into();
+        assert!(m.audio_mask_kind().unwrap_err().contains("`vad`"));
+    }
 
     fn sample() -> FeatureFile {
         let meta = FeatureMetadata {

@@ -183,6 +183,12 @@ impl AudioMaskKind {
             AudioMaskKind::Speech => "speech",
         }
     }
+
+    /// The value to write into a contract: `None` for the default (`present`), which a
+    /// contract says by leaving the key out.
+    pub fn declared(self) -> Option<String> {
+        (self != AudioMaskKind::Present).then(|| self.as_str().to_owned())
+    }
 }
 
 impl FromStr for AudioMaskKind {

@@ -179,8 +179,7 @@ pub fn run(mut a: Args) -> Result<(), String> {
         visual_dim: dv,
         audio_dim: da,
         visual_input: first.prop("affect.fusion.visual-input").map(str::to_owned),
-        audio_mask: (f.audio_mask == affect::runtime::AudioMaskKind::Speech)
-            .then(|| f.audio_mask.as_str().to_owned()),
+        audio_mask: f.audio_mask.declared(),
         visual_model: f.visual_model.clone(),
         audio_model: f.audio_model.clone(),
         source: format!(

@@ -191,16 +191,15 @@ pub fn check_features(
                 s.name, m.visual_input
             ));
         }
-        let data_mask = if m.audio_mask.is_empty() {
-            "present"
-        } else {
-            m.audio_mask.as_str()
-        };
-        if data_mask != spec.audio_mask.as_str() {
+        let data_mask = m
+            .audio_mask_kind()
+            .map_err(|e| format!("the features of {}: {e}", s.name))?;
+        if data_mask != spec.audio_mask {
             return Err(format!(
-                "model {name} reads affect.fusion.audio-mask = {}, the features of {} hold audio mask `{data_mask}`: re-extract with `affect-train extract --audio-mask {}` (avfuse would give the model other masks than these)",
+                "model {name} reads affect.fusion.audio-mask = {}, the features of {} hold audio mask `{}`: re-extract with `affect-train extract --audio-mask {}` (avfuse would give the model other masks than these)",
                 spec.audio_mask.as_str(),
                 s.name,
+                data_mask.as_str(),
                 spec.audio_mask.as_str()
             ));
         }

@@ -55,11 +55,11 @@ pub enum AudioMask {
     Present,
 }
 
-impl AudioMask {
-    fn as_str(self) -> &'static str {
-        match self {
-            AudioMask::Speech => "speech",
-            AudioMask::Present => "present",
+impl From<AudioMask> for affect::runtime::AudioMaskKind {
+    fn from(m: AudioMask) -> Self {
+        match m {
+            AudioMask::Speech => Self::Speech,
+            AudioMask::Present => Self::Present,
         }
     }
 }
@@ -347,7 +347,10 @@ fn write_probe(
     if visual_input == VisualInput::Probabilities {
         g.meta("affect.fusion.visual-input", "probabilities");
     }
-    g.meta("affect.fusion.audio-mask", audio_mask.as_str());
+    g.meta(
+        "affect.fusion.audio-mask",
+        affect::runtime::AudioMaskKind::from(audio_mask).as_str(),
+    );
     let path = out.join(format!("{PROBE_NAME}.onnx"));
     affect::dataset::write_atomic(&path, &g.to_bytes()).map_err(|e| e.to_string())?;
     Ok(path)

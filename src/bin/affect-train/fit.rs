@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use affect::dataset::layout::{DataRoot, Fold, Split, Subject, WindowOrigin, sequences};
 use affect::dataset::{SequenceSet, Task};
-use affect::runtime::{FeatureModelRef, Model, Role, SessionConfig};
+use affect::runtime::{AudioMaskKind, FeatureModelRef, Model, Role, SessionConfig};
 use affect::train::export::FusionMeta;
 use affect::train::fit::{FitConfig, PseudoLabels, TaskName, TeacherOutput, fit, pseudo_label};
 use affect::train::models::{ModelKind, ModelSpec};
@@ -79,7 +79,7 @@ pub struct DataArgs {
 }
 
 /// The feature models (visual, audio) and `visual-input` a data set was extracted with.
-pub type FeatureRefs = (FeatureModelRef, FeatureModelRef, String, String);
+pub type FeatureRefs = (FeatureModelRef, FeatureModelRef, String, AudioMaskKind);
 
 /// A loaded split: its sequences, the windows they come from, its subjects and the
 /// metadata of their features.
@@ -98,24 +98,27 @@ pub fn load_split_subjects(d: &DataArgs, split: Split) -> Result<LoadedSplit, St
     let fold = d.fold.map(|f| (f, d.fold_seed));
     let subjects = root.load(task, split, fold).map_err(|e| e.to_string())?;
     // One kind of audio mask per split: a model is exported declaring the one it saw.
-    let kind = |s: &Subject| match s.features.meta.audio_mask.as_str() {
-        "" => "present".to_owned(),
-        k => k.to_owned(),
-    };
-    if let Some(first) = subjects.first()
-        && let Some(other) = subjects.iter().find(|s| kind(s) != kind(first))
-    {
+    let kinds = subjects
+        .iter()
+        .map(|s| {
+            s.features
+                .meta
+                .audio_mask_kind()
+                .map_err(|e| format!("the features of {}: {e}", s.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(i) = kinds.iter().position(|k| *k != kinds[0]) {
         return Err(format!(
             "the features of {} hold audio mask `{}`, those of {} `{}`: extract every subject with the same --audio-mask",
-            first.name,
-            kind(first),
-            other.name,
-            kind(other)
+            subjects[0].name,
+            kinds[0].as_str(),
+            subjects[i].name,
+            kinds[i].as_str()
         ));
     }
     let (set, origins) = sequences(&subjects, task, d.window, d.hop.unwrap_or(d.window))
         .map_err(|e| e.to_string())?;
-    let refs = subjects.first().and_then(|s| {
+    let refs = subjects.first().zip(kinds.first()).and_then(|(s, &kind)| {
         let m = &s.features.meta;
         (!m.visual_model.is_empty() && !m.audio_model.is_empty()).then(|| {
             (
@@ -128,7 +131,7 @@ pub fn load_split_subjects(d: &DataArgs, split: Split) -> Result<LoadedSplit, St
                     sha256: m.audio_sha256.clone(),
                 },
                 m.visual_input.clone(),
-                m.audio_mask.clone(),
+                kind,
             )
         })
     });
@@ -143,7 +146,7 @@ pub fn meta_for(name: &str, refs: Option<FeatureRefs>, source: String) -> Fusion
             Some(a),
             (!i.is_empty()).then_some(i),
             // The mask the model will be given is the one it was trained with.
-            (m == "speech").then_some(m),
+            m.declared(),
         ),
         None => (None, None, None, None),
     };
