@@ -285,6 +285,31 @@ mod tests {
         ArrayD::from_shape_fn(IxDyn(&[rows, 3]), |i| (k * 10 + i[0] * 3 + i[1]) as f32)
     }
 
+    /// Submits `input(k)` from `n` threads at once through `b` with `run`; each
+    /// thread's input and result, in thread order.
+    fn from_threads(
+        b: &Arc<Batcher>,
+        n: usize,
+        input: fn(usize) -> ArrayD<f32>,
+        run: impl Fn(&[(&str, ArrayViewD<'_, f32>)]) -> Result<Outputs, RuntimeError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Vec<(ArrayD<f32>, Result<Outputs, RuntimeError>)> {
+        let run = Arc::new(run);
+        let handles: Vec<_> = (0..n)
+            .map(|k| {
+                let (b, run) = (b.clone(), run.clone());
+                std::thread::spawn(move || {
+                    let x = input(k);
+                    let out = b.submit(&[("x", x.view())], x.shape()[0], &*run);
+                    (x, out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    }
+
     #[test]
     fn concurrent_requests_are_run_together_and_routed_back() {
         let b = Arc::new(Batcher::new(BatchConfig {
@@ -292,27 +317,18 @@ mod tests {
             max_latency: Duration::from_millis(200),
         }));
         let calls = Arc::new(AtomicUsize::new(0));
-        let handles: Vec<_> = (0..8)
-            .map(|k| {
-                let (b, calls) = (b.clone(), calls.clone());
-                std::thread::spawn(move || {
-                    let x = request(k, 1 + k % 2);
-                    let out = b
-                        .submit(&[("x", x.view())], x.shape()[0], &|i| {
-                            calls.fetch_add(1, Ordering::SeqCst);
-                            fake(i)
-                        })
-                        .unwrap();
-                    (
-                        out["y"].clone(),
-                        fake(&[("x", x.view())]).unwrap()["y"].clone(),
-                    )
-                })
-            })
-            .collect();
-        for h in handles {
-            let (got, want) = h.join().unwrap();
-            assert_eq!(got, want);
+        let counted = calls.clone();
+        let runs = from_threads(
+            &b,
+            8,
+            |k| request(k, 1 + k % 2),
+            move |i| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                fake(i)
+            },
+        );
+        for (x, out) in runs {
+            assert_eq!(out.unwrap()["y"], fake(&[("x", x.view())]).unwrap()["y"]);
         }
         // 12 rows in batches of at most 8: fewer runs than requests.
         let runs = calls.load(Ordering::SeqCst);
@@ -346,22 +362,14 @@ mod tests {
             max_batch: 2,
             max_latency: Duration::from_secs(5),
         }));
-        let handles: Vec<_> = (0..2)
-            .map(|k| {
-                let b = b.clone();
-                std::thread::spawn(move || {
-                    let x = request(k, 1);
-                    b.submit(&[("x", x.view())], 1, &|_| {
-                        Err(RuntimeError::Run {
-                            name: "m".into(),
-                            message: "boom".into(),
-                        })
-                    })
-                })
+        let one = |k| request(k, 1);
+        for (_, out) in from_threads(&b, 2, one, |_| {
+            Err(RuntimeError::Run {
+                name: "m".into(),
+                message: "boom".into(),
             })
-            .collect();
-        for h in handles {
-            let e = h.join().unwrap().unwrap_err();
+        }) {
+            let e = out.unwrap_err();
             assert!(e.to_string().contains("boom"), "{e}");
         }
         // Outputs whose first axis is not the batch are refused, not mis-routed.
@@ -369,22 +377,13 @@ mod tests {
             max_batch: 2,
             max_latency: Duration::from_secs(5),
         }));
-        let handles: Vec<_> = (0..2)
-            .map(|k| {
-                let b = b.clone();
-                std::thread::spawn(move || {
-                    let x = request(k, 1);
-                    b.submit(&[("x", x.view())], 1, &|_| {
-                        Ok(Outputs::from([(
-                            "y".to_owned(),
-                            ArrayD::zeros(IxDyn(&[1])),
-                        )]))
-                    })
-                })
-            })
-            .collect();
-        for h in handles {
-            let e = h.join().unwrap().unwrap_err();
+        for (_, out) in from_threads(&b, 2, one, |_| {
+            Ok(Outputs::from([(
+                "y".to_owned(),
+                ArrayD::zeros(IxDyn(&[1])),
+            )]))
+        }) {
+            let e = out.unwrap_err();
             assert!(e.to_string().contains("not the batch"), "{e}");
         }
     }
@@ -417,20 +416,13 @@ mod tests {
             max_batch: 8,
             max_latency: Duration::from_millis(100),
         }));
-        let handles: Vec<_> = (0..4)
-            .map(|k| {
-                let b = b.clone();
-                std::thread::spawn(move || {
-                    // Two requests of 3 columns, two of 5.
-                    let cols = if k % 2 == 0 { 3 } else { 5 };
-                    let x = ArrayD::from_shape_fn(IxDyn(&[1, cols]), |i| (k + i[1]) as f32);
-                    let out = b.submit(&[("x", x.view())], 1, &fake).unwrap();
-                    assert_eq!(out["y"], fake(&[("x", x.view())]).unwrap()["y"]);
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
+        // Two requests of 3 columns, two of 5.
+        let input = |k: usize| {
+            let cols = if k.is_multiple_of(2) { 3 } else { 5 };
+            ArrayD::from_shape_fn(IxDyn(&[1, cols]), |i| (k + i[1]) as f32)
+        };
+        for (x, out) in from_threads(&b, 4, input, fake) {
+            assert_eq!(out.unwrap()["y"], fake(&[("x", x.view())]).unwrap()["y"]);
         }
         assert!(b.runs() >= 2);
     }
