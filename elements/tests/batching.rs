@@ -13,8 +13,7 @@ use gst::prelude::*;
 const BATCH: &str = "max-batch=8 max-batch-latency=20000000";
 
 fn run_to_eos(p: &gst::Pipeline, what: &str) {
-    p.set_state(gst::State::Playing).unwrap();
-    assert!(common::wait_eos(&p.bus().unwrap(), 180), "{what}: no EOS");
+    common::play_all_to_eos(std::slice::from_ref(p), 180, what);
     p.set_state(gst::State::Null).unwrap();
 }
 
@@ -35,15 +34,7 @@ fn batched_runs_give_unbatched_results_and_a_stopped_stream_holds_nobody() {
         .iter()
         .map(|o| common::sample_av_pipeline(o, BATCH))
         .collect();
-    for p in &pipes {
-        p.set_state(gst::State::Playing).unwrap();
-    }
-    for p in &pipes {
-        assert!(
-            common::wait_eos(&p.bus().unwrap(), 180),
-            "a batched run ended"
-        );
-    }
+    common::play_all_to_eos(&pipes, 180, "a batched run");
     let sessions = affect::runtime::shared_sessions();
     for p in &pipes {
         p.set_state(gst::State::Null).unwrap();

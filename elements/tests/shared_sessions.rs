@@ -15,8 +15,7 @@ fn eight_pipelines_share_one_session_per_model_and_give_the_same_results() {
     // Reference: one pipeline with sessions of its own.
     let reference = dir.join("exclusive.ndjson");
     let p = common::sample_av_pipeline(&reference, "share-session=false");
-    p.set_state(gst::State::Playing).unwrap();
-    assert!(common::wait_eos(&p.bus().unwrap(), 120), "reference run");
+    common::play_all_to_eos(std::slice::from_ref(&p), 120, "reference run");
     assert!(
         affect::runtime::shared_sessions().is_empty(),
         "exclusive sessions are not shared"
@@ -58,15 +57,7 @@ fn eight_pipelines_share_one_session_per_model_and_give_the_same_results() {
         ],
         "{sessions:?}"
     );
-    for p in &pipes {
-        p.set_state(gst::State::Playing).unwrap();
-    }
-    for p in &pipes {
-        assert!(
-            common::wait_eos(&p.bus().unwrap(), 300),
-            "a shared run ended"
-        );
-    }
+    common::play_all_to_eos(&pipes, 300, "a shared run");
     for p in &pipes {
         p.set_state(gst::State::Null).unwrap();
     }

@@ -268,3 +268,15 @@ pub fn assert_same_records(
         assert!(worst <= tol, "{what} pts {}: differs by {worst}", g.pts);
     }
 }
+
+/// Sets every pipeline of `pipes` PLAYING, then waits for each one's EOS (`secs` each);
+/// the pipelines stay PLAYING (the caller may look at them before stopping them).
+pub fn play_all_to_eos(pipes: &[gst::Pipeline], secs: u64, what: &str) {
+    use gst::prelude::*;
+    for p in pipes {
+        p.set_state(gst::State::Playing).unwrap();
+    }
+    for p in pipes {
+        assert!(wait_eos(&p.bus().unwrap(), secs), "{what}: no EOS");
+    }
+}
