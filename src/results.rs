@@ -23,7 +23,7 @@ pub struct FaceBox {
 }
 
 /// Affect of one face in one frame.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct FaceAffect {
     /// Tracker identity, stable while the face stays in view.
     pub track_id: u64,
@@ -36,6 +36,15 @@ pub struct FaceAffect {
     pub arousal: f32,
     /// Probabilities of the 8 expressions, in [`EXPRESSIONS`] order, summing to 1.
     pub probabilities: [f32; 8],
+    /// Probability in [0, 1] that this face is the one speaking (active-speaker
+    /// detection: mouth motion in sync with the voice); `None` when not computed (no face
+    /// mesh, no audio branch, or `audio-attribution` other than `speaker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaking: Option<f32>,
+    /// The active-speaker decision (`speaking` with hysteresis and minimum durations):
+    /// the voice is this face's. `None` when not computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<bool>,
 }
 
 /// Why an affect value was refused.
@@ -71,6 +80,10 @@ impl FaceAffect {
         }
         for v in [self.bbox.x, self.bbox.y, self.bbox.width, self.bbox.height] {
             check(v, "box")?;
+        }
+        if let Some(p) = self.speaking {
+            check(p, "speaking")?;
+            self.speaking = Some(p.clamp(0.0, 1.0));
         }
         self.valence = self.valence.clamp(-1.0, 1.0);
         self.arousal = self.arousal.clamp(-1.0, 1.0);
@@ -168,6 +181,7 @@ mod tests {
             valence: 0.5,
             arousal: -0.25,
             probabilities: [0.1, 0.0, 0.0, 0.0, 0.7, 0.1, 0.1, 0.0],
+            ..Default::default()
         }
     }
 
@@ -356,6 +370,7 @@ pub enum ResultFileError {
 ///     valence: 0.2,
 ///     arousal: -0.1,
 ///     probabilities: [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+///     ..Default::default()
 /// };
 /// file.write_records(&[AffectRecord::new(0, face)])?; // one frame, one write
 /// file.write_line("valence,arousal")?; // any line, newline added
@@ -525,7 +540,16 @@ impl<W: LineSink> ResultFile<W> {
 #[derive(Debug)]
 pub struct AffWild2Csv {
     prefix: std::path::PathBuf,
-    tracks: std::collections::BTreeMap<u64, (ResultFile, ResultFile)>,
+    tracks: std::collections::BTreeMap<u64, CsvTrack>,
+    speaker: bool,
+}
+
+/// The files of one track.
+#[derive(Debug)]
+struct CsvTrack {
+    va: ResultFile,
+    expr: ResultFile,
+    speaker: Option<ResultFile>,
 }
 
 impl AffWild2Csv {
@@ -534,10 +558,20 @@ impl AffWild2Csv {
         AffWild2Csv {
             prefix: prefix.into(),
             tracks: std::collections::BTreeMap::new(),
+            speaker: false,
         }
     }
 
-    /// The path of one track's file (`ext`: `va` or `expr`).
+    /// Also writes `PREFIX_trackN.speaker.csv` per track (header `speaking,speaker`: the
+    /// active-speaker probability and the 0/1 decision per frame; `-1,-1` where the
+    /// track is absent or was not scored). Not part of the Aff-Wild2 layout, so a
+    /// separate file: the `va` and `expr` files stay exactly that format.
+    pub fn with_speaker(mut self, on: bool) -> Self {
+        self.speaker = on;
+        self
+    }
+
+    /// The path of one track's file (`ext`: `va`, `expr` or `speaker`).
     pub fn path(&self, track: u64, ext: &str) -> std::path::PathBuf {
         let mut p = self.prefix.clone().into_os_string();
         p.push(format!("_track{track}.{ext}.csv"));
@@ -566,19 +600,40 @@ impl AffWild2Csv {
                 "-1\n",
             )
             .map_err(|e| e.to_string())?;
-            self.tracks.insert(f.track_id, (va, expr));
+            let speaker = if self.speaker {
+                Some(
+                    open(
+                        self.path(f.track_id, "speaker"),
+                        "speaking,speaker",
+                        "-1,-1\n",
+                    )
+                    .map_err(|e| e.to_string())?,
+                )
+            } else {
+                None
+            };
+            self.tracks
+                .insert(f.track_id, CsvTrack { va, expr, speaker });
         }
-        for (id, (va_file, expr_file)) in self.tracks.iter_mut() {
-            let (va, expr) = match faces.iter().find(|f| f.track_id == *id) {
+        for (id, t) in self.tracks.iter_mut() {
+            let face = faces.iter().find(|f| f.track_id == *id);
+            let (va, expr) = match face {
                 Some(f) => (
                     format!("{},{}\n", f.valence, f.arousal),
                     format!("{}\n", f.top_index()),
                 ),
                 None => ("-5,-5\n".to_owned(), "-1\n".to_owned()),
             };
-            va_file
-                .write_text(&va)
-                .and_then(|_| expr_file.write_text(&expr))
+            let speaker = match face.and_then(|f| f.speaking.zip(f.speaker)) {
+                Some((p, on)) => format!("{p},{}\n", u8::from(on)),
+                None => "-1,-1\n".to_owned(),
+            };
+            t.va.write_text(&va)
+                .and_then(|_| t.expr.write_text(&expr))
+                .and_then(|_| match t.speaker.as_mut() {
+                    Some(file) => file.write_text(&speaker),
+                    None => Ok(()),
+                })
                 .map_err(|e| format!("CSV track {id}: {e}"))?;
         }
         Ok(())
@@ -604,6 +659,7 @@ mod csv_tests {
             valence: v,
             arousal: -v,
             probabilities: [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+            ..Default::default()
         };
         let mut csv = AffWild2Csv::new(dir.join("clip"));
         csv.write_frame(0, &[face(1, 0.5)]).unwrap();
@@ -614,6 +670,37 @@ mod csv_tests {
         assert_eq!(read(2, "va"), "valence,arousal\n-5,-5\n-0.25,0.25\n-5,-5\n");
         let header = EXPRESSIONS.join(",");
         assert_eq!(read(2, "expr"), format!("{header}\n-1\n4\n-1\n"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_speaker_file_holds_probability_and_decision_and_markers() {
+        let dir = std::env::temp_dir().join(format!("affect-csv-spk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let face = |id, speaking: Option<(f32, bool)>| FaceAffect {
+            track_id: id,
+            speaking: speaking.map(|s| s.0),
+            speaker: speaking.map(|s| s.1),
+            ..Default::default()
+        };
+        let mut csv = AffWild2Csv::new(dir.join("clip")).with_speaker(true);
+        csv.write_frame(0, &[face(1, Some((0.75, true)))]).unwrap();
+        csv.write_frame(1, &[face(1, None), face(2, Some((0.125, false)))])
+            .unwrap();
+        csv.write_frame(2, &[]).unwrap();
+        let read = |id, ext| std::fs::read_to_string(csv.path(id, ext)).unwrap();
+        assert_eq!(
+            read(1, "speaker"),
+            "speaking,speaker\n0.75,1\n-1,-1\n-1,-1\n"
+        );
+        assert_eq!(
+            read(2, "speaker"),
+            "speaking,speaker\n-1,-1\n0.125,0\n-1,-1\n"
+        );
+        // Without `with_speaker` no such file is made.
+        let mut plain = AffWild2Csv::new(dir.join("plain"));
+        plain.write_frame(0, &[face(1, Some((0.5, true)))]).unwrap();
+        assert!(!plain.path(1, "speaker").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -676,6 +763,7 @@ mod result_file_tests {
                 valence: 0.25,
                 arousal: -0.5,
                 probabilities: [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+                ..Default::default()
             },
         )
     }

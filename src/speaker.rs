@@ -84,6 +84,43 @@ pub struct Speaking {
     pub probability: f32,
     /// The hysteresis flag.
     pub speaking: bool,
+    /// Clearly *not* the voice's face: a full window of this track in which speech went
+    /// on (mean voice activity ≥ 0.5) while its probability stays below
+    /// [`SpeakerConfig::off`] and the flag is off — e.g. an off-screen narrator over a
+    /// face whose mouth is still. What decides attribution when only one face is in
+    /// view ([`audio_weight`]).
+    pub silent: bool,
+}
+
+/// Which faces get the voice (`avfuse audio-attribution`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Attribution {
+    /// The voice goes to the face(s) flagged speaking; with a single face in view, to
+    /// that face unless it is clearly not speaking ([`Speaking::silent`]).
+    #[default]
+    Speaker,
+    /// Every face gets the voice.
+    All,
+    /// No face gets the voice.
+    None,
+}
+
+/// The audio-mask weight in `[0, 1]` of one face under `mode`, given the states of all
+/// faces in view this frame (`None`: the face's speaking state is unknown, e.g. no mesh
+/// ever: treated as `All`).
+pub fn audio_weight(mode: Attribution, state: Option<Speaking>, faces_in_view: usize) -> f32 {
+    match (mode, state) {
+        (Attribution::None, _) => 0.0,
+        (Attribution::All, _) | (Attribution::Speaker, None) => 1.0,
+        (Attribution::Speaker, Some(s)) => {
+            let yes = if faces_in_view <= 1 {
+                !s.silent
+            } else {
+                s.speaking
+            };
+            if yes { 1.0 } else { 0.0 }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,6 +130,8 @@ struct Track {
     last_opening: Option<f32>,
     speaking: bool,
     run: u32,
+    /// Frames pushed since the track appeared.
+    frames: u32,
 }
 
 /// Per-track active-speaker scoring over a stream of frames.
@@ -214,6 +253,7 @@ impl ActiveSpeaker {
                 .max(0.0)
                     * mean_activity;
                 let probability = clean01(probability);
+                t.frames = t.frames.saturating_add(1);
                 let hit = if t.speaking {
                     probability < cfg.off
                 } else {
@@ -227,11 +267,16 @@ impl ActiveSpeaker {
                     t.speaking = true;
                     t.run = 0;
                 }
+                let silent = !t.speaking
+                    && t.frames as usize >= cfg.window
+                    && mean_activity >= 0.5
+                    && probability < cfg.off;
                 (
                     id,
                     Speaking {
                         probability,
                         speaking: t.speaking,
+                        silent,
                     },
                 )
             })
@@ -399,6 +444,48 @@ mod tests {
         }
         let off_at = off_at.expect("turns off");
         assert!(off_at as u32 >= cfg.min_off - 1, "off after {off_at}");
+    }
+
+    #[test]
+    fn a_still_face_under_speech_is_clearly_silent_and_loses_the_voice() {
+        let cfg = SpeakerConfig::for_fps(25.0);
+        let frames = 150;
+        let voice = envelope(frames, 3);
+        let talking: Vec<f32> = voice.iter().map(|v| 0.05 + 0.3 * v).collect();
+        let mut sp = ActiveSpeaker::new(cfg);
+        let still = run(&mut sp, &voice, 1.0, &[(1, vec![0.05; frames])]);
+        // Not before a full window of evidence; then for good.
+        let first = still.iter().position(|f| f[0].1.silent).unwrap();
+        assert_eq!(first + 1, cfg.window);
+        assert!(still[first..].iter().all(|f| f[0].1.silent));
+        let s = still[frames - 1][0].1;
+        assert_eq!(audio_weight(Attribution::Speaker, Some(s), 1), 0.0);
+        assert_eq!(audio_weight(Attribution::All, Some(s), 1), 1.0);
+        assert_eq!(audio_weight(Attribution::None, Some(s), 1), 0.0);
+        // The talking face alone keeps the voice all along (benefit of the doubt before
+        // the flag is up), and so does it beside a still face once flagged.
+        let mut sp = ActiveSpeaker::new(cfg);
+        let out = run(
+            &mut sp,
+            &voice,
+            1.0,
+            &[(1, talking.clone()), (2, vec![0.05; frames])],
+        );
+        let last = &out[frames - 1];
+        assert_eq!(audio_weight(Attribution::Speaker, Some(last[0].1), 2), 1.0);
+        assert_eq!(audio_weight(Attribution::Speaker, Some(last[1].1), 2), 0.0);
+        let mut sp = ActiveSpeaker::new(cfg);
+        let alone = run(&mut sp, &voice, 1.0, &[(1, talking)]);
+        assert!(
+            alone
+                .iter()
+                .all(|f| audio_weight(Attribution::Speaker, Some(f[0].1), 1) == 1.0)
+        );
+        // No speech: a still face is not "silent" (nothing to attribute).
+        let mut sp = ActiveSpeaker::new(cfg);
+        let quiet = run(&mut sp, &voice, 0.0, &[(1, vec![0.05; frames])]);
+        assert!(quiet.iter().all(|f| !f[0].1.silent));
+        assert_eq!(audio_weight(Attribution::Speaker, None, 3), 1.0);
     }
 
     #[test]

@@ -140,6 +140,7 @@ fn random_record(rng: &mut Rng) -> AffectRecord {
             valence: rng.unit() * 2.0 - 1.0,
             arousal: rng.unit() * 2.0 - 1.0,
             probabilities: p,
+            ..Default::default()
         },
     );
     r.duration = opt(rng);

@@ -41,6 +41,7 @@ fn ndjson() -> String {
                     valence: sign * (t * 2.0).sin() * 0.8,
                     arousal: sign * (t * 3.0).cos() * 0.5,
                     probabilities,
+                    ..Default::default()
                 },
             );
             r.duration = Some(40_000_000);

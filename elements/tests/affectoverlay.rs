@@ -100,6 +100,7 @@ fn affect(track_id: u64, valence: f32, arousal: f32) -> FaceAffect {
         valence,
         arousal,
         probabilities: p,
+        ..Default::default()
     }
 }
 

@@ -23,6 +23,7 @@ fn face(id: u64, v: f32, happy: bool) -> FaceAffect {
         valence: v,
         arousal: -0.3,
         probabilities: p,
+        ..Default::default()
     }
 }
 

@@ -29,6 +29,7 @@ fn python_reads_custom_meta_and_roi_params() {
             valence: v,
             arousal: 0.125,
             probabilities: p,
+            ..Default::default()
         }
     };
     let recs = [

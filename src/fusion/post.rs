@@ -96,6 +96,7 @@ impl PostProcessor {
             valence: s.va[0],
             arousal: s.va[1],
             probabilities: s.probs,
+            ..Default::default()
         }
         .validated()
         .ok())

@@ -15,11 +15,13 @@
 //! stored as zeros with mask 0.
 
 mod align;
+mod level;
 mod lookahead;
 mod speech;
 mod window;
 
 pub use align::{AlignConfig, AlignMode, Aligned, Anchor, AudioAligner};
+pub use level::frame_levels;
 pub use lookahead::{Lookahead, Ready};
 pub use speech::{SPEECH_FRAME_NS, SpeechTimeline};
 pub use window::{

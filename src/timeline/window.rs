@@ -278,6 +278,20 @@ impl TrackWindows {
         faces: &[(u64, Option<&[f32]>)],
         audio: AudioStep<'_>,
     ) -> Result<Vec<(u64, WindowArrays)>, TimelineError> {
+        self.push_frame_attributed(faces, audio, |_| 1.0)
+    }
+
+    /// [`push_frame_keeping`](Self::push_frame_keeping) where each track's audio mask is
+    /// the frame's mask times `weight(track id)` (clamped to `[0, 1]`, NaN → 0): who the
+    /// voice belongs to ([`crate::speaker::audio_weight`]). Absent tracks are weighed
+    /// too. A weight of 0 stores the audio step as zeros with mask 0.
+    pub fn push_frame_attributed(
+        &mut self,
+        faces: &[(u64, Option<&[f32]>)],
+        audio: AudioStep<'_>,
+        weight: impl Fn(u64) -> f32,
+    ) -> Result<Vec<(u64, WindowArrays)>, TimelineError> {
+        let weighed = |id: u64| audio.map(|(v, m)| (v, unit_mask(m) * unit_mask(weight(id))));
         let probe = FrameWindow::new(self.cfg.frames, self.cfg.visual_dim, self.cfg.audio_dim)?;
         for (_, v) in faces {
             probe.check(*v, audio)?;
@@ -297,7 +311,7 @@ impl TrackWindows {
                 }),
             };
             track.missing = 0;
-            track.window.push(visual, audio)?;
+            track.window.push(visual, weighed(id))?;
         }
         let mut dropped = Vec::new();
         for (&id, track) in self.tracks.iter_mut() {
@@ -308,7 +322,7 @@ impl TrackWindows {
             if track.missing > self.cfg.drop_after {
                 dropped.push(id);
             } else {
-                track.window.push(None, audio)?;
+                track.window.push(None, weighed(id))?;
             }
         }
         Ok(dropped
@@ -431,6 +445,38 @@ mod tests {
             .unwrap();
         tw.push_frame(&[], Some((&[2.0][..], 0.7))).unwrap();
         assert_eq!(tw.arrays(1).unwrap().audio_mask.to_vec(), vec![0.4, 0.7]);
+    }
+
+    #[test]
+    fn attributed_audio_reaches_only_the_weighted_tracks() {
+        let mut tw = TrackWindows::new(WindowConfig {
+            frames: 2,
+            visual_dim: 1,
+            audio_dim: 1,
+            drop_after: 3,
+        })
+        .unwrap();
+        let weight = |id: u64| match id {
+            1 => 1.0,
+            2 => 0.0,
+            _ => f32::NAN,
+        };
+        tw.push_frame_attributed(
+            &[(1, Some(&[1.0])), (2, Some(&[1.0])), (3, None)],
+            Some((&[2.0][..], 0.5)),
+            weight,
+        )
+        .unwrap();
+        // Track 2 absent in the next frame: weighed all the same.
+        tw.push_frame_attributed(&[(1, Some(&[1.0]))], Some((&[3.0][..], 1.0)), weight)
+            .unwrap();
+        let a = |id| tw.arrays(id).unwrap();
+        assert_eq!(a(1).audio_mask.to_vec(), vec![0.5, 1.0]);
+        assert_eq!(a(1).audio.column(0).to_vec(), vec![2.0, 3.0]);
+        for id in [2, 3] {
+            assert_eq!(a(id).audio_mask.to_vec(), vec![0.0, 0.0]);
+            assert_eq!(a(id).audio.column(0).to_vec(), vec![0.0, 0.0]);
+        }
     }
 
     #[test]

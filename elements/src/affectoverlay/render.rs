@@ -526,6 +526,7 @@ mod tests {
                 valence: 0.5,
                 arousal: -0.5,
                 probabilities: p,
+                ..Default::default()
             }),
         }
     }

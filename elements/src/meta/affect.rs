@@ -83,6 +83,7 @@ pub fn face_affect_from_structure(s: &gst::StructureRef) -> Result<FaceAffect, S
         valence: f("valence")?,
         arousal: f("arousal")?,
         probabilities,
+        ..Default::default()
     }
     .validated()
     .map_err(|e| e.to_string())
@@ -209,6 +210,7 @@ mod tests {
             valence: v,
             arousal: 0.25,
             probabilities: [0.05, 0.05, 0.05, 0.05, 0.6, 0.1, 0.05, 0.05],
+            ..Default::default()
         }
     }
 
