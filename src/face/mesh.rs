@@ -21,6 +21,12 @@ use crate::runtime::{InputSpec, Layout, Model, PixelColour, Role};
 pub const MESH_POINTS: usize = 468;
 /// MediaPipe's ROI scale: the crop's side over the face box's longer side.
 pub const DEFAULT_ROI_SCALE: f32 = 1.5;
+/// Faces whose box is narrower or shorter than this (frame pixels) get no mesh: their
+/// crop would be upsampled more than 4× into the model's 192 × 192 input, and the lips
+/// are then a pixel or two (too few for a mouth opening).
+pub const MIN_FACE_PX: f32 = 32.0;
+/// A mesh whose face-presence score is below this is not a face (MediaPipe's threshold).
+pub const MIN_SCORE: f32 = 0.5;
 
 /// Indices of a few landmarks of the 468 (MediaPipe's canonical face mesh), for callers
 /// that need the mouth or eyes without the full topology.

@@ -132,6 +132,9 @@ struct FacePlan {
     label: Option<Label>,
     va: Option<VaPanel>,
     landmarks: Vec<[f32; 2]>,
+    /// The speaker marker (a loudspeaker with sound waves) outside the box's top-right
+    /// corner: centre and size, when the face is the active speaker.
+    speaker: Option<([f64; 2], f64)>,
 }
 
 /// Sizes derived from the frame height and the options.
@@ -194,17 +197,23 @@ fn layout(
     (layout, logical.width() as f64, logical.height() as f64)
 }
 
-/// The label text of a face: track id, and top expression with its probability.
+/// The label text of a face: track id, and top expression with its probability; "
+/// speaking" after it when `avfuse` judged the face the active speaker.
 pub(super) fn label_text(face: &FaceRoi) -> String {
     match &face.affect {
         Some(a) => format!(
-            "#{} {} {:.0}%",
+            "#{} {} {:.0}%{}",
             face.track_id,
             a.expression(),
-            100.0 * a.probabilities[a.top_index()]
+            100.0 * a.probabilities[a.top_index()],
+            if is_speaker(face) { " speaking" } else { "" }
         ),
         None => format!("#{}", face.track_id),
     }
+}
+
+fn is_speaker(face: &FaceRoi) -> bool {
+    face.affect.as_ref().and_then(|a| a.speaker) == Some(true)
 }
 
 fn plan_face(
@@ -268,11 +277,18 @@ fn plan_face(
         }
         _ => None,
     };
+    let size = (14.0 * m.scale).max(8.0);
+    let speaker = is_speaker(face).then(|| {
+        let x = (bbox.x + bbox.w + half + size * 0.7).min(width - size * 0.7);
+        let y = (bbox.y + size * 0.7).max(size * 0.7);
+        ([x, y], size)
+    });
     FacePlan {
         colour: track_colour(face.track_id),
         bbox,
         label,
         va,
+        speaker,
         landmarks: if opts.landmarks {
             face.landmarks.clone()
         } else {
@@ -294,6 +310,15 @@ impl FacePlan {
         }
         if let Some(v) = &self.va {
             add(v.rect);
+        }
+        if let Some(([x, y], size)) = self.speaker {
+            add(Rect {
+                x,
+                y,
+                w: 0.0,
+                h: 0.0,
+            }
+            .grow(size * 0.7 + 2.0));
         }
         let radius = landmark_radius(m);
         for p in &self.landmarks {
@@ -367,6 +392,43 @@ fn draw_face(
     if let Some(v) = &f.va {
         draw_va(cr, v, m)?;
     }
+    if let Some((c, size)) = f.speaker {
+        draw_speaker(cr, c, size, f.colour)?;
+    }
+    Ok(())
+}
+
+/// A loudspeaker with two sound waves, `size` wide, centred at `c`, in the track colour
+/// on a dark disc (visible on any picture).
+fn draw_speaker(
+    cr: &cairo::Context,
+    c: [f64; 2],
+    size: f64,
+    [r, g, b]: [f64; 3],
+) -> Result<(), cairo::Error> {
+    let [x, y] = c;
+    cr.new_path();
+    cr.arc(x, y, size * 0.7, 0.0, 2.0 * std::f64::consts::PI);
+    cr.set_source_rgba(0.0, 0.0, 0.0, 0.6);
+    cr.fill()?;
+    let u = size / 14.0;
+    // The speaker: a box and a cone.
+    cr.move_to(x - 6.0 * u, y - 2.0 * u);
+    cr.line_to(x - 3.0 * u, y - 2.0 * u);
+    cr.line_to(x + 1.0 * u, y - 6.0 * u);
+    cr.line_to(x + 1.0 * u, y + 6.0 * u);
+    cr.line_to(x - 3.0 * u, y + 2.0 * u);
+    cr.line_to(x - 6.0 * u, y + 2.0 * u);
+    cr.close_path();
+    cr.set_source_rgb(r, g, b);
+    cr.fill()?;
+    // Two waves.
+    cr.set_line_width(1.5 * u);
+    for radius in [4.0 * u, 7.0 * u] {
+        cr.new_sub_path();
+        cr.arc(x + 1.0 * u, y, radius, -0.8, 0.8);
+    }
+    cr.stroke()?;
     Ok(())
 }
 
@@ -554,6 +616,31 @@ mod tests {
     fn labels_name_track_and_top_expression() {
         assert_eq!(label_text(&face(true)), "#3 Happiness 86%");
         assert_eq!(label_text(&face(false)), "#3");
+    }
+
+    #[test]
+    fn the_speaking_face_gets_a_marker_and_says_so() {
+        gst::init().unwrap();
+        let mut f = face(true);
+        if let Some(a) = f.affect.as_mut() {
+            a.speaking = Some(0.8);
+            a.speaker = Some(true);
+        }
+        assert_eq!(label_text(&f), "#3 Happiness 86% speaking");
+        // Without labels the drawn area is the box and the V/A panel below it (x up to
+        // ~222); the marker sits right of the box's top-right corner.
+        let no_labels = DrawOptions {
+            labels: false,
+            ..opts()
+        };
+        let quiet = render(&[face(true)], &no_labels, 640, 480)
+            .unwrap()
+            .unwrap();
+        let speaking = render(&[f], &no_labels, 640, 480).unwrap().unwrap();
+        let (x0, _, w0, _) = quiet.rectangle(0).unwrap().render_rectangle();
+        let (x1, _, w1, _) = speaking.rectangle(0).unwrap().render_rectangle();
+        assert!(x0 + (w0 as i32) < 230, "{x0} {w0}");
+        assert!(x1 + w1 as i32 >= 220 + 18, "{x1} {w1}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod features;
 mod frame;
 mod latency;
 mod props;
+mod speaker;
 mod state;
 mod timer;
 
@@ -49,6 +50,37 @@ const DEFAULT_POST_MESSAGES: bool = true;
 const DROP_AFTER_FRAMES: u32 = 15;
 /// How long a non-live video waits for an audio branch that has delivered nothing.
 const DEFAULT_AUDIO_TIMEOUT_NS: u64 = 5_000_000_000;
+
+/// Which faces get the voice (the `audio-attribution` property).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstAffectAvFuseAudioAttribution")]
+pub enum AudioAttribution {
+    /// The face(s) judged speaking (mouth in sync with the voice; needs `facecrop
+    /// mesh=true`); a lone face unless it is clearly not speaking.
+    #[default]
+    #[enum_value(
+        name = "The face(s) judged speaking (needs facecrop mesh=true)",
+        nick = "speaker"
+    )]
+    Speaker = 0,
+    /// Every face.
+    #[enum_value(name = "Every face", nick = "all")]
+    All = 1,
+    /// No face: audio is ignored.
+    #[enum_value(name = "No face: audio ignored", nick = "none")]
+    None = 2,
+}
+
+impl From<AudioAttribution> for affect::speaker::Attribution {
+    fn from(a: AudioAttribution) -> Self {
+        match a {
+            AudioAttribution::Speaker => Self::Speaker,
+            AudioAttribution::All => Self::All,
+            AudioAttribution::None => Self::None,
+        }
+    }
+}
 
 /// How audio features are aligned onto video frames (the `mode` property).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
@@ -79,6 +111,7 @@ struct Settings {
     smoothing: f64,
     dump_location: String,
     audio_timeout: u64,
+    attribution: affect::speaker::Attribution,
 }
 
 impl Default for Settings {
@@ -93,6 +126,7 @@ impl Default for Settings {
             smoothing: 0.0,
             dump_location: String::new(),
             audio_timeout: DEFAULT_AUDIO_TIMEOUT_NS,
+            attribution: affect::speaker::Attribution::Speaker,
         }
     }
 }
@@ -142,11 +176,15 @@ struct State {
     held: Lookahead<HeldFrame>,
     /// Video frame duration from the caps (ns), for the latency of `held`.
     frame_duration: Option<u64>,
+    /// Active-speaker detection (`audio-attribution=speaker`).
+    speaker: speaker::SpeakerState,
 }
 
 /// What one output frame produced, posted/written after the state lock is released.
 struct Output {
     faces: Vec<FaceAffect>,
+    /// The flagged speakers changed at this frame: (now, before).
+    speaker_change: Option<(Vec<u64>, Vec<u64>)>,
 }
 
 /// A video frame taken into the track windows, waiting for its result.
@@ -154,6 +192,8 @@ struct HeldFrame {
     buf: gst::Buffer,
     /// Its faces: track id and box, in ROI order.
     faces: Vec<(u64, FaceBox)>,
+    /// Its faces' speaking states, when scored.
+    speaking: Option<Vec<(u64, affect::speaker::Speaking)>>,
 }
 
 #[derive(Default)]
@@ -167,6 +207,9 @@ pub struct AvFuse {
     /// The fusion model gates audio by voice activity but the audio carries none: a
     /// warning to post once no lock is held.
     no_vad_warning: AtomicBool,
+    /// `audio-attribution=speaker` but the faces carry no mesh: a warning to post once
+    /// no lock is held.
+    no_mesh_warning: AtomicBool,
 }
 
 #[glib::object_subclass]
@@ -237,6 +280,7 @@ impl ElementImpl for AvFuse {
         {
             state.aligner.reset();
             state.speech.reset();
+            state.speaker.levels.reset();
         }
         self.parent_release_pad(pad);
     }
@@ -323,6 +367,7 @@ impl AvFuse {
         if let Some(state) = self.state.locked().as_mut() {
             state.aligner.reset();
             state.speech.reset();
+            state.speaker.reset();
             state.tracks.reset();
             state.held.clear();
             state.post.reset();

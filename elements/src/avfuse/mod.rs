@@ -9,7 +9,7 @@ use gst::prelude::*;
 
 mod imp;
 
-pub use imp::FusionMode;
+pub use imp::{AudioAttribution, FusionMode};
 
 glib::wrapper! {
 /**
@@ -36,22 +36,41 @@ glib::wrapper! {
  *    `audiodenoise` before `featextract` on the audio branch, avfuse posts one warning
  *    and leaves audio ungated (mask 1); once voice activity has been seen, a vector
  *    whose span holds none weighs 0.
- * 2. Each face (the union of the frame's `face` ROIs and its per-face `FeatureMeta`s,
+ * 2. **Who speaks** (`audio-attribution=speaker`, the default). Per face track, the
+ *    mouth opening (inner-lip gap over the eye span) from the face mesh that `facecrop
+ *    mesh=true` puts on the `face` ROI, and per frame the audio's voice activity (the
+ *    `audiodenoise` meta; every sound counts without it) times its loudness (10 ms RMS of
+ *    the samples on `audio_sink`). A face's `speaking` probability is the correlation of
+ *    its mouth with that voice envelope over the last 2 s, at the best lag within
+ *    ±150 ms, times the voice activity ([`affect::speaker`]); the `speaker` flag follows
+ *    it with hysteresis (on at 0.5 for 200 ms, off under 0.3 for 400 ms). The voice — the
+ *    audio vector and its mask — then goes to the face(s) flagged speaking; the others
+ *    get audio mask 0. A lone face keeps the voice unless it is clearly not speaking
+ *    (2 s of speech with its mouth out of sync: an off-screen narrator).
+ *    `audio-attribution=all` gives the voice to every face, `none` to none. Without face
+ *    meshes (or the audio branch) nothing is scored and the voice reaches every face
+ *    (with one warning asking for `facecrop mesh=true`). A `speaker-change` element
+ *    message ([`SpeakerChangeMessage`](crate::meta::SpeakerChangeMessage): `track-id`,
+ *    `speakers`, `previous`, times) marks each change of who speaks.
+ * 3. Each face (the union of the frame's `face` ROIs and its per-face `FeatureMeta`s,
  *    by track id) gets a frame in its track's sliding window of `T` frames
  *    ([`affect::timeline::TrackWindows`]; a track absent for more than 15 frames is
  *    dropped). The visual vector is the `FeatureMeta`'s `probabilities` when the fusion
  *    model says `affect.fusion.visual-input = probabilities`, else its `vector`; a face
  *    with no or an invalid `FeatureMeta` gets visual mask 0 (the model decides what that
  *    means: the baseline says Neutral, valence 0, arousal from the voice alone).
- * 3. The fusion model runs once per frame on all faces (`[B, T, ·]`); the newest step's
+ * 4. The fusion model runs once per frame on all faces (`[B, T, ·]`); the newest step's
  *    `va` and `softmax(expr)` are the face's result, optionally smoothed per track
  *    (`smoothing`).
- * 4. Results: param `affect` on the face's `face` ROI (one is added when missing), one
+ * 5. Results: param `affect` on the face's `face` ROI (one is added when missing), one
  *    `GstAffectMeta` custom meta per frame listing all faces (also for frames without
  *    faces), an element message `affect` ([`AffectMessage`](crate::meta::AffectMessage);
  *    `post-messages`), NDJSON lines (`location`, one
  *    [`AffectRecord`](affect::results::AffectRecord) per face per frame, each written
- *    with one `write` and flushed) and Aff-Wild2 CSV files (`csv-location`).
+ *    with one `write` and flushed) and Aff-Wild2 CSV files (`csv-location`). With
+ *    active-speaker scoring each face also carries `speaking` (probability) and `speaker`
+ *    (the flag) in all of these; the CSV gets a `PREFIX_trackN.speaker.csv` beside the
+ *    Aff-Wild2 files (`speaking,speaker`; `-1,-1` where absent).
  *
  * **No NaN is ever emitted**: inputs are cleaned by the timeline (NaN vectors are
  * masked); a face whose model output is not finite is *skipped* for that frame (no ROI
@@ -98,7 +117,7 @@ glib::wrapper! {
  *
  * ```bash
  * gst-launch-1.0 filesrc location=talk.mp4 ! decodebin name=d \
- *   d. ! queue ! videoconvert ! facecrop ! featextract ! queue ! avfuse name=f location=affect.ndjson ! fakesink \
+ *   d. ! queue ! videoconvert ! facecrop mesh=true ! featextract ! queue ! avfuse name=f location=affect.ndjson ! fakesink \
  *   d. ! queue ! audioconvert ! audioresample ! audiodenoise ! featextract ! queue ! f.audio_sink
  * gst-launch-1.0 videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360 ! facecrop ! featextract ! avfuse ! fakesink
  * ```
@@ -110,6 +129,8 @@ glib::wrapper! {
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     #[cfg(feature = "doc")]
     FusionMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    #[cfg(feature = "doc")]
+    AudioAttribution::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "avfuse",

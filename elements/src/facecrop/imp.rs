@@ -293,6 +293,12 @@ impl FaceCrop {
         for f in faces {
             let b = &f.detection.bbox;
             let c = centre(b);
+            let small = (b.x1 - b.x0).min(b.y1 - b.y0) < affect::face::mesh::MIN_FACE_PX;
+            if small || !(b.x1 - b.x0).is_finite() || !(b.y1 - b.y0).is_finite() {
+                // Too small for the mesh: no mesh (and no stale one) for this frame.
+                meshes.remove(&f.track_id);
+                continue;
+            }
             match meshes.get_mut(&f.track_id) {
                 Some((at, was, mesh)) if frame_no.saturating_sub(*at) < u64::from(interval) => {
                     let (dx, dy) = (c[0] - was[0], c[1] - was[1]);
@@ -325,7 +331,13 @@ impl FaceCrop {
             gst::FlowError::Error
         })?;
         for ((id, c), m) in due.into_iter().zip(out) {
-            meshes.insert(id, (frame_no, c, Arc::new(m)));
+            if m.score >= affect::face::mesh::MIN_SCORE {
+                meshes.insert(id, (frame_no, c, Arc::new(m)));
+            } else {
+                // Not a face to the mesh model (a false detection, a profile, a blur):
+                // no mesh, tried again next frame.
+                meshes.remove(&id);
+            }
         }
         Ok(())
     }

@@ -36,8 +36,10 @@ glib::wrapper! {
  * rotated square crop MediaPipe uses (1.5 × the box, eyes level), mapped back to frame
  * pixels; `mesh` (3 × 468 doubles: x, y, z) and `mesh-score` on the ROI's `face` param and
  * on the crop meta. `mesh-interval=N` runs it every N frames per face (the mesh moves
- * with the box in between). On `single_face.mp4` the mesh's eye and mouth centres lie
- * within 0.03 face widths of BlazeFace's keypoints.
+ * with the box in between). Faces under 32 pixels (too small for lips to show) and meshes
+ * whose face-presence score is under 0.5 get no mesh. On `single_face.mp4` the mesh's eye
+ * and mouth centres lie within 0.03 face widths of BlazeFace's keypoints. `avfuse
+ * audio-attribution=speaker` (its default) reads the meshes to tell which face speaks.
  *
  * ```bash
  * gst-launch-1.0 -m videotestsrc num-buffers=30 ! video/x-raw,width=640,height=360 ! \

@@ -6,7 +6,10 @@
 //! `track-id` (guint64), `x`, `y`, `width`, `height` (gdouble, frame pixels),
 //! `valence`, `arousal` (gdouble in [-1, 1]), `expression` (string, one of the 8
 //! Aff-Wild2 classes), `expression-index` (gint), `probabilities` (GstValueArray of 8
-//! gdouble in [`affect::EXPRESSIONS`] order).
+//! gdouble in [`affect::EXPRESSIONS`] order); with active-speaker detection (`avfuse
+//! audio-attribution=speaker` and face meshes), also `speaking` (gdouble in [0, 1]: the
+//! probability that this face is the one speaking) and `speaker` (gboolean: the decision,
+//! with hysteresis). Both are absent when not computed.
 
 use affect::EXPRESSIONS;
 use affect::results::{FaceAffect, FaceBox};
@@ -39,6 +42,8 @@ pub fn face_affect_structure(a: &FaceAffect) -> gst::Structure {
             "probabilities",
             gst::Array::new(a.probabilities.iter().map(|p| *p as f64)),
         )
+        .field_if_some("speaking", a.speaking.map(f64::from))
+        .field_if_some("speaker", a.speaker)
         .build()
 }
 
@@ -83,7 +88,8 @@ pub fn face_affect_from_structure(s: &gst::StructureRef) -> Result<FaceAffect, S
         valence: f("valence")?,
         arousal: f("arousal")?,
         probabilities,
-        ..Default::default()
+        speaking: s.get::<f64>("speaking").ok().map(|v| v as f32),
+        speaker: s.get::<bool>("speaker").ok(),
     }
     .validated()
     .map_err(|e| e.to_string())
@@ -193,6 +199,78 @@ impl TryFrom<&gst::StructureRef> for AffectMessage {
     }
 }
 
+/// The `speaker-change` element message of `avfuse` (`audio-attribution=speaker`): the
+/// set of faces judged speaking changed at this frame — for broadcast loggers.
+///
+/// Structure `speaker-change`: `track-id` (guint64, the track that became a speaker;
+/// absent when the change is only someone stopping), `speakers` and `previous`
+/// (GstValueArray of guint64: the tracks flagged speaking from this frame on, and
+/// before), `timestamp`, `running-time`, `stream-time` (guint64 ns of the frame, absent
+/// when unknown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeakerChangeMessage {
+    /// The track that started speaking, if one did.
+    pub track_id: Option<u64>,
+    /// Tracks speaking from this frame on.
+    pub speakers: Vec<u64>,
+    /// Tracks speaking before.
+    pub previous: Vec<u64>,
+    /// Buffer pts of the frame.
+    pub timestamp: Option<gst::ClockTime>,
+    /// Running time of the frame.
+    pub running_time: Option<gst::ClockTime>,
+    /// Stream time of the frame.
+    pub stream_time: Option<gst::ClockTime>,
+}
+
+impl SpeakerChangeMessage {
+    /// The message's structure name.
+    pub const NAME: &'static str = "speaker-change";
+
+    /// The structure posted on the bus.
+    pub fn to_structure(&self) -> gst::Structure {
+        let ids = |v: &[u64]| gst::Array::new(v.iter().copied());
+        gst::Structure::builder(Self::NAME)
+            .field_if_some("track-id", self.track_id)
+            .field("speakers", ids(&self.speakers))
+            .field("previous", ids(&self.previous))
+            .field_if_some("timestamp", self.timestamp.map(|t| t.nseconds()))
+            .field_if_some("running-time", self.running_time.map(|t| t.nseconds()))
+            .field_if_some("stream-time", self.stream_time.map(|t| t.nseconds()))
+            .build()
+    }
+}
+
+impl TryFrom<&gst::StructureRef> for SpeakerChangeMessage {
+    type Error = String;
+
+    fn try_from(s: &gst::StructureRef) -> Result<Self, String> {
+        if s.name() != Self::NAME {
+            return Err(format!(
+                "structure is `{}`, expected `{}`",
+                s.name(),
+                Self::NAME
+            ));
+        }
+        let ids = |k: &str| -> Result<Vec<u64>, String> {
+            s.get::<gst::Array>(k)
+                .map_err(|e| format!("{k}: {e}"))?
+                .iter()
+                .map(|v| v.get::<u64>().map_err(|e| format!("{k}: {e}")))
+                .collect()
+        };
+        let t = |k: &str| s.get::<u64>(k).ok().map(gst::ClockTime::from_nseconds);
+        Ok(SpeakerChangeMessage {
+            track_id: s.get::<u64>("track-id").ok(),
+            speakers: ids("speakers")?,
+            previous: ids("previous")?,
+            timestamp: t("timestamp"),
+            running_time: t("running-time"),
+            stream_time: t("stream-time"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,14 +300,51 @@ mod tests {
             running_time: Some(gst::ClockTime::from_mseconds(40)),
             stream_time: None,
             duration: Some(gst::ClockTime::from_mseconds(40)),
-            faces: vec![face(1, 0.5), face(2, -0.75)],
+            faces: vec![
+                face(1, 0.5),
+                FaceAffect {
+                    speaking: Some(0.625),
+                    speaker: Some(true),
+                    ..face(2, -0.75)
+                },
+            ],
         };
         let s = gst::Structure::from(&m);
         assert_eq!(s.get::<u64>("timestamp").unwrap(), 40_000_000);
+        let faces = s.get::<gst::List>("faces").unwrap();
+        let second = faces.get(1).unwrap().get::<gst::Structure>().unwrap();
+        assert_eq!(second.get::<f64>("speaking").unwrap(), 0.625);
+        assert!(second.get::<bool>("speaker").unwrap());
+        let first = faces.first().unwrap().get::<gst::Structure>().unwrap();
+        assert!(!first.has_field("speaking") && !first.has_field("speaker"));
         assert!(!s.has_field("stream-time"));
         assert_eq!(AffectMessage::try_from(s.as_ref()).unwrap(), m);
         let wrong = gst::Structure::new_empty("facecrop");
         assert!(AffectMessage::try_from(wrong.as_ref()).is_err());
+    }
+
+    #[test]
+    fn speaker_change_round_trip() {
+        gst::init().unwrap();
+        let m = SpeakerChangeMessage {
+            track_id: Some(3),
+            speakers: vec![3],
+            previous: vec![1],
+            timestamp: Some(gst::ClockTime::from_mseconds(80)),
+            running_time: Some(gst::ClockTime::from_mseconds(80)),
+            stream_time: None,
+        };
+        let s = m.to_structure();
+        assert_eq!(s.get::<u64>("track-id").unwrap(), 3);
+        assert_eq!(SpeakerChangeMessage::try_from(s.as_ref()).unwrap(), m);
+        let nobody = SpeakerChangeMessage {
+            track_id: None,
+            speakers: vec![],
+            ..m
+        };
+        let s = nobody.to_structure();
+        assert!(!s.has_field("track-id"));
+        assert_eq!(SpeakerChangeMessage::try_from(s.as_ref()).unwrap(), nobody);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - Rust consumers get typed, `Arc`-shared metas: [`FaceCropMeta`], [`FeatureMeta`].
 //! - C and Python apps read the registered `GstCustomMeta` named [`AFFECT_META_NAME`]
 //!   whose structure lists every face's affect ([`affect`]).
-//! - Applications get an `affect` element message per frame ([`AffectMessage`]).
+//! - Applications get an `affect` element message per frame ([`AffectMessage`]) and,
+//!   with active-speaker detection, a `speaker-change` message ([`SpeakerChangeMessage`]).
 //! - `featextract` declares what its vectors are in an `affect-features` sticky event
 //!   ([`features`]).
 //! - `audiodenoise` attaches `GstAffectSpeechMeta` and posts `speech-start` / `speech-end`
@@ -20,8 +21,8 @@ pub mod roi;
 pub mod speech;
 
 pub use affect::{
-    AFFECT_META_NAME, AFFECT_STRUCTURE_NAME, AffectMessage, add_affect_meta, affect_meta_faces,
-    face_affect_from_structure, face_affect_structure, register_affect_meta,
+    AFFECT_META_NAME, AFFECT_STRUCTURE_NAME, AffectMessage, SpeakerChangeMessage, add_affect_meta,
+    affect_meta_faces, face_affect_from_structure, face_affect_structure, register_affect_meta,
 };
 pub use arc::{FaceCropMeta, FeatureMeta};
 pub use features::{FEATURES_EVENT_NAME, FeaturesDeclaration};

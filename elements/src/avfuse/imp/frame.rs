@@ -32,8 +32,11 @@ impl AvFuse {
             if state.audio_features.is_none() && !buf.flags().contains(gst::BufferFlags::GAP) {
                 return Err(features::missing(false));
             }
-            if state.audio_mask == AudioMaskKind::Speech {
+            if state.audio_mask == AudioMaskKind::Speech || state.speaker.on {
                 self.take_speech(state, pad, &seg, &buf);
+            }
+            if state.speaker.on {
+                self.take_levels(state, pad, &seg, &buf);
             }
             for m in buf.iter_meta::<FeatureMeta>() {
                 let v = m.data();
@@ -220,9 +223,18 @@ impl AvFuse {
         let audio_vec = audio.as_ref().and_then(|a| a.as_input());
         let entries: Vec<(u64, Option<&[f32]>)> =
             faces.iter().map(|(id, _, v)| (*id, v.as_deref())).collect();
+        // Who speaks, and so who gets the voice.
+        let duration = buf
+            .duration()
+            .map(|d| d.nseconds())
+            .or(state.frame_duration)
+            .unwrap_or(40_000_000);
+        let ids: Vec<u64> = faces.iter().map(|f| f.0).collect();
+        let speaking = self.score_speakers(state, settings, &rois, &ids, frame_time, duration);
+        let weight = Self::attribution_weight(settings, speaking.as_deref(), faces.len());
         let dropped = state
             .tracks
-            .push_frame_keeping(&entries, audio_vec)
+            .push_frame_attributed(&entries, audio_vec, weight)
             .map_err(|e| gst::error_msg!(gst::StreamError::Failed, ("{}", e)))?;
         if let Some(dump) = state.dump.as_mut() {
             let boxes: Vec<(u64, [f32; 4])> = faces
@@ -235,6 +247,7 @@ impl AvFuse {
         let held = HeldFrame {
             buf,
             faces: faces.iter().map(|(id, b, _)| (*id, *b)).collect(),
+            speaking,
         };
         for id in state.held.push(held, ids, dropped) {
             state.post.forget(id);
@@ -267,7 +280,12 @@ impl AvFuse {
         r: Ready<HeldFrame>,
     ) -> Result<(gst::Buffer, Output), gst::ErrorMessage> {
         let Ready {
-            frame: HeldFrame { mut buf, faces },
+            frame:
+                HeldFrame {
+                    mut buf,
+                    faces,
+                    speaking,
+                },
             windows,
             forget,
         } = r;
@@ -306,6 +324,21 @@ impl AvFuse {
         for id in forget {
             state.post.forget(id);
         }
+        let mut speaker_change = None;
+        if let Some(speaking) = &speaking {
+            for f in out.iter_mut() {
+                if let Some((_, s)) = speaking.iter().find(|s| s.0 == f.track_id) {
+                    f.speaking = Some(s.probability);
+                    f.speaker = Some(s.speaking);
+                }
+            }
+            let now: Vec<u64> = speaking
+                .iter()
+                .filter(|s| s.1.speaking)
+                .map(|s| s.0)
+                .collect();
+            speaker_change = Self::speaker_change(state, now);
+        }
         let buf_ref = buf.make_mut();
         // Metas: the ROI param on the face's ROI (added when missing), one custom meta.
         let (w, h) = self.frame_size();
@@ -337,7 +370,13 @@ impl AvFuse {
         if let Err(e) = add_affect_meta(buf_ref, &out) {
             gst::warning!(CAT, imp = self, "cannot add GstAffectMeta: {e}");
         }
-        Ok((buf, Output { faces: out }))
+        Ok((
+            buf,
+            Output {
+                faces: out,
+                speaker_change,
+            },
+        ))
     }
 
     /// Frames per second of the video caps (0 if unknown or variable).
@@ -404,7 +443,12 @@ impl AvFuse {
     }
 
     /// Posts the message and writes the files for one frame (no lock held by the caller).
-    pub(super) fn emit(&self, settings: &Settings, buf: &gst::BufferRef, faces: &[FaceAffect]) {
+    pub(super) fn emit(&self, settings: &Settings, buf: &gst::BufferRef, out: Output) {
+        let Output {
+            faces,
+            speaker_change,
+        } = out;
+        let faces = &faces[..];
         let pts = buf.pts();
         let seg = self.video_pad().map(|p| p.segment());
         let seg = seg
@@ -457,6 +501,9 @@ impl AvFuse {
             };
             crate::common::post_element_message(&*self.obj(), msg.to_structure());
         }
+        if let Some(change) = speaker_change {
+            self.post_speaker_change(buf, running, stream, change);
+        }
     }
 
     /// Pushes the frames `process_frame` or the EOS drain made ready, in order.
@@ -485,8 +532,16 @@ impl AvFuse {
             return Err(gst_base::AGGREGATOR_FLOW_NEED_DATA);
         }
         let mut flow = Ok(gst::FlowSuccess::Ok);
+        if self.no_mesh_warning.swap(false, Ordering::SeqCst) {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("audio-attribution=speaker needs face meshes to tell who speaks, but the faces carry none: set facecrop mesh=true (or audio-attribution=all to silence this); until then the voice reaches every face")
+            );
+        }
         for (buf, o) in out {
-            self.emit(settings, &buf, &o.faces);
+            let n_faces = o.faces.len();
+            self.emit(settings, &buf, o);
             if let Some(pts) = buf.pts() {
                 self.obj()
                     .set_position(pts + buf.duration().unwrap_or(gst::ClockTime::ZERO));
@@ -496,7 +551,7 @@ impl AvFuse {
                 imp = self,
                 "frame {:?}: {} face(s){}",
                 buf.pts(),
-                o.faces.len(),
+                n_faces,
                 if timeout { " (timeout)" } else { "" }
             );
             flow = self.obj().finish_buffer(buf);

@@ -33,6 +33,11 @@ impl ObjectImpl for AvFuse {
                     .default_value(DEFAULT_AUDIO_TIMEOUT_NS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("audio-attribution", AudioAttribution::Speaker)
+                    .nick("Audio attribution")
+                    .blurb("Which faces get the voice. speaker: the face(s) whose mouth moves in sync with the voice (active-speaker detection from facecrop mesh=true; a lone face keeps the voice unless it is clearly not speaking, e.g. a still face under an off-screen narrator; without meshes it falls back to all, with a warning); the others get audio mask 0. all: every face. none: audio is ignored")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post an `affect` element message per output frame")
@@ -84,6 +89,9 @@ impl ObjectImpl for AvFuse {
             "csv-location" => s.csv_location = string_property(value),
             "smoothing" => s.smoothing = value.get().expect(CHECKED),
             "dump-location" => s.dump_location = string_property(value),
+            "audio-attribution" => {
+                s.attribution = value.get::<AudioAttribution>().expect(CHECKED).into()
+            }
             other => unimplemented!("property {other}"),
         }
         drop(s);
@@ -106,6 +114,12 @@ impl ObjectImpl for AvFuse {
             "csv-location" => s.csv_location.to_value(),
             "smoothing" => s.smoothing.to_value(),
             "dump-location" => s.dump_location.to_value(),
+            "audio-attribution" => match s.attribution {
+                affect::speaker::Attribution::Speaker => AudioAttribution::Speaker,
+                affect::speaker::Attribution::All => AudioAttribution::All,
+                affect::speaker::Attribution::None => AudioAttribution::None,
+            }
+            .to_value(),
             other => unimplemented!("property {other}"),
         }
     }

@@ -49,8 +49,10 @@ impl AvFuse {
                     .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ("{}", e)))?,
             )
         };
-        let csv =
-            (!settings.csv_location.is_empty()).then(|| AffWild2Csv::new(&settings.csv_location));
+        let csv = (!settings.csv_location.is_empty()).then(|| {
+            AffWild2Csv::new(&settings.csv_location)
+                .with_speaker(settings.attribution == affect::speaker::Attribution::Speaker)
+        });
         let dump = if settings.dump_location.is_empty() {
             None
         } else {
@@ -133,6 +135,10 @@ impl AvFuse {
             dump,
             held: Lookahead::new(spec.lookahead),
             frame_duration: None,
+            speaker: super::speaker::SpeakerState::new(
+                speech_retain,
+                settings.attribution == affect::speaker::Attribution::Speaker,
+            ),
         })
     }
 }
