@@ -75,12 +75,10 @@ fn run(
         clip.display(),
         out.display()
     );
-    let pipe = gst::parse::launch(&desc)
-        .map_err(|e| format!("parse: {e}"))?
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipe = gst::parse::launch(&desc).map_err(|e| format!("parse: {e}"))?;
     if let Some(edit) = video_probe {
-        let pad = pipe.by_name("edit").unwrap().static_pad("src").unwrap();
+        let bin = pipe.downcast_ref::<gst::Bin>().unwrap();
+        let pad = bin.by_name("edit").unwrap().static_pad("src").unwrap();
         pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             let info_caps = pad
                 .current_caps()
@@ -92,34 +90,11 @@ fn run(
             gst::PadProbeReturn::Ok
         });
     }
-    let bus = pipe.bus().unwrap();
-    pipe.set_state(gst::State::Playing)
-        .map_err(|e| format!("state: {e}"))?;
-    let mut changes = Vec::new();
-    let mut warnings = Vec::new();
-    let mut result = Err("timed out".to_string());
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => {
-                result = Ok(());
-                break;
-            }
-            gst::MessageView::Error(e) => {
-                result = Err(format!("{} ({})", e.error(), e.debug().unwrap_or_default()));
-                break;
-            }
-            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
-            gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure()
-                    && s.name() == SpeakerChangeMessage::NAME
-                {
-                    changes.push(SpeakerChangeMessage::try_from(s).unwrap());
-                }
-            }
-            _ => {}
-        }
-    }
-    pipe.set_state(gst::State::Null).unwrap();
+    let (result, changes, warnings) = play(&pipe);
+    let changes = changes
+        .iter()
+        .map(|s| SpeakerChangeMessage::try_from(s.as_ref()).unwrap())
+        .collect();
     result?;
     let records = common::ndjson_records(&out);
     let _ = std::fs::remove_dir_all(&dir);
@@ -128,6 +103,42 @@ fn run(
         changes,
         warnings,
     })
+}
+
+/// Plays a pipeline to EOS (at most 300 s), then stops it: the outcome, the
+/// `speaker-change` messages and the warnings.
+fn play(pipe: &gst::Element) -> (Result<(), String>, Vec<gst::Structure>, Vec<String>) {
+    let bus = pipe.bus().unwrap();
+    let mut changes = Vec::new();
+    let mut warnings = Vec::new();
+    let mut result = Err("timed out".to_string());
+    if pipe.set_state(gst::State::Playing).is_err() {
+        result = Err("state change failed".to_string());
+    } else {
+        for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
+            match msg.view() {
+                gst::MessageView::Eos(_) => {
+                    result = Ok(());
+                    break;
+                }
+                gst::MessageView::Error(e) => {
+                    result = Err(format!("{} ({})", e.error(), e.debug().unwrap_or_default()));
+                    break;
+                }
+                gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+                gst::MessageView::Element(e) => {
+                    if let Some(s) = e.structure()
+                        && s.name() == SpeakerChangeMessage::NAME
+                    {
+                        changes.push(s.to_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    pipe.set_state(gst::State::Null).unwrap();
+    (result, changes, warnings)
 }
 
 fn frame_of(r: &AffectRecord) -> usize {
@@ -426,18 +437,8 @@ fn speaker_attribution_without_meshes_warns_once_and_names_the_fix() {
         clip.display()
     );
     let pipe = gst::parse::launch(&desc).unwrap();
-    let bus = pipe.bus().unwrap();
-    pipe.set_state(gst::State::Playing).unwrap();
-    let mut warnings = Vec::new();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("{}", e.error()),
-            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
-            _ => {}
-        }
-    }
-    pipe.set_state(gst::State::Null).unwrap();
+    let (result, _, warnings) = play(&pipe);
+    result.unwrap();
     let mesh: Vec<_> = warnings
         .iter()
         .filter(|w| w.contains("mesh=true"))

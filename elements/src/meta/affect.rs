@@ -49,12 +49,7 @@ pub fn face_affect_structure(a: &FaceAffect) -> gst::Structure {
 
 /// Parses a per-face `affect` structure (validated: finite values, V/A clamped).
 pub fn face_affect_from_structure(s: &gst::StructureRef) -> Result<FaceAffect, String> {
-    if s.name() != AFFECT_STRUCTURE_NAME {
-        return Err(format!(
-            "structure is `{}`, expected `{AFFECT_STRUCTURE_NAME}`",
-            s.name()
-        ));
-    }
+    expect_name(s, AFFECT_STRUCTURE_NAME)?;
     let f = |k: &str| {
         s.get::<f64>(k)
             .map(|v| v as f32)
@@ -93,6 +88,15 @@ pub fn face_affect_from_structure(s: &gst::StructureRef) -> Result<FaceAffect, S
     }
     .validated()
     .map_err(|e| e.to_string())
+}
+
+/// `Err` naming both when the structure is not called `name`.
+fn expect_name(s: &gst::StructureRef, name: &str) -> Result<(), String> {
+    if s.name() == name {
+        Ok(())
+    } else {
+        Err(format!("structure is `{}`, expected `{name}`", s.name()))
+    }
 }
 
 fn faces_list(faces: &[FaceAffect]) -> gst::List {
@@ -181,13 +185,7 @@ impl TryFrom<&gst::StructureRef> for AffectMessage {
     type Error = String;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, String> {
-        if s.name() != Self::NAME {
-            return Err(format!(
-                "structure is `{}`, expected `{}`",
-                s.name(),
-                Self::NAME
-            ));
-        }
+        expect_name(s, Self::NAME)?;
         let t = |k: &str| s.get::<u64>(k).ok().map(gst::ClockTime::from_nseconds);
         Ok(AffectMessage {
             timestamp: t("timestamp"),
@@ -245,13 +243,7 @@ impl TryFrom<&gst::StructureRef> for SpeakerChangeMessage {
     type Error = String;
 
     fn try_from(s: &gst::StructureRef) -> Result<Self, String> {
-        if s.name() != Self::NAME {
-            return Err(format!(
-                "structure is `{}`, expected `{}`",
-                s.name(),
-                Self::NAME
-            ));
-        }
+        expect_name(s, Self::NAME)?;
         let ids = |k: &str| -> Result<Vec<u64>, String> {
             s.get::<gst::Array>(k)
                 .map_err(|e| format!("{k}: {e}"))?
