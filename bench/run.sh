@@ -12,6 +12,8 @@ echo "== featextract =="
 bash bench/featextract/run.sh
 echo "== full AV pipeline =="
 bash bench/pipeline/run.sh
+echo "== who speaks (face mesh cost) =="
+bash bench/speaker/run.sh
 echo "== many streams =="
 bash bench/streams/run.sh
 echo "== long run (stability) =="
