@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! A Python (PyGObject) program reads the custom meta and the ROI params from buffers:
-//! the way C and Python applications consume gst-affect's results.
+//! the way C and Python applications consume gst-affect's results (the active-speaker
+//! fields `speaking` / `speaker` included).
 
 mod common;
 
@@ -34,7 +35,14 @@ fn python_reads_custom_meta_and_roi_params() {
     };
     let recs = [
         AffectRecord::new(0, face(3, 0.5, 4)),
-        AffectRecord::new(0, face(5, -0.25, 6)),
+        AffectRecord::new(
+            0,
+            FaceAffect {
+                speaking: Some(0.75),
+                speaker: Some(true),
+                ..face(5, -0.25, 6)
+            },
+        ),
         AffectRecord::new(80_000_000, face(3, 0.75, 0)),
     ];
     let ndjson = dir.join("affect.ndjson");
@@ -92,6 +100,11 @@ fn python_reads_custom_meta_and_roi_params() {
     assert_eq!(rois[1]["face"]["track-id"], 5);
     assert_eq!(rois[1]["affect"]["arousal"], 0.125);
     assert_eq!(rois[1]["affect"]["expression-index"], 6);
+    // Who speaks, in the ROI param and the custom meta; absent where not scored.
+    assert_eq!(rois[1]["affect"]["speaking"], 0.75);
+    assert_eq!(rois[1]["affect"]["speaker"], true);
+    assert_eq!(faces[1]["speaker"], true);
+    assert!(faces[0].get("speaking").is_none() && rois[0]["affect"].get("speaker").is_none());
     // Frame 1 has no records, frame 2 one face.
     assert!(frames[1]["meta"].is_null());
     assert_eq!(frames[2]["pts"], 80_000_000);
