@@ -331,14 +331,15 @@ fn video_pipeline(path: &Path, dim: usize) -> usize {
 /// Per video frame: its pts and the face feature vectors on it.
 type Frames = Vec<(u64, Vec<Arc<FeatureVector>>)>;
 
-/// The audio-visual pipeline on sample.mp4: HSEmotion faces, `fusion` (a passthrough),
+/// The audio-visual pipeline on sample.mp4: HSEmotion faces, avfuse `model=fusion` (a
+/// passthrough: bundled name or path),
 /// `audio_model` on the audio branch (None: the default `voice-prosody`). Returns the
 /// frames' face vectors, the NDJSON records and the dumps by track.
 fn av_pipeline(
     work: &Path,
     tag: &str,
     hsemotion: &Path,
-    fusion: &Path,
+    fusion: &str,
     audio_model: Option<&Path>,
 ) -> (Frames, Vec<AffectRecord>, BTreeMap<u64, FeatureFile>) {
     let dir = work.join(format!("av-{tag}"));
@@ -352,7 +353,7 @@ fn av_pipeline(
          ! audiodenoise vad=silero ! featextract {} ! queue ! f.audio_sink",
         common::media("sample.mp4").display(),
         hsemotion.display(),
-        fusion.display(),
+        fusion,
         ndjson.display(),
         dir.display(),
         audio_model.map_or(String::new(), |p| format!("model={}", p.display())),
@@ -517,7 +518,8 @@ fn byo_backbones_convert_run_and_fuse() {
         println!("{name}: {n} face vectors through facecrop ! featextract");
     }
     let hse_path = model_path(&work, "hsemotion");
-    let (frames, records, _) = av_pipeline(&work, "hsemotion", &hse_path, &bundled, None);
+    let (frames, records, _) =
+        av_pipeline(&work, "hsemotion", &hse_path, "fusion-passthrough", None);
     let d = check_passthrough(&frames, &records);
     println!(
         "hsemotion + fusion-passthrough: {} records, max |avfuse - mean of the face model's va_expr| {d:e}",
@@ -529,7 +531,7 @@ fn byo_backbones_convert_run_and_fuse() {
             &work,
             name,
             &hse_path,
-            &fusion,
+            &fusion.display().to_string(),
             Some(&model_path(&work, name)),
         );
         check_passthrough(&frames, &records);
