@@ -452,8 +452,8 @@ fn byo_backbones_convert_run_and_fuse() {
     let stdout = run_python_check(&work);
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("PARITY")).count(),
-        11,
-        "one PARITY line per compared output, plus the VGGish front end and PCA"
+        12,
+        "one PARITY line per compared output (EfficientNet in both layouts), plus the VGGish front end and PCA"
     );
     println!(
         "conversions and PyTorch parity: {:.0} s",
@@ -464,6 +464,7 @@ fn byo_backbones_convert_run_and_fuse() {
     for (name, role) in [
         ("hsemotion", Role::FaceFeature),
         ("efficientnet", Role::FaceFeature),
+        ("efficientnet-timm", Role::FaceFeature),
         ("clip", Role::FaceFeature),
         ("wavlm", Role::AudioFeature),
         ("w2v2-msp", Role::AudioFeature),
@@ -479,6 +480,7 @@ fn byo_backbones_convert_run_and_fuse() {
         "HSEmotion's probabilities are attached in Aff-Wild2 order"
     );
     face_model_checks(&work, "efficientnet", &crops, 1280, "embedding");
+    face_model_checks(&work, "efficientnet-timm", &crops, 1280, "embedding");
     face_model_checks(&work, "clip", &crops, 512, "embedding");
     audio_model_checks(&work, "wavlm", 768, 16_000, 4_000, "embedding", "embedding");
     audio_model_checks(&work, "w2v2-msp", 3, 32_000, 8_000, "dims", "dims");

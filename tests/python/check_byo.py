@@ -183,6 +183,35 @@ def check_efficientnet(work):
     return compare("efficientnet", out, "input", x, {"embedding": emb}, work)
 
 
+def check_efficientnet_timm(work):
+    """The timm layout of the same network (conv_stem.*), read by the same script."""
+    import timm
+
+    x = face_inputs(work, 224, bc.IMAGENET_MEAN, bc.IMAGENET_STD)
+    torch.manual_seed(7)
+    net = calibrate_norms(timm.create_model("efficientnet_b0", pretrained=False), x, 7)
+    ckpt = os.path.join(work, "ckpt", "efficientnet_b0_timm.pth")
+    torch.save(net.state_dict(), ckpt)
+    out = os.path.join(work, "models", "efficientnet-timm.onnx")
+    convert("byo_efficientnet.py", ["--checkpoint", ckpt], out)
+    net.reset_classifier(0)  # timm's own way to get the pooled features
+    with torch.no_grad():
+        emb = net(torch.from_numpy(x)).numpy()
+    return compare("efficientnet-timm", out, "input", x, {"embedding": emb}, work)
+
+
+def check_random_init(work):
+    """--random-init with the script's own --check (ONNX Runtime vs PyTorch on random
+    input), for the converters that are quick to export."""
+    for script in ("byo_hsemotion.py", "byo_efficientnet.py", "byo_vggish.py"):
+        out = os.path.join(work, "models", script.replace(".py", "-random.onnx"))
+        r = subprocess.run([sys.executable, os.path.join(CONVERT, script), "--random-init", "0",
+                            "--check", "--out", out], capture_output=True, text=True)
+        assert r.returncode == 0 and "max |onnx - torch|" in r.stdout, (script, r.stdout, r.stderr)
+        print(f"  {script} --random-init 0 --check: {r.stdout.strip().splitlines()[-1]}")
+        os.remove(out)
+
+
 def check_clip(work):
     from transformers import CLIPConfig, CLIPModel
     import byo_clip
@@ -326,10 +355,12 @@ def check_vggish(work):
 CHECKS = {
     "hsemotion": check_hsemotion,
     "efficientnet": check_efficientnet,
+    "efficientnet-timm": check_efficientnet_timm,
     "clip": check_clip,
     "wavlm": check_wavlm,
     "w2v2-msp": check_wav2vec2_msp,
     "vggish": check_vggish,
+    "random-init": check_random_init,
 }
 
 
