@@ -33,7 +33,6 @@ hsemotion 0.3.0 and emotiefflib 1.1.1); the model was trained on AffectNet, whos
 licence restricts use to research: check before commercial use.
 """
 
-import numpy as np
 import torch
 
 import byo_common as bc
