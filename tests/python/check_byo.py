@@ -29,6 +29,7 @@ test compares bytes) and passthrough variants for the audio dimensions.
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -381,6 +382,9 @@ def main():
         t = time.time()
         print(f"{n}:")
         CHECKS[n](work)
+        # The checkpoints are not needed after the comparison (up to 660 MB each).
+        shutil.rmtree(os.path.join(work, "ckpt"))
+        os.makedirs(os.path.join(work, "ckpt"))
         print(f"  {n} done in {time.time() - t:.1f} s")
     print("byo check OK")
 
