@@ -7,7 +7,7 @@
 //! its **motion** `|Δ opening|`. From the audio: the voice-activity probability and the
 //! loudness envelope (linear RMS), multiplied: the **voice envelope**.
 //!
-//! Over a sliding window of the last [`SpeakerConfig::window`] frames, the score of a
+//! Over a sliding window of the last [`SpeakerConfig::window`] measured frames, the score of a
 //! track is, at the best lag within ±[`SpeakerConfig::max_lag`] frames (lip motion leads
 //! or trails the sound by up to ~150 ms), the mean of two Pearson correlations: mouth
 //! opening with the voice envelope, and mouth motion with the envelope's motion
@@ -40,6 +40,10 @@ pub fn mouth_opening(mesh: &MeshResult) -> Option<f32> {
     let eyes = d(index::IMAGE_LEFT_EYE_OUTER, index::IMAGE_RIGHT_EYE_OUTER)?;
     (eyes > 1e-3).then(|| lips / eyes)
 }
+
+/// How many windows of frames back a track's last `window` mouth measurements may reach
+/// when they are sparse (`facecrop mesh-interval` > 1, meshes the model rejected).
+const SPARSE_SPAN: usize = 4;
 
 /// Settings of [`ActiveSpeaker`] (frames at the video's rate).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,11 +129,20 @@ pub fn audio_weight(mode: Attribution, state: Option<Speaking>, faces_in_view: u
     }
 }
 
+/// One frame of a track's mouth.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// The opening measured on this frame (`None`: no fresh mesh).
+    opening: Option<f32>,
+    /// `|Δ opening|` since the previous measurement and how many frames back that was.
+    motion: Option<(f32, usize)>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Track {
-    opening: VecDeque<f32>,
-    motion: VecDeque<f32>,
-    last_opening: Option<f32>,
+    samples: VecDeque<Sample>,
+    /// The last measurement: opening and the frame count it was taken at.
+    last: Option<(f32, u32)>,
     speaking: bool,
     run: u32,
     /// Frames pushed since the track appeared.
@@ -141,7 +154,6 @@ struct Track {
 pub struct ActiveSpeaker {
     cfg: SpeakerConfig,
     voice: VecDeque<f32>,
-    voice_motion: VecDeque<f32>,
     activity: VecDeque<f32>,
     tracks: BTreeMap<u64, Track>,
 }
@@ -181,7 +193,6 @@ impl ActiveSpeaker {
         ActiveSpeaker {
             cfg,
             voice: VecDeque::new(),
-            voice_motion: VecDeque::new(),
             activity: VecDeque::new(),
             tracks: BTreeMap::new(),
         }
@@ -194,7 +205,8 @@ impl ActiveSpeaker {
 
     /// One frame: the audio's voice-activity probability and RMS loudness (linear, any
     /// scale: the correlation ignores it) around the frame, and the mouth opening of each
-    /// face (`None`: no mesh this frame, the mouth counts as still). Tracks not given are
+    /// face (`None`: not measured this frame — no fresh mesh — and left out of the
+    /// correlation). Tracks not given are
     /// forgotten. Returns each given face's state, in the order given.
     pub fn push(
         &mut self,
@@ -202,7 +214,9 @@ impl ActiveSpeaker {
         loudness: f32,
         faces: &[(u64, Option<f32>)],
     ) -> Vec<(u64, Speaking)> {
-        let keep = self.cfg.window + self.cfg.max_lag;
+        // Sparse measurements (`mesh-interval`) reach further back for their `window`
+        // samples: up to SPARSE_SPAN windows of frames.
+        let keep = SPARSE_SPAN * self.cfg.window + self.cfg.max_lag;
         let activity = clean01(voice_activity);
         let loud = if loudness.is_finite() {
             loudness.max(0.0)
@@ -210,18 +224,14 @@ impl ActiveSpeaker {
             0.0
         };
         let envelope = activity * loud;
-        let previous = self.voice.back().copied().unwrap_or(envelope);
         self.voice.push_back(envelope);
-        self.voice_motion.push_back((envelope - previous).abs());
         self.activity.push_back(activity);
         while self.voice.len() > keep {
             self.voice.pop_front();
-            self.voice_motion.pop_front();
             self.activity.pop_front();
         }
         self.tracks.retain(|id, _| faces.iter().any(|f| f.0 == *id));
         let voice: &[f32] = self.voice.make_contiguous();
-        let voice_motion: &[f32] = self.voice_motion.make_contiguous();
         let recent = self.activity.len().min(self.cfg.window);
         let mean_activity =
             self.activity.iter().rev().take(recent).sum::<f32>() / recent.max(1) as f32;
@@ -231,35 +241,27 @@ impl ActiveSpeaker {
             .map(|&(id, opening)| {
                 let t = self.tracks.entry(id).or_default();
                 let opening = opening.filter(|v| v.is_finite());
-                let motion = match (opening, t.last_opening) {
-                    (Some(o), Some(l)) => (o - l).abs(),
-                    _ => 0.0,
+                let motion = match (opening, t.last) {
+                    (Some(o), Some((l, at))) => {
+                        Some(((o - l).abs(), (t.frames - at).max(1) as usize))
+                    }
+                    _ => None,
                 };
-                if opening.is_some() {
-                    t.last_opening = opening;
+                if let Some(o) = opening {
+                    t.last = Some((o, t.frames));
                 }
-                // No mesh this frame: the mouth holds its last opening.
-                t.opening.push_back(t.last_opening.unwrap_or(0.0));
-                t.motion.push_back(motion);
-                while t.motion.len() > keep {
-                    t.motion.pop_front();
-                    t.opening.pop_front();
+                t.samples.push_back(Sample { opening, motion });
+                while t.samples.len() > keep {
+                    t.samples.pop_front();
                 }
-                let probability = Self::correlation(
-                    &cfg,
-                    [
-                        (t.opening.make_contiguous(), voice),
-                        (t.motion.make_contiguous(), voice_motion),
-                    ],
-                )
-                .max(0.0)
-                    * mean_activity;
-                // A correlation over a few frames is noise (a new face, the stream's
-                // start): it counts in proportion to the evidence, fully from half a
-                // window on.
+                let (correlation, measured) =
+                    Self::correlation(&cfg, t.samples.make_contiguous(), voice);
+                // A correlation over a few measurements is noise (a new face, the
+                // stream's start, a sparse mesh): it counts in proportion to the
+                // measurements it rests on, fully from half a window's worth on.
+                let evidence = (measured as f32 / (cfg.window as f32 / 2.0).max(1.0)).min(1.0);
                 t.frames = t.frames.saturating_add(1);
-                let evidence = (t.frames as f32 / (cfg.window as f32 / 2.0).max(1.0)).min(1.0);
-                let probability = clean01(probability * evidence);
+                let probability = clean01(correlation.max(0.0) * mean_activity * evidence);
                 let hit = if t.speaking {
                     probability < cfg.off
                 } else {
@@ -289,40 +291,57 @@ impl ActiveSpeaker {
             .collect()
     }
 
-    /// The best, over lags of −max_lag ..= max_lag frames, of the mean correlation of
-    /// each pair's mouth series (last `window` values) with its voice series.
-    fn correlation(cfg: &SpeakerConfig, pairs: [(&[f32], &[f32]); 2]) -> f32 {
-        // Each pair's mouth window (the last `window` values) does not depend on the lag.
-        let windows = pairs.map(|(mouth, voice)| {
-            let n = cfg.window.min(mouth.len()).min(voice.len());
-            (&mouth[mouth.len() - n..], voice)
-        });
+    /// The best, over lags of −max_lag ..= max_lag frames, of the mean of two Pearson
+    /// correlations over the track's last `window` frames: its measured mouth openings
+    /// with the voice envelope, and its mouth motion (between consecutive measurements)
+    /// with the envelope's change over the same frames; and how many measurements that
+    /// rests on. Frames without a measurement (no fresh mesh: `mesh-interval`, a face the
+    /// mesh model rejected) are left out and the window reaches further back (at most
+    /// [`SPARSE_SPAN`] windows of frames) for its `window` measurements, so a mouth
+    /// measured every 2nd or 3rd frame is judged on as many points, over 4 or 6 s.
+    fn correlation(cfg: &SpeakerConfig, samples: &[Sample], voice: &[f32]) -> (f32, usize) {
+        // The frames holding the last `window` measurements.
+        let mut measured = 0;
+        let mut span = 0;
+        for s in samples.iter().rev() {
+            if measured == cfg.window {
+                break;
+            }
+            span += 1;
+            measured += usize::from(s.opening.is_some());
+        }
+        let recent = &samples[samples.len() - span..];
+        let (mut xo, mut yo, mut xm, mut ym) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut best = 0.0f32;
-        'lags: for lag in 0..=2 * cfg.max_lag {
+        for lag in 0..=2 * cfg.max_lag {
             let shift = lag as isize - cfg.max_lag as isize;
-            let mut sum = 0.0;
-            for (m, voice) in windows {
-                let n = m.len();
+            for v in [&mut xo, &mut yo, &mut xm, &mut ym] {
+                v.clear();
+            }
+            for (back, s) in recent.iter().rev().enumerate() {
+                let Some(o) = s.opening else { continue };
                 // Only the past exists: a positive shift compares the mouth with earlier
                 // voice, a negative one the voice with earlier mouth.
-                let (mm, vv) = if shift >= 0 {
-                    let s = shift as usize;
-                    if n < 3 || voice.len() < n + s {
-                        continue 'lags;
-                    }
-                    (m, &voice[voice.len() - n - s..voice.len() - s])
-                } else {
-                    let s = (-shift) as usize;
-                    if n <= s + 2 {
-                        continue 'lags;
-                    }
-                    (&m[..n - s], &voice[voice.len() - (n - s)..])
-                };
-                sum += pearson(mm, vv);
+                let j = voice.len() as isize - 1 - back as isize - shift;
+                if j < 0 || j >= voice.len() as isize {
+                    continue;
+                }
+                let j = j as usize;
+                xo.push(o);
+                yo.push(voice[j]);
+                if let Some((m, gap)) = s.motion
+                    && j >= gap
+                {
+                    xm.push(m);
+                    ym.push((voice[j] - voice[j - gap]).abs());
+                }
             }
-            best = best.max(sum / 2.0);
+            if xo.len() < 3 {
+                continue;
+            }
+            best = best.max((pearson(&xo, &yo) + pearson(&xm, &ym)) / 2.0);
         }
-        best
+        (best, measured)
     }
 
     /// The tracks flagged speaking now.
@@ -412,6 +431,34 @@ mod tests {
                 .all(|f| f[0].1.speaking && !f[1].1.speaking && !f[2].1.speaking)
         );
         assert_eq!(sp.speakers(), vec![1]);
+    }
+
+    #[test]
+    fn a_mouth_measured_every_other_frame_is_compared_on_those_frames() {
+        let cfg = SpeakerConfig::for_fps(25.0);
+        let frames = 300;
+        let voice = envelope(frames, 4);
+        let talking: Vec<f32> = voice.iter().map(|v| 0.05 + 0.3 * v).collect();
+        let other: Vec<f32> = (0..frames)
+            .map(|t| 0.05 + 0.3 * ((t % 5) as f32 / 4.0))
+            .collect();
+        let mut sp = ActiveSpeaker::new(cfg);
+        let mut flags = Vec::new();
+        for t in 0..frames {
+            // `mesh-interval=2`: a fresh mesh on even frames only.
+            let m = |v: &[f32]| (t % 2 == 0).then_some(v[t]);
+            flags.push(sp.push(1.0, voice[t], &[(1, m(&talking)), (2, m(&other))]));
+        }
+        let settled = &flags[100..];
+        let share = |k: usize| {
+            settled.iter().filter(|f| f[k].1.speaking).count() as f32 / settled.len() as f32
+        };
+        assert!(
+            share(0) > 0.95 && share(1) < 0.05,
+            "{} {}",
+            share(0),
+            share(1)
+        );
     }
 
     #[test]

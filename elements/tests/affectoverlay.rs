@@ -439,7 +439,7 @@ fn add_plain_face(buf: &mut gst::BufferRef) {
         &gstaffect::meta::FaceParams {
             score: Some(0.9),
             landmarks: &LANDMARKS,
-            mesh: None,
+            ..Default::default()
         },
         None,
     );
@@ -569,7 +569,7 @@ fn renders_a_legible_frame() {
                 &gstaffect::meta::FaceParams {
                     score: Some(0.9),
                     landmarks: &lm,
-                    mesh: None,
+                    ..Default::default()
                 },
                 None,
             );

@@ -582,6 +582,7 @@ mod tests {
             landmarks: vec![[130.0, 150.0]],
             mesh: Vec::new(),
             mesh_score: None,
+            mesh_age: None,
             affect: affect.then_some(FaceAffect {
                 track_id: 3,
                 bbox,

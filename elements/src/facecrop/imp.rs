@@ -630,9 +630,16 @@ impl BaseTransformImpl for FaceCrop {
             }
             (faces, crops, detect)
         };
-        let face_meshes: Vec<Option<Arc<MeshResult>>> = faces
+        // Each face's mesh and its age in frames (meshes keep the frame count they were
+        // computed at).
+        let face_meshes: Vec<Option<(Arc<MeshResult>, u32)>> = faces
             .iter()
-            .map(|f| state.meshes.get(&f.track_id).map(|m| m.2.clone()))
+            .map(|f| {
+                state.meshes.get(&f.track_id).map(|m| {
+                    let age = state.frames.saturating_sub(m.0);
+                    (m.2.clone(), u32::try_from(age).unwrap_or(u32::MAX))
+                })
+            })
             .collect();
         let (w, h) = (info.width(), info.height());
         let size = state.template.size() as u32;
@@ -648,7 +655,8 @@ impl BaseTransformImpl for FaceCrop {
                 &FaceParams {
                     score: Some(d.score),
                     landmarks: &d.keypoints,
-                    mesh: mesh.as_deref(),
+                    mesh: mesh.as_ref().map(|m| &*m.0),
+                    mesh_age: mesh.as_ref().map_or(0, |m| m.1),
                 },
                 None,
             );
@@ -664,7 +672,7 @@ impl BaseTransformImpl for FaceCrop {
                             width: size,
                             height: size,
                             rgb,
-                            mesh,
+                            mesh: mesh.map(|m| m.0),
                         }),
                     );
                 }

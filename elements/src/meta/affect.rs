@@ -375,7 +375,7 @@ mod tests {
                     &crate::meta::FaceParams {
                         score: Some(0.9),
                         landmarks: &[[1.0, 2.0], [3.0, 4.0]],
-                        mesh: None,
+                        ..Default::default()
                     },
                     Some(f),
                 );

@@ -6,7 +6,9 @@
 //!   frame pixels), `track-id` (guint64); with `facecrop mesh=true` also `mesh`
 //!   (GstValueArray of 3 × 468 gdouble: x0,y0,z0,x1,… — x, y in frame pixels, z a relative
 //!   depth in the same units, smaller = nearer; MediaPipe's canonical face-mesh order) and
-//!   `mesh-score` (gdouble, face presence in \[0, 1\]).
+//!   `mesh-score` (gdouble, face presence in \[0, 1\]) and `mesh-age` (guint: frames
+//!   since the mesh was computed, 0 = on this frame; with `mesh-interval` > 1 the mesh
+//!   of the frames in between is the last one moved with the box).
 //! - `affect` (after `avfuse`): see [`super::face_affect_structure`].
 
 use affect::face::MeshResult;
@@ -35,6 +37,8 @@ pub struct FaceRoi {
     pub mesh: Vec<[f32; 3]>,
     /// The mesh's face-presence score, with a mesh.
     pub mesh_score: Option<f32>,
+    /// Frames since the mesh was computed (0: this frame), with a mesh.
+    pub mesh_age: Option<u32>,
     /// The `affect` param, if present and valid.
     pub affect: Option<FaceAffect>,
 }
@@ -66,6 +70,9 @@ pub struct FaceParams<'a> {
     pub landmarks: &'a [[f32; 2]],
     /// The face mesh.
     pub mesh: Option<&'a MeshResult>,
+    /// Frames since the mesh was computed (0: on this frame; more with `facecrop
+    /// mesh-interval`, the mesh then moved with the box).
+    pub mesh_age: u32,
 }
 
 /// Adds a face ROI with its `face` param (and `affect` param, if given). Returns the ROI id.
@@ -83,6 +90,7 @@ pub fn add_face_roi(
         score,
         landmarks,
         mesh,
+        mesh_age,
     } = *params;
     let id = buffer.iter_meta::<VideoRegionOfInterestMeta>().count() as i32;
     let mut roi = VideoRegionOfInterestMeta::add(buffer, FACE_ROI_TYPE, to_rect(bbox, frame));
@@ -95,7 +103,10 @@ pub fn add_face_roi(
     face = face.field("landmarks", lm);
     if let Some(m) = mesh {
         let pts = gst::Array::new(m.points.iter().flat_map(|p| p.map(|v| v as f64)));
-        face = face.field("mesh", pts).field("mesh-score", m.score as f64);
+        face = face
+            .field("mesh", pts)
+            .field("mesh-score", m.score as f64)
+            .field("mesh-age", mesh_age);
     }
     roi.add_param(face.build());
     if let Some(a) = affect {
@@ -156,6 +167,7 @@ pub fn face_rois(buffer: &gst::BufferRef) -> Vec<FaceRoi> {
                 mesh_score: face
                     .and_then(|s| s.get::<f64>("mesh-score").ok())
                     .map(|s| s as f32),
+                mesh_age: face.and_then(|s| s.get::<u32>("mesh-age").ok()),
                 affect: m
                     .param("affect")
                     .and_then(|s| face_affect_from_structure(s).ok()),

@@ -158,6 +158,9 @@ impl AvFuse {
                             && r.mesh_score
                                 .is_none_or(|s| s >= affect::face::mesh::MIN_SCORE)
                     })
+                    // A mesh carried over from an earlier frame (`mesh-interval`) is not a
+                    // measurement of this frame's mouth.
+                    .filter(|r| r.mesh_age.unwrap_or(0) == 0)
                     .and_then(|r| {
                         affect::speaker::mouth_opening(&MeshResult {
                             points: r.mesh.clone(),
