@@ -103,3 +103,5 @@ install_ort
 bash scripts/fetch-media.sh
 bash scripts/make-sample.sh
 bash scripts/make-talking-heads.sh
+# The pinned venv that validates deploy/kubernetes/ against the Kubernetes schemas.
+bash tests/python/k8s-venv.sh >/dev/null
