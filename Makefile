@@ -28,6 +28,12 @@ test: lint
 	$(CARGO) build --all-targets $(FEATURES)
 	$(CARGO) test --all-targets $(FEATURES)
 
+# The Ray job's fault test alone (also part of `make test`): a local head and a second
+# worker node, 12 inputs, the worker node killed mid-run (~30 s).
+.PHONY: test-ray
+test-ray: setup
+	$(CARGO) test $(FEATURES) -p gst-plugin-affect --test ray_job -- --nocapture
+
 inspect: build
 	gst-inspect-1.0 affect
 

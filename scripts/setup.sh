@@ -105,3 +105,5 @@ bash scripts/make-sample.sh
 bash scripts/make-talking-heads.sh
 # The pinned venv that validates deploy/kubernetes/ against the Kubernetes schemas.
 bash tests/python/k8s-venv.sh >/dev/null
+# The pinned venv of the Ray job (deploy/ray/) and its fault test.
+bash tests/python/ray-venv.sh >/dev/null
