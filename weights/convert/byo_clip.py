@@ -22,9 +22,6 @@ Licence: OpenAI's CLIP weights are released under the MIT licence of the CLIP re
 --license.
 """
 
-import json
-import os
-
 import torch
 
 import byo_common as bc
@@ -46,18 +43,12 @@ def vit_b32_config():
 def network(folder=None):
     from transformers import CLIPVisionModelWithProjection
 
-    if folder is None:
-        return CLIPVisionModelWithProjection(vit_b32_config())
-    return CLIPVisionModelWithProjection.from_pretrained(folder, attn_implementation="eager")
+    return bc.hf_network(CLIPVisionModelWithProjection, vit_b32_config, folder)
 
 
 def mean_std(folder):
-    p = folder and os.path.join(folder, "preprocessor_config.json")
-    if p and os.path.exists(p):
-        with open(p) as f:
-            c = json.load(f)
-        return c.get("image_mean", CLIP_MEAN), c.get("image_std", CLIP_STD)
-    return CLIP_MEAN, CLIP_STD
+    c = bc.preprocessor_config(folder)
+    return c.get("image_mean", CLIP_MEAN), c.get("image_std", CLIP_STD)
 
 
 class Embedding(torch.nn.Module):
@@ -69,41 +60,19 @@ class Embedding(torch.nn.Module):
         return self.net(pixel_values=x).image_embeds
 
 
-def props(name, license_, size, dim, mean, std):
-    return {
-        "affect.contract": "1",
-        "affect.role": "face-feature",
-        "affect.name": name,
-        "affect.input.name": "input",
-        "affect.input.size": f"{size}x{size}",
-        "affect.input.layout": "NCHW",
-        "affect.input.colour": "RGB",
-        "affect.input.mean": bc.floats(mean),
-        "affect.input.std": bc.floats(std),
-        "affect.output.names": "embedding",
-        "affect.output.dim": str(dim),
-        "affect.source": "CLIP ViT-B/32 image encoder (user checkpoint), converted by "
-                         "weights/convert/byo_clip.py",
-        "affect.license": license_,
-    }
-
-
 def main():
     ap = bc.common_args(__doc__.splitlines()[0], "MIT")
     args = ap.parse_args()
-    if args.random_init is not None:
-        torch.manual_seed(args.random_init)
-        net = network()
-    else:
-        net = network(args.checkpoint)
-    net.config._attn_implementation = "eager"
+    net = bc.hf_build_or_load(args, network)
     model = Embedding(net).eval()
     size, dim = net.config.image_size, net.config.projection_dim
     mean, std = mean_std(args.checkpoint)
     x = torch.randn(2, 3, size, size)
-    bc.export(model, x, args.out, "input", ["embedding"],
-              props(args.name or "clip-vit-b32", args.license, size, dim, mean, std))
-    bc.finish(args, model, x.numpy(), "input", ["embedding"])
+    bc.write(args, model, x, "input", ["embedding"],
+             bc.face_props(args.name or "clip-vit-b32", args.license, size, mean, std,
+                           ["embedding"], dim,
+                           "CLIP ViT-B/32 image encoder (user checkpoint), converted by "
+                           "weights/convert/byo_clip.py"))
 
 
 if __name__ == "__main__":

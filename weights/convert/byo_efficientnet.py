@@ -30,14 +30,15 @@ import byo_common as bc
 SIZE = 224
 
 
-def network(arch):
+def network(arch, num_classes=1000):
+    """EfficientNet-B0 of torchvision or timm with a `num_classes`-way classifier."""
     if arch == "torchvision":
         import torchvision
 
-        return torchvision.models.efficientnet_b0(weights=None)
+        return torchvision.models.efficientnet_b0(weights=None, num_classes=num_classes)
     import timm
 
-    return timm.create_model("efficientnet_b0", pretrained=False)
+    return timm.create_model("efficientnet_b0", pretrained=False, num_classes=num_classes)
 
 
 def detect(sd):
@@ -67,35 +68,9 @@ def load(checkpoint):
     arch = detect(sd)
     head = "classifier.1." if arch == "torchvision" else "classifier."
     n_classes = sd[head + "weight"].shape[0] if head + "weight" in sd else 1000
-    if arch == "torchvision":
-        import torchvision
-
-        net = torchvision.models.efficientnet_b0(weights=None, num_classes=n_classes)
-    else:
-        import timm
-
-        net = timm.create_model("efficientnet_b0", pretrained=False, num_classes=n_classes)
+    net = network(arch, n_classes)
     net.load_state_dict(sd, strict=True)
     return net, arch
-
-
-def props(name, license_):
-    return {
-        "affect.contract": "1",
-        "affect.role": "face-feature",
-        "affect.name": name,
-        "affect.input.name": "input",
-        "affect.input.size": f"{SIZE}x{SIZE}",
-        "affect.input.layout": "NCHW",
-        "affect.input.colour": "RGB",
-        "affect.input.mean": bc.floats(bc.IMAGENET_MEAN),
-        "affect.input.std": bc.floats(bc.IMAGENET_STD),
-        "affect.output.names": "embedding",
-        "affect.output.dim": "1280",
-        "affect.source": "EfficientNet-B0 (user checkpoint), converted by "
-                         "weights/convert/byo_efficientnet.py",
-        "affect.license": license_,
-    }
 
 
 def main():
@@ -103,16 +78,14 @@ def main():
     ap.add_argument("--arch", choices=["torchvision", "timm"], default="torchvision",
                     help="implementation for --random-init (a checkpoint says which)")
     args = ap.parse_args()
-    if args.random_init is not None:
-        torch.manual_seed(args.random_init)
-        net, arch = network(args.arch), args.arch
-    else:
-        net, arch = load(args.checkpoint)
+    net, arch = bc.build_or_load(args, lambda: (network(args.arch), args.arch), load)
     model = Embedding(net, arch).eval()
     x = torch.randn(2, 3, SIZE, SIZE)
-    bc.export(model, x, args.out, "input", ["embedding"],
-              props(args.name or f"efficientnet-b0-{arch}", args.license))
-    bc.finish(args, model, x.numpy(), "input", ["embedding"])
+    bc.write(args, model, x, "input", ["embedding"],
+             bc.face_props(args.name or f"efficientnet-b0-{arch}", args.license, SIZE,
+                           bc.IMAGENET_MEAN, bc.IMAGENET_STD, ["embedding"], 1280,
+                           "EfficientNet-B0 (user checkpoint), converted by "
+                           "weights/convert/byo_efficientnet.py"))
 
 
 if __name__ == "__main__":

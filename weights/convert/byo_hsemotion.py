@@ -80,41 +80,23 @@ class Wrapped(torch.nn.Module):
         return probs, emb, va_expr
 
 
-def props(name, license_):
-    return {
-        "affect.contract": "1",
-        "affect.role": "face-feature",
-        "affect.name": name,
-        "affect.input.name": "input",
-        "affect.input.size": f"{SIZE}x{SIZE}",
-        "affect.input.layout": "NCHW",
-        "affect.input.colour": "RGB",
-        "affect.input.mean": bc.floats(bc.IMAGENET_MEAN),
-        "affect.input.std": bc.floats(bc.IMAGENET_STD),
-        "affect.output.names": "probs,embedding,va_expr",
-        "affect.output.dim": "10",
-        "affect.output.feature-names": ",".join(FEATURE_NAMES),
-        "affect.output.labels": ",".join(HSE_LABELS),
-        "affect.output.affwild2-map": ",".join(str(i) for i in AFFWILD2_MAP),
-        "affect.source": "HSEmotion / EmotiEffLib enet_b0_8_va_mtl (user checkpoint), "
-                         "converted by weights/convert/byo_hsemotion.py",
-        "affect.license": license_,
-    }
+OUTPUTS = ["probs", "embedding", "va_expr"]
 
 
 def main():
     ap = bc.common_args(__doc__.splitlines()[0], "Apache-2.0")
     args = ap.parse_args()
-    if args.random_init is not None:
-        torch.manual_seed(args.random_init)
-        net = network()
-    else:
-        net = load(args.checkpoint)
+    net = bc.build_or_load(args, network, load)
     model = Wrapped(net).eval()
     x = torch.randn(2, 3, SIZE, SIZE)
-    bc.export(model, x, args.out, "input", ["probs", "embedding", "va_expr"],
-              props(args.name or "hsemotion-enet-b0-8-va-mtl", args.license))
-    bc.finish(args, model, x.numpy(), "input", ["probs", "embedding", "va_expr"])
+    bc.write(args, model, x, "input", OUTPUTS,
+             bc.face_props(args.name or "hsemotion-enet-b0-8-va-mtl", args.license, SIZE,
+                           bc.IMAGENET_MEAN, bc.IMAGENET_STD, OUTPUTS, 10,
+                           "HSEmotion / EmotiEffLib enet_b0_8_va_mtl (user checkpoint), "
+                           "converted by weights/convert/byo_hsemotion.py",
+                           {"affect.output.feature-names": ",".join(FEATURE_NAMES),
+                            "affect.output.labels": ",".join(HSE_LABELS),
+                            "affect.output.affwild2-map": ",".join(str(i) for i in AFFWILD2_MAP)}))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import torch
 from torch import nn
 
 import byo_common as bc
-from byo_wavlm import audio_props
 
 RATE, WIN, HOP_FRAME, NFFT, FRAMES, BANDS = 16000, 400, 160, 512, 96, 64
 WINDOW = (FRAMES - 1) * HOP_FRAME + WIN  # 15600
@@ -124,6 +123,13 @@ class Pca(nn.Module):
         return torch.round((c + 2.0) * (255.0 / 4.0))
 
 
+def load(checkpoint):
+    """torchvggish's state dict in the VGG above."""
+    vgg = VGG()
+    vgg.load_state_dict(bc.load_state_dict(checkpoint), strict=True)
+    return vgg
+
+
 class Model(nn.Module):
     def __init__(self, vgg, pca=None):
         super().__init__()
@@ -139,21 +145,15 @@ def main():
     ap.add_argument("--pca", help="torchvggish's vggish_pca_params .pth (adds output `pca`)")
     ap.add_argument("--hop", type=int, default=7680, help="samples between runs")
     args = ap.parse_args()
-    vgg = VGG()
-    if args.random_init is not None:
-        torch.manual_seed(args.random_init)
-        vgg = VGG()
-    else:
-        vgg.load_state_dict(bc.load_state_dict(args.checkpoint), strict=True)
+    vgg = bc.build_or_load(args, VGG, load)
     pca = Pca(torch.load(args.pca, map_location="cpu", weights_only=False)) if args.pca else None
     model = Model(vgg, pca).eval()
     outs = ["embedding", "pca"] if pca is not None else ["embedding"]
     x = 0.1 * torch.randn(2, WINDOW)
-    bc.export(model, x, args.out, "audio", outs,
-              audio_props(args.name or "vggish", args.license, WINDOW, args.hop, outs, 128,
-                          "VGGish (user checkpoint, torchvggish layout) with the log-mel front "
-                          "end in the graph, converted by weights/convert/byo_vggish.py"))
-    bc.finish(args, model, x.numpy(), "audio", outs)
+    bc.write(args, model, x, "audio", outs,
+             bc.audio_props(args.name or "vggish", args.license, WINDOW, args.hop, outs, 128,
+                            "VGGish (user checkpoint, torchvggish layout) with the log-mel "
+                            "front end in the graph, converted by weights/convert/byo_vggish.py"))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 import byo_common as bc
-from byo_wavlm import audio_props
 
 DIM_LABELS = ["arousal", "dominance", "valence"]
 
@@ -46,11 +45,9 @@ def large_robust_12_config():
 
     return Wav2Vec2Config(hidden_size=1024, num_hidden_layers=12, num_attention_heads=16,
                           intermediate_size=4096, hidden_act="gelu", feat_extract_norm="layer",
-                          feat_extract_activation="gelu", conv_dim=(512,) * 7,
-                          conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-                          conv_bias=True, num_conv_pos_embeddings=128,
-                          num_conv_pos_embedding_groups=16, do_stable_layer_norm=True,
-                          layer_norm_eps=1e-5, num_labels=3, final_dropout=0.1,
+                          **bc.WAV2VEC2_FEATURE_ENCODER, conv_bias=True,
+                          do_stable_layer_norm=True, layer_norm_eps=1e-5, num_labels=3,
+                          final_dropout=0.1,
                           id2label={0: "arousal", 1: "dominance", 2: "valence"},
                           label2id={"arousal": 0, "dominance": 1, "valence": 2},
                           vocab_size=None)
@@ -91,10 +88,7 @@ def emotion_model_class():
 
 
 def network(folder=None):
-    cls = emotion_model_class()
-    if folder is None:
-        return cls(large_robust_12_config())
-    return cls.from_pretrained(folder, attn_implementation="eager")
+    return bc.hf_network(emotion_model_class(), large_robust_12_config, folder)
 
 
 class Normalised(nn.Module):
@@ -105,9 +99,7 @@ class Normalised(nn.Module):
         self.net = net
 
     def forward(self, x):
-        m = x.mean(dim=1, keepdim=True)
-        v = ((x - m) ** 2).mean(dim=1, keepdim=True)
-        return self.net((x - m) / torch.sqrt(v + 1e-7))
+        return self.net(bc.normalise_windows(x))
 
 
 def main():
@@ -115,23 +107,17 @@ def main():
     ap.add_argument("--window", type=int, default=32000, help="samples per run (16 kHz)")
     ap.add_argument("--hop", type=int, default=8000, help="samples between runs")
     args = ap.parse_args()
-    if args.random_init is not None:
-        torch.manual_seed(args.random_init)
-        net = network()
-    else:
-        net = network(args.checkpoint)
-    net.config._attn_implementation = "eager"
+    net = bc.hf_build_or_load(args, network)
     labels = [net.config.id2label[i] for i in range(net.config.num_labels)]
     model = Normalised(net).eval()
     x = 0.1 * torch.randn(2, args.window)
     outs = ["embedding", "dims"]
-    bc.export(model, x, args.out, "audio", outs,
-              audio_props(args.name or "w2v2-msp-dim", args.license, args.window, args.hop,
-                          outs, len(labels),
-                          "audEERING wav2vec2-large-robust-12-ft-emotion-msp-dim (user "
-                          "checkpoint), converted by weights/convert/byo_wav2vec2_msp.py",
-                          {"affect.output.feature-names": ",".join(labels)}))
-    bc.finish(args, model, x.numpy(), "audio", outs)
+    bc.write(args, model, x, "audio", outs,
+             bc.audio_props(args.name or "w2v2-msp-dim", args.license, args.window, args.hop,
+                            outs, len(labels),
+                            "audEERING wav2vec2-large-robust-12-ft-emotion-msp-dim (user "
+                            "checkpoint), converted by weights/convert/byo_wav2vec2_msp.py",
+                            {"affect.output.feature-names": ",".join(labels)}))
 
 
 if __name__ == "__main__":

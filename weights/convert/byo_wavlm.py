@@ -22,14 +22,9 @@ Licence: Microsoft publishes WavLM's weights under the MIT licence of the unilm
 repository (model card of microsoft/wavlm-base-plus); recorded as MIT unless --license.
 """
 
-import json
-import os
-
 import torch
 
 import byo_common as bc
-
-RATE = 16000
 
 
 def base_plus_config():
@@ -38,27 +33,19 @@ def base_plus_config():
 
     return WavLMConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                        intermediate_size=3072, hidden_act="gelu", feat_extract_norm="group",
-                       feat_extract_activation="gelu", conv_dim=(512,) * 7,
-                       conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-                       conv_bias=False, num_conv_pos_embeddings=128,
-                       num_conv_pos_embedding_groups=16, do_stable_layer_norm=False,
-                       num_buckets=320, max_bucket_distance=800, layer_norm_eps=1e-5)
+                       **bc.WAV2VEC2_FEATURE_ENCODER, conv_bias=False,
+                       do_stable_layer_norm=False, num_buckets=320, max_bucket_distance=800,
+                       layer_norm_eps=1e-5)
 
 
 def network(folder=None):
     from transformers import WavLMModel
 
-    if folder is None:
-        return WavLMModel(base_plus_config())
-    return WavLMModel.from_pretrained(folder, attn_implementation="eager")
+    return bc.hf_network(WavLMModel, base_plus_config, folder)
 
 
 def do_normalize(folder, default=False):
-    p = folder and os.path.join(folder, "preprocessor_config.json")
-    if p and os.path.exists(p):
-        with open(p) as f:
-            return bool(json.load(f).get("do_normalize", default))
-    return default
+    return bool(bc.preprocessor_config(folder).get("do_normalize", default))
 
 
 class Pooled(torch.nn.Module):
@@ -70,28 +57,8 @@ class Pooled(torch.nn.Module):
 
     def forward(self, x):
         if self.normalize:
-            m = x.mean(dim=1, keepdim=True)
-            v = ((x - m) ** 2).mean(dim=1, keepdim=True)
-            x = (x - m) / torch.sqrt(v + 1e-7)
+            x = bc.normalise_windows(x)
         return self.net(input_values=x).last_hidden_state.mean(dim=1)
-
-
-def audio_props(name, license_, window, hop, outputs, dim, source, extra=None):
-    p = {
-        "affect.contract": "1",
-        "affect.role": "audio-feature",
-        "affect.name": name,
-        "affect.input.name": "audio",
-        "affect.input.sample-rate": str(RATE),
-        "affect.input.window": str(window),
-        "affect.input.hop": str(hop),
-        "affect.output.names": ",".join(outputs),
-        "affect.output.dim": str(dim),
-        "affect.source": source,
-        "affect.license": license_,
-    }
-    p.update(extra or {})
-    return p
 
 
 def main():
@@ -101,23 +68,17 @@ def main():
     ap.add_argument("--normalize", action="store_true",
                     help="normalise each window (default: the folder's preprocessor_config)")
     args = ap.parse_args()
-    if args.random_init is not None:
-        torch.manual_seed(args.random_init)
-        net = network()
-    else:
-        net = network(args.checkpoint)
-    net.config._attn_implementation = "eager"
+    net = bc.hf_build_or_load(args, network)
     normalize = args.normalize or do_normalize(args.checkpoint)
     model = Pooled(net, normalize).eval()
     x = 0.1 * torch.randn(2, args.window)
     dim = net.config.hidden_size
-    bc.export(model, x, args.out, "audio", ["embedding"],
-              audio_props(args.name or "wavlm-base-plus", args.license, args.window, args.hop,
-                          ["embedding"], dim,
-                          "WavLM (user checkpoint), mean of the last hidden state, "
-                          f"{'normalised windows, ' if normalize else ''}"
-                          "converted by weights/convert/byo_wavlm.py"))
-    bc.finish(args, model, x.numpy(), "audio", ["embedding"])
+    bc.write(args, model, x, "audio", ["embedding"],
+             bc.audio_props(args.name or "wavlm-base-plus", args.license, args.window, args.hop,
+                            ["embedding"], dim,
+                            "WavLM (user checkpoint), mean of the last hidden state, "
+                            f"{'normalised windows, ' if normalize else ''}"
+                            "converted by weights/convert/byo_wavlm.py"))
 
 
 if __name__ == "__main__":
