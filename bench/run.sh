@@ -20,3 +20,4 @@ echo "== long run (stability) =="
 bash bench/longrun/run.sh
 echo "== train (mfn, mctn) =="
 bash bench/train/run.sh
+echo "== archive throughput (affect-annotate --jobs, Ray) ==" && bash bench/annotate/run.sh

@@ -24,6 +24,7 @@ import ctypes
 import json
 import os
 import pathlib
+import resource
 import signal
 import subprocess
 import sys
@@ -67,15 +68,19 @@ def annotate_batch(index, inputs, output, binary, jobs, extra):
     summary = state / f"batch-{index:05d}.summary.json"
     cmd = [binary, "--list", list_path, "--output", output, "--jobs", str(jobs),
            "--progress", "lines", "--run-summary", str(summary), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         proc = subprocess.run(cmd, preexec_fn=_die_with_parent, stdout=sys.stdout, stderr=sys.stderr)
     finally:
         os.unlink(list_path)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0, 1):
         # Usage errors, a crash: the task fails (and is not retried: same input, same end).
         raise RuntimeError(f"affect-annotate exited {proc.returncode} on batch {index}")
     run = json.loads(summary.read_text())
-    return {"index": index, "attempt": attempt, "node": ctx.get_node_id(), "pid": os.getpid(), "run": run}
+    return {"index": index, "attempt": attempt, "node": ctx.get_node_id(), "pid": os.getpid(), "run": run,
+            "cpu_seconds": cpu}
 
 
 def main(argv=None):
@@ -141,6 +146,7 @@ def main(argv=None):
         "inputs_per_hour": len(inputs) * 3600 / wall if wall > 0 else 0,
         "cpus": ray.cluster_resources().get("CPU", 0),
         "media_seconds": sum(r["run"].get("media_seconds", 0) for r in results),
+        "cpu_seconds": sum(r["cpu_seconds"] for r in results),
         "errors": errors,
         "broken_tasks": broken,
         "results": per_input,
