@@ -363,10 +363,10 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
         (1..5).contains(&done_at_kill),
         "{done_at_kill} results at the kill"
     );
-    assert!(
-        !staging_entries(&b).is_empty(),
-        "the interrupted input left its staging folder"
-    );
+    // The input in progress left its staging folder (unless the kill fell between one
+    // input's publication and the next one's start).
+    let left = staging_entries(&b).len();
+    assert!(left <= 1, "{left} staging folders");
     assert_results_whole(&b);
 
     let (code, err) = run(&[
@@ -376,7 +376,9 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
         b.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("removed 1 unfinished"), "{err}");
+    if left > 0 {
+        assert!(err.contains("removed 1 unfinished"), "{err}");
+    }
     let rs = read_json(&b.join("run-summary.json"));
     assert_eq!(
         rs["skipped"].as_u64().unwrap() as usize,

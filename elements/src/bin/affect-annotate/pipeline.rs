@@ -54,6 +54,8 @@ pub struct Live {
     /// Video frames out of `avfuse`.
     pub frames: AtomicU64,
     /// Furthest media time reached by any decoded stream (ns).
+    pub decoded_ns: AtomicU64,
+    /// Media time processed: the end of the last buffer out of the pipeline (ns).
     pub position_ns: AtomicU64,
     /// The input's duration (ns), 0 while unknown.
     pub duration_ns: AtomicU64,
@@ -67,7 +69,14 @@ pub struct Live {
 
 impl Live {
     /// Records a buffer at the end of the pipeline.
-    fn tick(&self) {
+    fn tick(&self, buffer: Option<&gst::BufferRef>) {
+        if let Some(b) = buffer
+            && let Some(pts) = b.pts()
+        {
+            let end = pts + b.duration().unwrap_or(gst::ClockTime::ZERO);
+            self.position_ns
+                .fetch_max(end.nseconds(), Ordering::Relaxed);
+        }
         if let Some(e) = *self.epoch.lock().unwrap_or_else(|p| p.into_inner()) {
             self.last_buffer_ms
                 .store(e.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -193,8 +202,7 @@ impl AnnotatePipeline {
                         && let Some(pts) = b.pts()
                     {
                         let end = pts + b.duration().unwrap_or(gst::ClockTime::ZERO);
-                        live.position_ns
-                            .fetch_max(end.nseconds(), Ordering::Relaxed);
+                        live.decoded_ns.fetch_max(end.nseconds(), Ordering::Relaxed);
                     }
                     gst::PadProbeReturn::Ok
                 });
@@ -255,7 +263,7 @@ impl AnnotatePipeline {
             has_video,
             has_audio,
             frames: self.live.frames.load(Ordering::Relaxed),
-            media_ns: self.live.position_ns.load(Ordering::Relaxed),
+            media_ns: self.live.decoded_ns.load(Ordering::Relaxed),
             speech,
             warnings,
         })
@@ -293,7 +301,8 @@ impl AnnotatePipeline {
             let msg = bus.timed_pop(gst::ClockTime::from_mseconds(200));
             let now = (
                 self.live.frames.load(Ordering::Relaxed),
-                self.live.position_ns.load(Ordering::Relaxed),
+                self.live.decoded_ns.load(Ordering::Relaxed)
+                    + self.live.position_ns.load(Ordering::Relaxed),
             );
             if now != last_seen
                 || (opts.live
@@ -309,7 +318,7 @@ impl AnnotatePipeline {
                 return Err(format!(
                     "no data for {} s (stalled after {:.1} s of media)",
                     opts.stall_timeout.as_secs(),
-                    now.1 as f64 / 1e9
+                    self.live.position_ns.load(Ordering::Relaxed) as f64 / 1e9
                 ));
             }
             if self.live.duration_ns.load(Ordering::Relaxed) == 0
@@ -394,7 +403,7 @@ impl AnnotatePipeline {
 
     /// A file whose streams end well before its declared duration was cut short.
     fn check_complete(&self) -> Result<(), String> {
-        let reached = self.live.position_ns.load(Ordering::Relaxed);
+        let reached = self.live.decoded_ns.load(Ordering::Relaxed);
         let declared = self
             .pipeline
             .query_duration::<gst::ClockTime>()
@@ -477,9 +486,9 @@ fn link_branches(
         }
         let live = live.clone();
         if let Some(src) = f.static_pad("src") {
-            src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 live.frames.fetch_add(1, Ordering::Relaxed);
-                live.tick();
+                live.tick(info.buffer().map(|b| b.as_ref()));
                 gst::PadProbeReturn::Ok
             });
         }
@@ -487,8 +496,8 @@ fn link_branches(
         && let Some(sink) = aout.static_pad("sink")
     {
         let live = live.clone();
-        sink.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            live.tick();
+        sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            live.tick(info.buffer().map(|b| b.as_ref()));
             gst::PadProbeReturn::Ok
         });
     }
