@@ -619,3 +619,44 @@ fn live_health_is_up_while_buffers_flow_and_down_soon_after_the_source_stops() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_changed_file_runs_again_unless_keyed_by_content() {
+    let dir = common::scratch("annotate-hash");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("clip.mp4");
+    std::fs::copy(common::media("single_face.mp4"), &clip).unwrap();
+    let out = dir.join("out");
+    let processed = |extra: &[&str]| -> u64 {
+        let mut args = vec![
+            clip.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--no-mesh",
+        ];
+        args.extend_from_slice(extra);
+        let (code, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        read_json(&out.join("run-summary.json"))["processed"]
+            .as_u64()
+            .unwrap()
+    };
+    let touch = || {
+        let f = std::fs::File::options().append(true).open(&clip).unwrap();
+        f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+    };
+    assert_eq!(processed(&[]), 1);
+    assert_eq!(processed(&[]), 0, "unchanged: skipped");
+    touch();
+    assert_eq!(processed(&[]), 1, "a new modification time is a new key");
+    assert_eq!(processed(&["--hash", "content"]), 1, "another key kind");
+    touch();
+    assert_eq!(
+        processed(&["--hash", "content"]),
+        0,
+        "same content, new time: skipped"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -91,16 +91,21 @@ pub fn key_material(input: &Input, mode: HashMode, models: &str, settings: &Valu
         match std::fs::metadata(p) {
             Ok(m) => {
                 source["size"] = json!(m.len());
-                if let Ok(t) = m.modified()
-                    && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
-                {
-                    source["mtime_ns"] = json!(d.as_nanos() as u64);
-                }
-                if mode == HashMode::Content {
-                    source["sha256"] = match sha256_file(p) {
-                        Ok(h) => json!(h),
-                        Err(e) => json!(format!("unreadable: {}", e.kind())),
-                    };
+                match mode {
+                    // The content alone: a copy or a touched file keeps its key.
+                    HashMode::Content => {
+                        source["sha256"] = match sha256_file(p) {
+                            Ok(h) => json!(h),
+                            Err(e) => json!(format!("unreadable: {}", e.kind())),
+                        };
+                    }
+                    HashMode::Stat => {
+                        if let Ok(t) = m.modified()
+                            && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+                        {
+                            source["mtime_ns"] = json!(d.as_nanos() as u64);
+                        }
+                    }
                 }
             }
             Err(e) => source["missing"] = json!(e.kind().to_string()),
