@@ -660,3 +660,65 @@ fn a_changed_file_runs_again_unless_keyed_by_content() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn http_inputs_give_the_file_results_and_a_missing_url_a_clear_error() {
+    let dir = common::scratch("annotate-http");
+    let _ = std::fs::remove_dir_all(&dir);
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::copy(common::media("sample.mp4"), site.join("talk.mp4")).unwrap();
+    let port = free_port();
+    let mut server = Command::new("/usr/bin/python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .arg("--directory")
+        .arg(&site)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "http.server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (file_out, http_out) = (dir.join("file"), dir.join("http"));
+    let url = format!("http://127.0.0.1:{port}/talk.mp4");
+    let gone = format!("http://127.0.0.1:{port}/gone.mp4");
+    let (c1, e1) = run(&[
+        site.join("talk.mp4").to_str().unwrap(),
+        "-o",
+        file_out.to_str().unwrap(),
+    ]);
+    let (c2, e2) = run(&[&url, &gone, "-o", http_out.to_str().unwrap()]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(c1, 0, "{e1}");
+    assert_eq!(c2, 1, "{e2}");
+    let rs = read_json(&http_out.join("run-summary.json"));
+    assert_eq!(
+        (rs["ok"].as_u64(), rs["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{rs:#}"
+    );
+    let err = rs["errors"][0]["error"].as_str().unwrap();
+    assert!(err.contains("Not Found") || err.contains("404"), "{err}");
+    let (fd, _) = summary_of(&file_out, "talk");
+    let (hd, hs) = summary_of(&http_out, "talk");
+    assert_eq!(hs["uri"], url.as_str());
+    assert!(
+        std::fs::read(fd.join("affect.ndjson")).unwrap()
+            == std::fs::read(hd.join("affect.ndjson")).unwrap(),
+        "the same clip over HTTP gives other results"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
