@@ -100,7 +100,8 @@ def main():
 
         # The job, and the worker node killed in the middle of an input.
         out = work / "out"
-        driver = subprocess.Popen([sys.executable, str(JOB), "--address", address, "--list", str(work / "list.txt"),
+        # The list as a URL: read through fsspec.
+        driver = subprocess.Popen([sys.executable, str(JOB), "--address", address, "--list", f"file://{work}/list.txt",
                                    "--output", str(out), "--binary", binary, "--batch-size", "1"],
                                   env=env, stdout=open(work / "driver.log", "w"), stderr=subprocess.STDOUT)
         killed = None
