@@ -56,8 +56,10 @@ fn count_video_frames(path: &Path) -> usize {
     .len()
 }
 
-/// The test media: (video only, audio only, missing, truncated, sample with both).
-fn media_set(dir: &Path) -> [PathBuf; 5] {
+/// The test media: video only, audio only, missing, truncated before its index (no
+/// stream can be found), sample with both, truncated after its index (the streams end
+/// before the declared duration).
+fn media_set(dir: &Path) -> [PathBuf; 6] {
     let sample = common::media("sample.mp4");
     let vo = dir.join("video_only.mp4");
     let ao = dir.join("audio_only.m4a");
@@ -75,7 +77,17 @@ fn media_set(dir: &Path) -> [PathBuf; 5] {
     ));
     let bytes = std::fs::read(&sample).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    [vo, ao, missing, truncated, sample]
+    let faststart = dir.join("faststart.mp4");
+    let cut = dir.join("cut_short.mp4");
+    gst_run(&format!(
+        "filesrc location={} ! qtdemux name=d d.video_0 ! queue ! h264parse ! mp4mux faststart=true name=m \
+         ! filesink location={} d.audio_0 ! queue ! aacparse ! m.",
+        sample.display(),
+        faststart.display()
+    ));
+    let bytes = std::fs::read(&faststart).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() * 6 / 10]).unwrap();
+    [vo, ao, missing, truncated, sample, cut]
 }
 
 /// Result folders of an output folder (not the staging area), by name.
@@ -208,10 +220,10 @@ fn good_and_bad_inputs_in_one_run_and_a_rerun_that_does_nothing() {
     let (code, err) = run(&args);
     assert_eq!(code, 1, "exit code with failed inputs; stderr:\n{err}");
     let rs = read_json(&out.join("run-summary.json"));
-    assert_eq!(rs["inputs"], 5);
+    assert_eq!(rs["inputs"], 6);
     assert_eq!(rs["ok"], 3, "{rs:#}");
-    assert_eq!(rs["failed"], 2, "{rs:#}");
-    assert_eq!(rs["processed"], 5);
+    assert_eq!(rs["failed"], 3, "{rs:#}");
+    assert_eq!(rs["processed"], 6);
     let errors = rs["errors"].as_array().unwrap();
     let error_of = |name: &str| -> String {
         errors
@@ -229,6 +241,8 @@ fn good_and_bad_inputs_in_one_run_and_a_rerun_that_does_nothing() {
     );
     let truncated = error_of("truncated.mp4");
     assert!(truncated.contains("no playable stream"), "{truncated}");
+    let cut = error_of("cut_short.mp4");
+    assert!(cut.contains("truncated input"), "{cut}");
     assert!(
         err.contains("failed: ") && err.contains("missing.mp4"),
         "{err}"
@@ -275,7 +289,7 @@ fn good_and_bad_inputs_in_one_run_and_a_rerun_that_does_nothing() {
     assert_eq!(code2, 1, "{err2}");
     let rs2 = read_json(&out.join("run-summary.json"));
     assert_eq!(rs2["processed"], 0, "{rs2:#}");
-    assert_eq!(rs2["skipped"], 5);
+    assert_eq!(rs2["skipped"], 6);
     assert_eq!(rs2["errors"], rs["errors"]);
     assert_eq!(mtimes(&out), before, "a re-run rewrote results");
 
