@@ -25,6 +25,8 @@ DEB_PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-libav
   python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   espeak-ng sox python3-venv fonts-dejavu-core
+  # the loopback RTSP source of affect-annotate's live tests (tests/python/rtsp_source.py)
+  gir1.2-gst-rtsp-server-1.0
 )
 
 log() { printf 'setup: %s\n' "$*"; }

@@ -576,19 +576,33 @@ fn wait_health(port: u16, want: u16, within: Duration) -> Option<Duration> {
     None
 }
 
-#[test]
-fn live_health_is_up_while_buffers_flow_and_down_soon_after_the_source_stops() {
-    let dir = common::scratch("annotate-live");
-    let (srt, hp) = (free_port(), free_port());
-    let mut source = srt_source(srt);
+/// A live RTSP source on `port` (gst-rtsp-server through Python): a face at 10 fps, H.264.
+fn rtsp_source(port: u16) -> std::process::Child {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python/rtsp_source.py");
+    Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(common::media("single_face.jpg"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs")
+}
+
+/// Live mode on `uri` served by `source(port)`: health up while buffers flow, down within
+/// 5 s of the source stopping, up again when it comes back; NDJSON faces on stdout.
+fn live_health_follows_the_source(
+    name: &str,
+    uri: &str,
+    port: u16,
+    source: fn(u16) -> std::process::Child,
+) {
+    let dir = common::scratch(name);
+    let hp = free_port();
+    let mut src = source(port);
     let stdout = dir.join("live.ndjson");
     let mut live = Command::new(annotate_bin())
-        .args([
-            "--live",
-            &format!("srt://127.0.0.1:{srt}"),
-            "--health-port",
-            &hp.to_string(),
-        ])
+        .args(["--live", uri, "--health-port", &hp.to_string()])
         .args(["--channel", "test", "--restart-after", "3"])
         .stdout(std::fs::File::create(&stdout).unwrap())
         .stderr(Stdio::null())
@@ -603,8 +617,8 @@ fn live_health_is_up_while_buffers_flow_and_down_soon_after_the_source_stops() {
                 return Err("health went down while the source plays".into());
             }
         }
-        let _ = source.kill();
-        let _ = source.wait();
+        let _ = src.kill();
+        let _ = src.wait();
         let down = wait_health(hp, 503, Duration::from_secs(10)).ok_or("health stayed up")?;
         if down > Duration::from_secs(5) {
             return Err(format!(
@@ -612,16 +626,16 @@ fn live_health_is_up_while_buffers_flow_and_down_soon_after_the_source_stops() {
             ));
         }
         // The source comes back: the pipeline is rebuilt and health comes back up.
-        source = srt_source(srt);
+        src = source(port);
         wait_health(hp, 200, Duration::from_secs(60))
             .ok_or("no recovery after the source came back")?;
         Ok(())
     })();
-    let _ = source.kill();
+    let _ = src.kill();
     let _ = live.kill();
-    let _ = source.wait();
+    let _ = src.wait();
     let _ = live.wait();
-    result.unwrap();
+    result.unwrap_or_else(|e| panic!("{uri}: {e}"));
     let text = std::fs::read_to_string(&stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.len() >= 5, "{} NDJSON lines on stdout", lines.len());
@@ -632,6 +646,28 @@ fn live_health_is_up_while_buffers_flow_and_down_soon_after_the_source_stops() {
         assert_eq!(v["channel"], "test");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn live_health_follows_an_srt_source() {
+    let port = free_port();
+    live_health_follows_the_source(
+        "annotate-live-srt",
+        &format!("srt://127.0.0.1:{port}"),
+        port,
+        srt_source,
+    );
+}
+
+#[test]
+fn live_health_follows_an_rtsp_source() {
+    let port = free_port();
+    live_health_follows_the_source(
+        "annotate-live-rtsp",
+        &format!("rtsp://127.0.0.1:{port}/face"),
+        port,
+        rtsp_source,
+    );
 }
 
 #[test]
