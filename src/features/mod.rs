@@ -13,6 +13,9 @@
 //! - [`model`]: [`FeatureModel`], a feature model read through its contract (which
 //!   output, dimension, class map, window, batch size) that runs batches of crops or
 //!   windows into [`crate::results::FeatureVector`]s; the `auto` defaults.
+//! - [`prosody`]: the `voice-prosody` features computed natively frame by frame (once
+//!   per 10 ms frame instead of once per window that holds it), for models that declare
+//!   them (`affect.native = voice-prosody/1`).
 //! - [`stream`]: the per-stream state between buffers ([`AudioStream`] from bytes to
 //!   timed windows, [`FaceFeatures`] with the `interval` reuse).
 
@@ -20,6 +23,7 @@ pub mod audio;
 pub mod image;
 pub mod model;
 pub mod output;
+pub mod prosody;
 pub mod stream;
 
 pub use audio::{Resampler, Window, Windower, downmix_f32, downmix_s16, sample_time_ns};

@@ -14,6 +14,7 @@ use ndarray::{ArrayViewD, IxDyn};
 use super::audio::Window;
 use super::image::{CropError, CropPreprocessor};
 use super::output::{OutputError, affwild2_map, parse_affwild2_map, split_batch};
+use super::prosody::{self, NATIVE_KEY, VOICE_PROSODY_V1, VoiceProsody};
 use crate::results::{FaceCrop, FeatureVector};
 use crate::runtime::{InputSpec, Model, Role, RuntimeError};
 
@@ -52,6 +53,9 @@ pub struct FeatureOptions {
     pub hop: Option<usize>,
     /// Items per run when the graph's batch axis is dynamic.
     pub batch_size: usize,
+    /// Compute the output natively when the model declares a computation this crate
+    /// implements ([`NATIVE_KEY`]); false always runs the graph.
+    pub native: bool,
 }
 
 impl Default for FeatureOptions {
@@ -61,6 +65,7 @@ impl Default for FeatureOptions {
             window: None,
             hop: None,
             batch_size: DEFAULT_BATCH_SIZE,
+            native: true,
         }
     }
 }
@@ -185,6 +190,18 @@ pub enum FeatureModelError {
     /// The model did not return an output it declares.
     #[error("the model did not return output `{0}` as float32")]
     MissingOutput(String),
+    /// The model declares a native computation ([`NATIVE_KEY`]) its contract does not fit.
+    #[error("model {path} declares {key} = {value}, but {reason}")]
+    Native {
+        /// Model file.
+        path: String,
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What does not fit.
+        reason: String,
+    },
 }
 
 impl FeatureModelError {
@@ -240,6 +257,8 @@ pub struct FeatureModel {
     labels: Arc<[String]>,
     max_batch: usize,
     buf: Vec<f32>,
+    /// The native computation of the output, when the contract declares one and it fits.
+    native: Option<VoiceProsody>,
 }
 
 impl std::fmt::Debug for FeatureModel {
@@ -250,6 +269,7 @@ impl std::fmt::Debug for FeatureModel {
             .field("dim", &self.dim)
             .field("probs_output", &self.probs_output)
             .field("max_batch", &self.max_batch)
+            .field("native", &self.native)
             .finish()
     }
 }
@@ -375,6 +395,22 @@ impl FeatureModel {
             Some(b) => b as usize,
             None => opts.batch_size.max(1),
         };
+        let native = match c.prop(NATIVE_KEY) {
+            Some(value) if opts.native && value.trim() == VOICE_PROSODY_V1 => {
+                let reason = voice_prosody_misfit(&c, &input, &feature_output, dim, classes);
+                if let Some(reason) = reason {
+                    return Err(FeatureModelError::Native {
+                        path,
+                        key: NATIVE_KEY,
+                        value: value.to_owned(),
+                        reason,
+                    });
+                }
+                Some(VoiceProsody::new())
+            }
+            // unknown computations, or native computing turned off: the graph runs
+            _ => None,
+        };
         let mut fm = FeatureModel {
             model,
             input_name,
@@ -386,6 +422,7 @@ impl FeatureModel {
             labels,
             max_batch,
             buf: Vec::new(),
+            native,
         };
         if let Some((window, contract)) = probe_window {
             fm.buf.clear();
@@ -449,6 +486,17 @@ impl FeatureModel {
     /// Items per model run.
     pub fn max_batch(&self) -> usize {
         self.max_batch
+    }
+
+    /// The computation run natively instead of the graph ([`NATIVE_KEY`]'s value), if
+    /// any.
+    pub fn native(&self) -> Option<&'static str> {
+        self.native.as_ref().map(|_| VOICE_PROSODY_V1)
+    }
+
+    /// Frames computed and reused by the native computation (`None` when the graph runs).
+    pub fn native_stats(&self) -> Option<prosody::FrameStats> {
+        self.native.as_ref().map(VoiceProsody::stats)
     }
 
     /// Runs `n` items already laid out in `self.buf` with `shape`.
@@ -553,6 +601,20 @@ impl FeatureModel {
         if !self.is_audio() {
             return Err(self.wrong_media("audio windows"));
         }
+        if let Some(native) = self.native.as_mut() {
+            return Ok(windows
+                .iter()
+                .map(|w| {
+                    let vector = native.window(w.start, &w.samples);
+                    let valid = vector.iter().all(|v| v.is_finite());
+                    ItemResult {
+                        vector: if valid { vector } else { Vec::new() },
+                        probabilities: Vec::new(),
+                        valid,
+                    }
+                })
+                .collect());
+        }
         let mut results = Vec::with_capacity(windows.len());
         for chunk in windows.chunks(self.max_batch.max(1)) {
             let Some(w) = chunk.first().map(|w| w.samples.len()) else {
@@ -608,6 +670,40 @@ impl FeatureModel {
             })
             .collect())
     }
+}
+
+/// Why a model that declares [`VOICE_PROSODY_V1`] cannot be computed natively as
+/// configured (`None`: it can): the computation reads 1 s windows at 16 kHz and writes
+/// the 164 named features as its only output.
+fn voice_prosody_misfit(
+    c: &crate::runtime::ModelContract,
+    input: &FeatureInput,
+    feature_output: &str,
+    dim: usize,
+    classes: usize,
+) -> Option<String> {
+    let FeatureInput::Audio { rate, window, .. } = *input else {
+        return Some("it is not an audio model".into());
+    };
+    if rate != prosody::SR || window != prosody::WINDOW {
+        return Some(format!(
+            "it reads {window} samples at {rate} Hz, the computation {} at {} Hz",
+            prosody::WINDOW,
+            prosody::SR
+        ));
+    }
+    if c.outputs.last().map(String::as_str) != Some(feature_output) || classes > 0 {
+        return Some(format!(
+            "the output read (`{feature_output}`) is not its only feature output"
+        ));
+    }
+    let names = c.prop("affect.output.feature-names").unwrap_or_default();
+    if dim != prosody::DIM || names.split(',').map(str::trim).ne(prosody::feature_names()) {
+        return Some(
+            "its affect.output.dim / affect.output.feature-names are not the computation's".into(),
+        );
+    }
+    None
 }
 
 #[cfg(test)]

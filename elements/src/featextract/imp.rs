@@ -62,6 +62,7 @@ impl Settings {
             window: nonzero(self.window),
             hop: nonzero(self.hop),
             batch_size: self.batch_size as usize,
+            ..FeatureOptions::default()
         }
     }
 }
@@ -251,6 +252,13 @@ impl FeatExtract {
         gst::info!(CAT, imp = self, "model {}", model.summary());
         let model =
             FeatureModel::new(model, &s.feature_options()).map_err(|e| e.to_error_message())?;
+        if let Some(native) = model.native() {
+            gst::info!(
+                CAT,
+                imp = self,
+                "the model declares {native}: computed natively, frame by frame"
+            );
+        }
         Ok(Loaded {
             model,
             requested: requested.to_owned(),
