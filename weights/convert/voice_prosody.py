@@ -25,6 +25,12 @@
 #            window's mean square > 1e-7 (-70 dBFS), then a 5-frame majority
 #   output:  functionals over the window (names in FEATURE_NAMES, table in weights/CONTRACT.md)
 #
+# Metadata `affect.native = voice-prosody/1` declares that the output is exactly this
+# computation, so a runtime may compute it natively instead of running the graph: the
+# featextract element does (src/features/prosody.rs, each 10 ms frame once instead of once
+# per window that holds it; tests/voice_prosody_native.rs checks it against this graph).
+# The graph stays the reference and what any other ONNX Runtime user runs.
+#
 # Deterministic: the same bytes on every run (checked by running twice and comparing sha256).
 # Usage: python voice_prosody.py [--out PATH] [--bench]
 import argparse
@@ -393,6 +399,7 @@ def build():
         "affect.output.names": "features",
         "affect.output.dim": str(dim),
         "affect.output.feature-names": ",".join(FEATURE_NAMES),
+        "affect.native": "voice-prosody/1",
         "affect.source": "gst-affect weights/convert/voice_prosody.py",
         "affect.license": "MPL-2.0",
     })
