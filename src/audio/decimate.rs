@@ -9,9 +9,9 @@
 pub struct Decimator {
     factor: usize,
     taps: Vec<f32>,
-    /// Doubled ring buffer of the last `taps.len()` inputs (contiguous windows).
-    ring: Vec<f32>,
-    pos: usize,
+    /// The last `taps.len() − 1` inputs (zeros before the first), then those of the
+    /// current push: every filter window is one contiguous slice.
+    hist: Vec<f32>,
     /// Inputs seen.
     n_in: u64,
     /// Outputs computed (before skipping the delay).
@@ -72,8 +72,7 @@ impl Decimator {
         let factor = factor.max(1);
         Decimator {
             factor,
-            ring: vec![0.0; 2 * n],
-            pos: 0,
+            hist: vec![0.0; n - 1],
             n_in: 0,
             n_out: 0,
             skip: ((n - 1) / 2 / factor) as u64,
@@ -93,35 +92,34 @@ impl Decimator {
 
     /// Back to the initial state.
     pub fn reset(&mut self) {
-        self.ring.iter_mut().for_each(|v| *v = 0.0);
-        self.pos = 0;
+        let keep = self.taps.len().max(1) - 1;
+        self.hist.clear();
+        self.hist.resize(keep, 0.0);
         self.n_in = 0;
         self.n_out = 0;
     }
 
-    fn push_one(&mut self, x: f32, out: &mut Vec<f32>) {
-        let n = self.taps.len();
-        self.ring[self.pos] = x;
-        self.ring[self.pos + n] = x;
-        self.pos = (self.pos + 1) % n;
-        let keep = self.n_in.is_multiple_of(self.factor as u64);
-        self.n_in += 1;
-        if keep {
-            // ring[pos..pos+n] holds the last n inputs, oldest first; taps are symmetric.
-            let w = &self.ring[self.pos..self.pos + n];
-            let y: f32 = w.iter().zip(&self.taps).map(|(a, b)| a * b).sum();
+    /// Feeds input samples; appends the aligned decimated samples now known to `out`.
+    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) {
+        let n = self.taps.len().max(1);
+        let f = self.factor as u64;
+        // input `i` sits at hist[n − 1 + i − base]; the window ending there starts at i − base
+        let base = self.n_in;
+        self.hist.extend_from_slice(input);
+        let end = base + input.len() as u64;
+        let mut i = base.next_multiple_of(f);
+        while i < end {
+            let s = (i - base) as usize;
+            let y = super::dot(&self.hist[s..s + n], &self.taps);
             if self.n_out >= self.skip {
                 out.push(y);
             }
             self.n_out += 1;
+            i += f;
         }
-    }
-
-    /// Feeds input samples; appends the aligned decimated samples now known to `out`.
-    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) {
-        for &x in input {
-            self.push_one(x, out);
-        }
+        self.n_in = end;
+        let excess = self.hist.len() - (n - 1);
+        self.hist.drain(..excess);
     }
 
     /// Inputs that are fed but whose outputs are not out yet (they wait for the filter's
@@ -129,7 +127,7 @@ impl Decimator {
     pub fn flush(&mut self, out: &mut Vec<f32>) {
         let want = self.n_in.div_ceil(self.factor as u64) + self.skip;
         while self.n_out < want {
-            self.push_one(0.0, out);
+            self.push(&[0.0], out);
         }
     }
 }

@@ -188,6 +188,8 @@ impl Resampler {
     }
 
     fn produce(&mut self, out: &mut Vec<f32>, limit_inputs: Option<u64>) {
+        // One slice: every filter window is then read in place (no wrap-around).
+        self.buf.make_contiguous();
         let n = 2 * self.half as usize;
         loop {
             let pos = self.n_out * self.down; // input position × up
@@ -209,10 +211,10 @@ impl Resampler {
                 let off = (first as u64 - self.start) as usize;
                 let (a, b) = self.buf.as_slices();
                 if off + n <= a.len() {
-                    acc = a[off..off + n].iter().zip(h).map(|(x, c)| x * c).sum();
+                    acc = crate::audio::dot(&a[off..off + n], h);
                 } else if off >= a.len() {
                     let o = off - a.len();
-                    acc = b[o..o + n].iter().zip(h).map(|(x, c)| x * c).sum();
+                    acc = crate::audio::dot(&b[o..o + n], h);
                 } else {
                     for (t, c) in h.iter().enumerate() {
                         acc += self.at(first + t as i64) * c;
