@@ -163,6 +163,8 @@ pub struct SpeechEngine {
     /// Index of the first chunk in `chunk_probs`.
     chunk_base: u64,
     pending: VecDeque<Pending>,
+    /// Sample vectors of emitted frames, reused for the next pending ones.
+    spare: Vec<Vec<f32>>,
     frame_buf: Vec<f32>,
     out_buf: Vec<f32>,
     hyst: Hysteresis,
@@ -202,6 +204,7 @@ impl SpeechEngine {
             chunk_probs: Vec::new(),
             chunk_base: 0,
             pending: VecDeque::new(),
+            spare: Vec::new(),
             frame_buf: vec![0.0; FRAME * ch],
             out_buf: vec![0.0; FRAME * ch],
             hyst: Hysteresis::new(cfg.hysteresis),
@@ -403,11 +406,10 @@ impl SpeechEngine {
             if silero && self.cfg.silero_on_denoised {
                 self.feed_silero(&out)?;
             }
-            self.pending.push_back(Pending {
-                samples: out.clone(),
-                rn,
-                index,
-            });
+            let mut samples = self.spare.pop().unwrap_or_default();
+            samples.clear();
+            samples.extend_from_slice(&out);
+            self.pending.push_back(Pending { samples, rn, index });
         }
         self.out_buf = out;
         Ok(())
@@ -488,6 +490,7 @@ impl SpeechEngine {
                 gate_open: open,
             });
             self.n_out += len as u64;
+            self.spare.push(p.samples);
         }
         // Drop chunk probabilities no pending frame can need any more.
         if silero {

@@ -20,7 +20,11 @@ pub struct SileroVad {
     chunk: usize,
     context: usize,
     state: Vec<f32>,
+    /// The state the last run returned, before it becomes `state`.
+    state_next: Vec<f32>,
     state_shape: Vec<usize>,
+    /// The model's name (for errors).
+    name: String,
     /// `context` samples of the previous chunk ++ the chunk being filled.
     window: Vec<f32>,
     filled: usize,
@@ -96,6 +100,8 @@ impl SileroVad {
             chunk: *window,
             context,
             state: vec![0.0; state_shape.iter().product()],
+            state_next: vec![0.0; state_shape.iter().product()],
+            name: c.name.clone(),
             state_shape,
             window: vec![0.0; context + *window],
             filled: 0,
@@ -135,14 +141,16 @@ impl SileroVad {
 
     fn run(&mut self) -> Result<f32, RuntimeError> {
         use ort::value::TensorRef;
-        let name = self.model.contract().name.clone();
+        // Per 32 ms chunk: nothing is allocated here but what ONNX Runtime allocates
+        // (the model's name is cloned only for an error).
+        let name = &self.name;
         let err = |m: String| RuntimeError::Run {
             name: name.clone(),
             message: m,
         };
         let input = TensorRef::from_array_view(([1usize, self.window.len()], &self.window[..]))
             .map_err(|e| err(e.to_string()))?;
-        let state = TensorRef::from_array_view((self.state_shape.clone(), &self.state[..]))
+        let state = TensorRef::from_array_view((&self.state_shape[..], &self.state[..]))
             .map_err(|e| err(e.to_string()))?;
         let sr_val = [self.sample_rate as i64];
         let sr = TensorRef::from_array_view(((), &sr_val[..])).map_err(|e| err(e.to_string()))?;
@@ -152,8 +160,9 @@ impl SileroVad {
             self.sr_in.as_str() => sr,
         ];
         let (output, state_out) = (&self.output, &self.state_out);
-        let state_len = self.state.len();
-        let (prob, st) = self.model.with_session(|session| {
+        let next = &mut self.state_next;
+        let state_len = next.len();
+        let prob = self.model.with_session(|session| {
             let out = session.run(inputs).map_err(|e| err(e.to_string()))?;
             let (_, p) = out
                 .get(output)
@@ -172,9 +181,10 @@ impl SileroVad {
                     st.len()
                 )));
             }
-            Ok((prob, st.to_vec()))
+            next.copy_from_slice(st);
+            Ok(prob)
         })?;
-        self.state.copy_from_slice(&st);
+        std::mem::swap(&mut self.state, &mut self.state_next);
         // The next window starts with the last `context` samples of this one.
         let n = self.window.len();
         self.window.copy_within(n - self.context.., 0);
