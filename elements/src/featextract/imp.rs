@@ -28,6 +28,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 const DEFAULT_INTERVAL: u32 = 1;
 const DEFAULT_POST_MESSAGES: bool = false;
+const DEFAULT_NATIVE: bool = true;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -37,6 +38,7 @@ struct Settings {
     window: u32,
     hop: u32,
     output: String,
+    native: bool,
     post_messages: bool,
 }
 
@@ -49,6 +51,7 @@ impl Default for Settings {
             window: 0,
             hop: 0,
             output: String::new(),
+            native: DEFAULT_NATIVE,
             post_messages: DEFAULT_POST_MESSAGES,
         }
     }
@@ -62,7 +65,7 @@ impl Settings {
             window: nonzero(self.window),
             hop: nonzero(self.hop),
             batch_size: self.batch_size as usize,
-            ..FeatureOptions::default()
+            native: self.native,
         }
     }
 }

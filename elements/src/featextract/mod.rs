@@ -36,6 +36,11 @@ glib::wrapper! {
  *   rides on the buffer during which the window was completed. At EOS, windows that
  *   only the resampler's look-ahead held back are run and attached to an empty buffer
  *   pushed before EOS. Flushes, new segments and discontinuities restart the windows.
+ *   A model whose contract declares a computation this plugin implements
+ *   (`affect.native`: the bundled `voice-prosody` declares `voice-prosody/1`) is computed
+ *   natively, each 10 ms frame once and shared by the windows that hold it, instead of
+ *   running its graph on every window (same vectors within float rounding,
+ *   `tests/voice_prosody_native.rs`); `native=false` runs the graph.
  *
  * Media passes through unchanged. `model=auto` (the default) picks the bundled
  * `fer-mini-xception` (MIT) on video and `voice-prosody` (MPL-2.0: 164 named loudness,

@@ -49,6 +49,12 @@ impl ObjectImpl for FeatExtract {
                     .default_value(Some(""))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("native")
+                    .nick("Native")
+                    .blurb("Compute the output natively when the model's contract declares a computation this plugin implements (affect.native, e.g. voice-prosody/1: each 10 ms frame once instead of once per window); false always runs the ONNX graph")
+                    .default_value(DEFAULT_NATIVE)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post a `features` element message per frame (video) or window (audio) with vectors and probabilities")
@@ -72,6 +78,7 @@ impl ObjectImpl for FeatExtract {
             "window" => s.window = value.get().expect("type checked upstream"),
             "hop" => s.hop = value.get().expect("type checked upstream"),
             "output" => s.output = string_property(value),
+            "native" => s.native = value.get().expect("type checked upstream"),
             "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
             _ => unimplemented!(),
         }
@@ -88,6 +95,7 @@ impl ObjectImpl for FeatExtract {
             "window" => s.window.to_value(),
             "hop" => s.hop.to_value(),
             "output" => s.output.to_value(),
+            "native" => s.native.to_value(),
             "post-messages" => s.post_messages.to_value(),
             _ => unimplemented!(),
         }
