@@ -602,18 +602,26 @@ impl FeatureModel {
             return Err(self.wrong_media("audio windows"));
         }
         if let Some(native) = self.native.as_mut() {
-            return Ok(windows
-                .iter()
-                .map(|w| {
-                    let vector = native.window(w.start, &w.samples);
-                    let valid = vector.iter().all(|v| v.is_finite());
-                    ItemResult {
-                        vector: if valid { vector } else { Vec::new() },
-                        probabilities: Vec::new(),
-                        valid,
-                    }
-                })
-                .collect());
+            let mut results = Vec::with_capacity(windows.len());
+            for w in windows {
+                let Some(vector) = native.window(w.start, &w.samples) else {
+                    return Err(FeatureModelError::Run(RuntimeError::Run {
+                        name: self.model.contract().name.clone(),
+                        message: format!(
+                            "a window of {} samples; {VOICE_PROSODY_V1} reads {}",
+                            w.samples.len(),
+                            prosody::WINDOW
+                        ),
+                    }));
+                };
+                let valid = vector.iter().all(|v| v.is_finite());
+                results.push(ItemResult {
+                    vector: if valid { vector } else { Vec::new() },
+                    probabilities: Vec::new(),
+                    valid,
+                });
+            }
+            return Ok(results);
         }
         let mut results = Vec::with_capacity(windows.len());
         for chunk in windows.chunks(self.max_batch.max(1)) {

@@ -401,9 +401,12 @@ impl VoiceProsody {
 
     /// The 164 features of one window of [`WINDOW`] samples whose first sample is sample
     /// `start` of its stream (used only to find the frames shared with the previous
-    /// window; a wrong or repeated `start` costs time, never correctness).
-    pub fn window(&mut self, start: u64, samples: &[f32]) -> Vec<f32> {
-        assert_eq!(samples.len(), WINDOW, "voice-prosody reads 1 s windows");
+    /// window; a wrong or repeated `start` costs time, never correctness). `None` when
+    /// `samples` is not [`WINDOW`] long.
+    pub fn window(&mut self, start: u64, samples: &[f32]) -> Option<Vec<f32>> {
+        if samples.len() != WINDOW {
+            return None;
+        }
         let mut clean = std::mem::take(&mut self.clean);
         clean.clear();
         clean.extend(samples.iter().map(|&v| {
@@ -463,7 +466,7 @@ impl VoiceProsody {
             pitch,
         });
         self.clean = old;
-        out
+        Some(out)
     }
 }
 
@@ -684,7 +687,7 @@ mod tests {
         let mut vp = VoiceProsody::new();
         // 200 Hz at −20 dBFS RMS
         let x = tone(200.0, 0.1 * 2f32.sqrt(), WINDOW, 0);
-        let f = vp.window(0, &x);
+        let f = vp.window(0, &x).unwrap();
         assert_eq!(f.len(), DIM);
         assert!((f[idx("loudness_mean_db")] + 20.0).abs() < 0.05, "{}", f[0]);
         assert!((f[idx("f0_p50_hz")] - 200.0).abs() < 1.0);
@@ -696,7 +699,8 @@ mod tests {
     #[test]
     fn silence_and_bad_samples_are_finite() {
         let mut vp = VoiceProsody::new();
-        let f = vp.window(0, &vec![0.0; WINDOW]);
+        let f = vp.window(0, &vec![0.0; WINDOW]).unwrap();
+        assert!(vp.window(0, &[0.0; 100]).is_none());
         assert_eq!(f[idx("loudness_mean_db")], -100.0);
         assert_eq!(f[idx("voiced_fraction")], 0.0);
         assert_eq!(f[idx("f0_mean_hz")], 0.0);
@@ -710,7 +714,7 @@ mod tests {
                 _ => {}
             }
         }
-        let f = vp.window(0, &x);
+        let f = vp.window(0, &x).unwrap();
         assert!(f.iter().all(|v| v.is_finite()), "{f:?}");
     }
 
@@ -725,16 +729,20 @@ mod tests {
             .collect();
         let mut cached = VoiceProsody::new();
         for (k, s) in (0..=40 * STEP).step_by(1280).enumerate() {
-            let a = cached.window(s as u64, &x[s..s + WINDOW]);
-            let b = VoiceProsody::new().window(s as u64, &x[s..s + WINDOW]);
+            let a = cached.window(s as u64, &x[s..s + WINDOW]).unwrap();
+            let b = VoiceProsody::new()
+                .window(s as u64, &x[s..s + WINDOW])
+                .unwrap();
             assert_eq!(a, b, "window {k}");
         }
         let st = cached.stats();
         assert_eq!(st.windows, 6);
         assert!(st.reused > 4 * st.computed / 3, "{st:?}");
         // a start that lies about the samples is caught by the content check
-        let a = cached.window(40 * STEP as u64 + 1280, &x[..WINDOW]);
-        let b = VoiceProsody::new().window(0, &x[..WINDOW]);
+        let a = cached
+            .window(40 * STEP as u64 + 1280, &x[..WINDOW])
+            .unwrap();
+        let b = VoiceProsody::new().window(0, &x[..WINDOW]).unwrap();
         assert_eq!(a, b);
     }
 }
