@@ -133,6 +133,55 @@ fn speech_gives_one_named_vector_per_hop_following_gain_and_pitch() {
     assert!(f0[1] > f0[0] * 1.2, "{f0:?}");
 }
 
+#[test]
+fn native_and_graph_give_the_same_vectors_in_a_stream() {
+    // 22.05 kHz espeak-ng speech resampled in the element, buffers of whatever size
+    // wavparse gives: the native path's frame reuse follows the stream's window starts.
+    let dir = common::scratch("voice-prosody-native");
+    let (wav, _) = speech_wav(50, &dir);
+    let run = |native: bool| {
+        vectors(&format!(
+            "filesrc location={} ! wavparse ! audioconvert ! audio/x-raw,format=F32LE ! featextract model=voice-prosody native={native} ! fakesink name=out",
+            wav.display()
+        ))
+    };
+    let (graph, native) = (run(false), run(true));
+    assert_eq!(graph.len(), native.len());
+    assert!(graph.len() > 50, "{} vectors", graph.len());
+    let (mut worst, mut worst_step) = (0.0f32, 0.0f32);
+    let (mut pitch_apart, mut steps_apart) = (0, 0);
+    for (g, n) in graph.iter().zip(&native) {
+        assert_eq!((g.pts, g.duration), (n.pts, n.duration));
+        // As in tests/voice_prosody_native.rs: the F0 functionals and voiced fraction
+        // (5-9, 34) move when a YIN decision flips within float rounding of its threshold;
+        // the rise / fall means (30-33) when a one-ulp step on a flat stretch counts as a
+        // step in one and not in the other. Everything else agrees to float rounding.
+        let (mut p, mut st) = (false, false);
+        for (i, (a, b)) in g.vector.iter().zip(&n.vector).enumerate() {
+            let err = (a - b).abs() / a.abs().max(1.0);
+            if (5..=9).contains(&i) || i == 34 {
+                p |= err > 1e-3;
+            } else if (30..=33).contains(&i) {
+                st |= err > 1e-3 && (a - b).abs() > 0.1;
+                worst_step = worst_step.max(err);
+            } else {
+                worst = worst.max(err);
+            }
+        }
+        pitch_apart += p as usize;
+        steps_apart += st as usize;
+    }
+    println!(
+        "{} vectors: worst relative difference {worst:.2e}; F0 features apart in {pitch_apart}; \
+         rise/fall apart in {steps_apart} (worst {worst_step:.3} relative)",
+        graph.len()
+    );
+    assert!(worst <= 1e-3, "{worst}");
+    assert!(pitch_apart * 50 <= graph.len(), "{pitch_apart}");
+    assert!(steps_apart * 10 <= graph.len(), "{steps_apart}");
+    assert!(worst_step <= 0.1, "{worst_step}");
+}
+
 /// Pushes mono F32 16 kHz `x` in 1000-sample buffers through featextract, then EOS.
 fn push(x: &[f32]) -> Vec<Arc<FeatureVector>> {
     common::init();
