@@ -1,9 +1,9 @@
 """Archive throughput of affect-annotate (release build) on this machine, side by side in
 one run: `--jobs 1` vs `--jobs 2`, and the Ray job (deploy/ray/annotate_job.py) on a local
 head node with 2 CPUs vs `affect-annotate --jobs 2` (the engine's overhead, as a ratio), in
-two shapes: 2 tasks of 1 CPU at once, each `affect-annotate --jobs 1` on a batch; and 1 task
-of 2 CPUs at a time running `--jobs 2` (the local run's shape: one process shares its model
-sessions between its pipelines). Ray tasks take N/4 inputs each. Each configuration runs
+three shapes: 2 one-CPU tasks at a time, each `affect-annotate --jobs 1` on a batch of N/4
+inputs (4 tasks) or of N/2 (one task per worker); and one 2-CPU task of all N inputs running
+`--jobs 2` (the local run inside one Ray task: Ray's own cost alone). Each configuration runs
 twice, interleaved, on a fresh output folder each time; the figures are the means, with
 both runs shown (other work on the machine makes single runs noisy).
 
@@ -45,7 +45,7 @@ def local_run(binary, lst, out, jobs):
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     s = json.loads((out / "run-summary.json").read_text())
     assert s["ok"] == s["inputs"], s
-    return wall, s["media_seconds"], (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, s["media_seconds"], (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), 0.0
 
 
 def group_cpu(pgid):
@@ -75,11 +75,7 @@ def ray_run(binary, lst, out, address, batch, cpus, jobs):
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     s = json.loads((out / "ray-run-summary.json").read_text())
     assert s["ok"] == s["inputs"], s
-    RAY_OWN.append(group_cpu(RAY_PGID) - c0)
-    return s["wall_seconds"], s["media_seconds"], s["cpu_seconds"]
-
-
-RAY_OWN = []
+    return s["wall_seconds"], s["media_seconds"], s["cpu_seconds"], group_cpu(RAY_PGID) - c0
 
 
 def main():
@@ -114,7 +110,7 @@ def main():
         ray.shutdown()
         cluster_up = time.monotonic() - t0
         batch = max(1, n // 4)
-        runs = {"jobs1": [], "jobs2": [], "ray2": [], "ray1x2": []}
+        runs = {"jobs1": [], "jobs2": [], "ray2": [], "ray2one": [], "ray1x2": []}
         k = 0
         for _ in range(2):
             for name in runs:
@@ -122,34 +118,37 @@ def main():
                 out = work / f"out{k}"
                 if name == "ray2":
                     runs[name].append(ray_run(binary, lst, out, f"127.0.0.1:{port}", batch, 1, 1))
+                elif name == "ray2one":
+                    runs[name].append(ray_run(binary, lst, out, f"127.0.0.1:{port}", (n + 1) // 2, 1, 1))
                 elif name == "ray1x2":
-                    runs[name].append(ray_run(binary, lst, out, f"127.0.0.1:{port}", batch, 2, 2))
+                    runs[name].append(ray_run(binary, lst, out, f"127.0.0.1:{port}", n, 2, 2))
                 else:
                     runs[name].append(local_run(binary, lst, out, int(name[-1])))
                 shutil.rmtree(out)
         print(f"archive: {n} copies of {clip.name} ({runs['jobs1'][0][1] / n:.2f} s of media each), "
               f"{os.cpu_count()} cores, release build, face mesh on")
-        mean, cpu = {}, {}
+        mean, cpu, own = {}, {}, {}
         for name, rs in runs.items():
-            walls = [w for w, _, _ in rs]
+            walls = [w for w, _, _, _ in rs]
             media = rs[0][1]
             w = sum(walls) / len(walls)
             mean[name] = w
-            cpu[name] = sum(c for _, _, c in rs) / len(rs) / n
+            cpu[name] = sum(c for _, _, c, _ in rs) / len(rs) / n
+            own[name] = sum(o for _, _, _, o in rs) / len(rs)
             label = {"jobs1": "affect-annotate --jobs 1", "jobs2": "affect-annotate --jobs 2",
-                     "ray2": "Ray, 2 workers x 1 CPU, --jobs 1",
-                     "ray1x2": "Ray, 1 worker x 2 CPUs, --jobs 2"}[name]
+                     "ray2": f"Ray, 2 x 1 CPU, --jobs 1, tasks of {batch}",
+                     "ray2one": f"Ray, 2 x 1 CPU, --jobs 1, tasks of {(n + 1) // 2}",
+                     "ray1x2": f"Ray, 1 x 2 CPUs, --jobs 2, a task of {n}"}[name]
             print(f"  {label:<38} {n * 3600 / w:7.0f} inputs/hour  {n * 3600 / w / 2:6.0f} inputs/hour/core  "
                   f"real-time factor {media / w:5.2f}  cpu {cpu[name]:.2f} s/input  "
                   f"(wall {' / '.join(f'{x:.1f}' for x in walls)} s)")
         print(f"  --jobs 2 vs --jobs 1: {mean['jobs1'] / mean['jobs2']:.2f}x the throughput")
-        for name in ("ray2", "ray1x2"):
+        for name in ("ray2", "ray2one", "ray1x2"):
             ratio = mean["jobs2"] / mean[name]
-            print(f"  {name}: Ray vs --jobs 2: {ratio:.3f} of the local throughput "
-                  f"(engine overhead {100 * (1 - ratio):+.1f} %; target: within 10 %); CPU per input "
-                  f"{cpu[name] / cpu['jobs2']:.3f}x --jobs 2's (affect-annotate processes only)")
-        print(f"  Ray's own processes (raylet, GCS, workers, agents) used {sum(RAY_OWN) / len(RAY_OWN):.1f} CPU-s "
-              f"per Ray run of {n} inputs")
+            total = (cpu[name] * n + own[name]) / (cpu["jobs2"] * n)
+            print(f"  {name}: Ray vs --jobs 2: {ratio:.3f} of the local throughput by wall time "
+                  f"(overhead {100 * (1 - ratio):+.1f} %; target: within 10 %); by CPU: {total:.3f}x the local "
+                  f"CPU (affect-annotate {cpu[name] / cpu['jobs2']:.3f}x, Ray's own processes {own[name]:.1f} CPU-s)")
         print(f"  Ray cluster start {cluster_up:.1f} s, not counted")
         print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
               "(other work on the machine makes wall times noisy; CPU seconds much less so)")
