@@ -29,15 +29,18 @@ pub fn read_stats(ndjson: &Path) -> Result<ResultStats, String> {
     for e in affect::EXPRESSIONS {
         st.expressions.insert(e.to_owned(), 0);
     }
-    let text = match std::fs::read_to_string(ndjson) {
-        Ok(t) => t,
+    use std::io::BufRead;
+    // Line by line: hours of video with several faces make files of hundreds of MB.
+    let file = match std::fs::File::open(ndjson) {
+        Ok(f) => std::io::BufReader::new(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(st),
         Err(e) => return Err(format!("{}: {e}", ndjson.display())),
     };
     let (mut sv, mut sa) = (0.0f64, 0.0f64);
     let mut tracks = std::collections::BTreeSet::new();
-    for (n, line) in text.lines().enumerate() {
-        let r = affect::results::AffectRecord::from_json_line(line)
+    for (n, line) in file.lines().enumerate() {
+        let line = line.map_err(|e| format!("{}: {e}", ndjson.display()))?;
+        let r = affect::results::AffectRecord::from_json_line(&line)
             .map_err(|e| format!("{} line {}: {e}", ndjson.display(), n + 1))?;
         st.faces += 1;
         sv += f64::from(r.face.valence);
