@@ -17,7 +17,6 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${AFFECT_CACHE_DIR:-$ROOT/.cache}
-VENV=$CACHE/byo-venv
 PINS=(
   torch==2.15.0 torchvision==0.29.2 timm==1.0.31 transformers==5.23.0 torchvggish==0.2
   onnx==1.23.2 onnxruntime==1.31.1 onnxscript==0.7.2 onnx-ir==1.1.0 numpy==2.4.6
@@ -34,17 +33,6 @@ PINS=(
   regex==2026.12.2 rich==15.0.0 shellingham==1.5.4 sympy==1.14.0 tqdm==4.70.1
   truststore==0.10.5 typer==0.29.2 typing-inspection==0.4.5 typing_extensions==4.16.0
 )
-if [ ! -x "$VENV/bin/python" ]; then
-  /usr/bin/python3 -m venv "$VENV" >&2
-fi
-if ! "$VENV/bin/python" - "${PINS[@]}" <<'PYCHECK' 2>/dev/null; then
-import sys
-from importlib.metadata import version
-for pin in sys.argv[1:]:
-    name, want = pin.split("==")
-    if version(name).split("+")[0] != want:
-        sys.exit(1)
-PYCHECK
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps "${PINS[@]}" >&2
-fi
-echo "$VENV/bin/python"
+. "$ROOT/tests/python/pinned-venv.sh"
+ARGS=(--no-deps)
+pinned_venv byo-venv PINS ARGS

@@ -6,21 +6,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${AFFECT_CACHE_DIR:-$ROOT/.cache}
-VENV=$CACHE/k8s-venv
 PINS=(kubernetes-validate==1.37.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1
       referencing==0.37.0 rpds-py==2026.9.1 attrs==26.1.0 PyYAML==6.0.4 packaging==26.4
       importlib_resources==7.1.0 typing_extensions==4.16.0)
-if [ ! -x "$VENV/bin/python" ]; then
-  /usr/bin/python3 -m venv "$VENV" >&2
-fi
-if ! "$VENV/bin/python" - "${PINS[@]}" <<'PYCHECK' 2>/dev/null; then
-import sys
-from importlib.metadata import version
-for pin in sys.argv[1:]:
-    name, want = pin.split("==")
-    if version(name) != want:
-        sys.exit(1)
-PYCHECK
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}" >&2
-fi
-echo "$VENV/bin/python"
+. "$ROOT/tests/python/pinned-venv.sh"
+pinned_venv k8s-venv PINS

@@ -7,23 +7,11 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${AFFECT_CACHE_DIR:-$ROOT/.cache}
-VENV=$CACHE/prosody-venv
 PINS=(
   "onnxruntime==$(cat "$CACHE/onnxruntime/VERSION" 2>/dev/null || echo 1.31.1)"
   numpy==2.4.6 onnx==1.23.2 librosa==0.11.0
   scipy==1.17.1 numba==0.68.1 llvmlite==0.50.0 soundfile==0.14.0 soxr==1.1.0
 )
-if [ ! -x "$VENV/bin/python" ]; then
-  /usr/bin/python3 -m venv "$VENV" >&2
-fi
-"$VENV/bin/python" - "${PINS[@]}" <<'PYCHECK' 2>/dev/null \
-  || "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-       --find-links "$CACHE/wheels" "${PINS[@]}" >&2
-import sys
-from importlib.metadata import version
-for pin in sys.argv[1:]:
-    name, want = pin.split("==")
-    if version(name) != want:
-        sys.exit(1)
-PYCHECK
-echo "$VENV/bin/python"
+. "$ROOT/tests/python/pinned-venv.sh"
+ARGS=(--find-links "$CACHE/wheels")
+pinned_venv prosody-venv PINS ARGS

@@ -6,20 +6,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${AFFECT_CACHE_DIR:-$ROOT/.cache}
-VENV=$CACHE/ray-venv
 PINS=(ray==2.60.0 fsspec==2026.9.0 click==8.5.1 filelock==4.3.2 msgpack==1.2.4
       protobuf==7.36.2 PyYAML==6.0.4 requests==2.34.2 jsonschema==4.26.0 packaging==26.4)
-if [ ! -x "$VENV/bin/python" ]; then
-  /usr/bin/python3 -m venv "$VENV" >&2
-fi
-if ! "$VENV/bin/python" - "${PINS[@]}" <<'PYCHECK' 2>/dev/null; then
-import sys
-from importlib.metadata import version
-for pin in sys.argv[1:]:
-    name, want = pin.split("==")
-    if version(name) != want:
-        sys.exit(1)
-PYCHECK
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}" >&2
-fi
-echo "$VENV/bin/python"
+. "$ROOT/tests/python/pinned-venv.sh"
+pinned_venv ray-venv PINS
