@@ -105,18 +105,8 @@ fn write_inputs(work: &Path, crops: &[Arc<FaceCrop>]) {
 }
 
 fn run_python_check(work: &Path) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let venv = Command::new("bash")
-        .arg(root.join("tests/python/byo-venv.sh"))
-        .env("AFFECT_CACHE_DIR", affect::runtime::cache_dir())
-        .output()
-        .expect("runs bash");
-    assert!(
-        venv.status.success(),
-        "creating the byo venv failed (needs Debian's python3-venv and the package registry once):\n{}",
-        String::from_utf8_lossy(&venv.stderr)
-    );
-    let python = String::from_utf8_lossy(&venv.stdout).trim().to_owned();
+    let root = common::root();
+    let python = common::venv_python("byo-venv.sh");
     let out = Command::new(&python)
         .arg(root.join("tests/python/check_byo.py"))
         .arg(work)

@@ -3,28 +3,15 @@
 //! consistent with `affect-annotate` and the Containerfile (tests/python/check_manifests.py
 //! in the pinned venv of tests/python/k8s-venv.sh).
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+use common::root;
 
 #[test]
 fn kubernetes_manifests_are_valid_and_match_the_program() {
-    let venv = Command::new("bash")
-        .arg(root().join("tests/python/k8s-venv.sh"))
-        .output()
-        .expect("bash runs");
-    assert!(
-        venv.status.success(),
-        "k8s venv: {}",
-        String::from_utf8_lossy(&venv.stderr)
-    );
-    let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
+    let python = common::venv_python("k8s-venv.sh");
     let out = Command::new(&python)
         .arg(root().join("tests/python/check_manifests.py"))
         .arg(root())

@@ -4,28 +4,15 @@
 //! afterwards every input has exactly one complete result equal to an uninterrupted run's
 //! (tests/python/ray_fault_test.py in the pinned venv of tests/python/ray-venv.sh).
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+use common::root;
 
 #[test]
 fn ray_job_survives_a_killed_worker_node() {
-    let venv = Command::new("bash")
-        .arg(root().join("tests/python/ray-venv.sh"))
-        .output()
-        .expect("bash runs");
-    assert!(
-        venv.status.success(),
-        "ray venv: {}",
-        String::from_utf8_lossy(&venv.stderr)
-    );
-    let python = String::from_utf8(venv.stdout).unwrap().trim().to_owned();
+    let python = common::venv_python("ray-venv.sh");
     let inputs = std::env::var("AFFECT_RAY_TEST_INPUTS").unwrap_or_else(|_| "12".into());
     let out = Command::new(&python)
         .arg(root().join("tests/python/ray_fault_test.py"))

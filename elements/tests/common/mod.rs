@@ -59,6 +59,31 @@ pub fn collect<T: Send + 'static>(
     std::mem::take(&mut *got.lock().unwrap())
 }
 
+/// The workspace root (the repository).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The python of a pinned test venv: runs `tests/python/<script>` (creates the venv in
+/// the cache folder once, checks its pins) and returns the path it prints; panics with
+/// the script's output when it fails.
+pub fn venv_python(script: &str) -> PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(root().join("tests/python").join(script))
+        .env("AFFECT_CACHE_DIR", affect::runtime::cache_dir())
+        .output()
+        .expect("runs bash");
+    assert!(
+        out.status.success(),
+        "tests/python/{script} failed (needs Debian's python3-venv and the package registry once):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// A fresh scratch folder for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("gst-affect-{}-{}", name, std::process::id()));
