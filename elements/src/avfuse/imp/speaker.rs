@@ -199,13 +199,12 @@ impl AvFuse {
     }
 
     /// The per-track audio weight of a frame (`speaking`: its faces' states, if scored).
-    pub(super) fn attribution_weight(
+    pub(super) fn attribution_weight<'a>(
         settings: &Settings,
-        speaking: Option<&[(u64, Speaking)]>,
+        states: Option<&'a [(u64, Speaking)]>,
         faces_in_view: usize,
-    ) -> impl Fn(u64) -> f32 {
+    ) -> impl Fn(u64) -> f32 + 'a {
         let mode = settings.attribution;
-        let states: Option<Vec<(u64, Speaking)>> = speaking.map(<[_]>::to_vec);
         move |id| {
             // Scored: a track not in this frame is not speaking.
             let absent = Speaking {
@@ -213,9 +212,7 @@ impl AvFuse {
                 speaking: false,
                 silent: true,
             };
-            let state = states
-                .as_ref()
-                .map(|s| s.iter().find(|f| f.0 == id).map_or(absent, |f| f.1));
+            let state = states.map(|s| s.iter().find(|f| f.0 == id).map_or(absent, |f| f.1));
             audio_weight(mode, state, faces_in_view)
         }
     }
