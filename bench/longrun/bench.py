@@ -7,11 +7,12 @@ timestamps, through
 
     appsrc ! facecrop ! queue ! featextract ! avfuse ! fakesink
 
-(avfuse video-only: its audio pad stays unlinked). Every `--segment` frames the frame
+(avfuse video-only: its audio pad stays unlinked); with `--mesh`, `facecrop mesh=true`
+(the 468-point mesh of each face every frame, kept per track). Every `--segment` frames the frame
 rate of that segment and the process's resident memory are recorded; printed: the table,
 last / first segment frame rate, and memory growth after the first segment.
 
-    python bench.py --work DIR --media single_face.mp4 [--frames 20000] [--segment 2000]
+    python bench.py --work DIR --media single_face.mp4 [--frames 20000] [--segment 2000] [--mesh]
 """
 
 import argparse
@@ -54,6 +55,7 @@ def main():
     ap.add_argument("--media", required=True)
     ap.add_argument("--frames", type=int, default=20000)
     ap.add_argument("--segment", type=int, default=2000)
+    ap.add_argument("--mesh", action="store_true", help="facecrop mesh=true")
     a = ap.parse_args()
     one, _, n = prepare_frames(a.media, a.work, 1)
     Gst = gst_init()
@@ -62,7 +64,7 @@ def main():
     p = Gst.parse_launch(
         f"appsrc name=src format=time block=true max-buffers=8 "
         f"caps=video/x-raw,format=RGB,width={W},height={H},framerate={FPS}/1 "
-        f"! facecrop ! queue ! featextract ! avfuse post-messages=false ! fakesink name=out sync=false"
+        f"! facecrop mesh={'true' if a.mesh else 'false'} ! queue ! featextract ! avfuse post-messages=false ! fakesink name=out sync=false"
     )
     marks = []  # (frames done, time, rss)
     count = [0]
@@ -93,7 +95,8 @@ def main():
     p.set_state(Gst.State.NULL)
     if msg is None or msg.type != Gst.MessageType.EOS:
         raise SystemExit(f"long run failed: {msg.parse_error() if msg else 'timeout'}")
-    print(f"long run: {a.frames} frames of {W}x{H} through facecrop ! featextract ! avfuse, "
+    print(f"long run: {a.frames} frames of {W}x{H} through facecrop{' mesh=true' if a.mesh else ''}"
+          f" ! featextract ! avfuse, "
           f"segments of {a.segment}")
     print(f"  {'frames':>8} {'frames/s':>10} {'RSS MB':>8}")
     rates = []
