@@ -2,14 +2,15 @@
 # Talking-head clips for the active-speaker tests (scripts/talking_heads.py says how they
 # are made): two real faces side by side whose mouths follow two different espeak-ng
 # utterances, with one utterance (or silence) as the audio, a still "narrator" face under
-# speech, and one talking face alone. Idempotent and cached in
+# speech, one talking face alone, and a minute-long interview whose two faces take turns.
+# Idempotent and cached in
 # ${AFFECT_CACHE_DIR:-.cache}/media/talking/ (a VERSION file names the recipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${AFFECT_CACHE_DIR:-.cache}
 MEDIA=$CACHE/media
 OUT=$MEDIA/talking
-RECIPE="talking-heads 1"
+RECIPE="talking-heads 2"
 log() { printf 'make-talking-heads: %s\n' "$*"; }
 if [ -f "$OUT/VERSION" ] && [ "$(cat "$OUT/VERSION")" = "$RECIPE" ]; then
   log "$OUT present"

