@@ -53,17 +53,34 @@ fn run(x: &[f32], vad: VadKind) -> (Vec<f32>, Vec<FrameInfo>, EngineOutput) {
 }
 
 /// Silero fed by [`SileroVad`] reproduces the reference probabilities of
-/// weights/convert/README.md (same espeak-ng sentence, `sox -D` to 16 kHz 16-bit).
+/// weights/convert/README.md (same espeak-ng sentence, `sox -D` to 16 kHz 16-bit), and
+/// its native computation gives ONNX Runtime's probabilities on every chunk.
 #[test]
 fn silero_feeding_matches_the_reference() {
     let text = "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore, and then she rests for a while. How are you feeling today?";
     let x = espeak_speech(text, 16_000, None, &cache()).expect("espeak-ng + sox (make setup)");
     assert_eq!(x.len(), 132_046, "espeak-ng 1.51 output expected");
-    let mut v = silero();
-    let mut p = Vec::new();
-    v.push(&x, &mut p).unwrap();
-    v.flush(&mut p).unwrap();
+    // Both ways: computed natively (the default on the CPU) and through ONNX Runtime.
+    let probs = |native: bool| {
+        let mut v = silero();
+        assert!(v.is_native(), "native Silero refused: {}", v.native_note());
+        v.set_native(native);
+        assert_eq!(v.is_native(), native);
+        let mut p = Vec::new();
+        v.push(&x, &mut p).unwrap();
+        v.flush(&mut p).unwrap();
+        p
+    };
+    let (p, ort) = (probs(true), probs(false));
     assert_eq!(p.len(), 258);
+    assert_eq!(ort.len(), 258);
+    let worst = p
+        .iter()
+        .zip(&ort)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    println!("silero native vs ONNX Runtime: max |diff| {worst:.2e} over 258 chunks");
+    assert!(worst <= 1e-5, "native vs ONNX Runtime: {worst}");
     let want0 = [
         0.059782, 0.082405, 0.916400, 0.960392, 0.980464, 0.971250, 0.920771, 0.970003, 0.993119,
         0.998134,

@@ -102,6 +102,9 @@ print(f"audio branch (vad=silero) vs the librosa loop: {vp / lib_rtf:.1f}x stead
 print(f"featextract voice-prosody vs the librosa loop: {fe / lib_rtf:.1f}x steady, {fe60 / lib_rtf:.1f}x "
       f"on the 60 s clip")
 print(f"audio branch voice-prosody vs oww-speech-embedding: {vp / oww:.2f}x steady")
+sn60, sn = table.get("audiodenoise vad=silero alone", (np.nan, np.nan))
+so60, so = table.get("audiodenoise vad=silero native=false alone (ONNX Runtime)", (np.nan, np.nan))
+print(f"audiodenoise vad=silero, Silero native vs through ONNX Runtime: {sn / so:.2f}x steady")
 for label, r in [("vad=silero", vp), ("vad=rnnoise", rn)]:
     print(f"target: audio branch ({label}) >= 300x real time: "
           f"{'met' if r >= 300 else 'NOT met'} ({r:.0f}x steady)")

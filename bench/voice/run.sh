@@ -79,6 +79,7 @@ rows=(
   "featextract voice-prosody alone|audioresample ! featextract model=voice-prosody"
   "featextract voice-prosody alone, graph (native=false)|audioresample ! featextract model=voice-prosody native=false"
   "audiodenoise vad=silero alone|audiodenoise vad=silero"
+  "audiodenoise vad=silero native=false alone (ONNX Runtime)|audiodenoise vad=silero native=false"
   "audiodenoise vad=rnnoise alone|audiodenoise vad=rnnoise"
 )
 RESULTS=$WORK/results.txt

@@ -482,9 +482,12 @@ fn a_missing_mesh_model_is_an_error_naming_it() {
     assert!(err.contains("my-mesh"), "{err}");
 }
 
-/// The interview clip's turns `(first frame, end frame, left speaks)` and each face's
-/// per-frame mouth opening, from `faces.json`.
-fn interview() -> (Vec<(usize, usize, bool)>, Vec<f32>, Vec<f32>) {
+/// One turn of the interview: first frame, end frame, whether the left face speaks.
+type Turn = (usize, usize, bool);
+
+/// The interview clip's turns and each face's per-frame mouth opening (left, right),
+/// from `faces.json`.
+fn interview() -> (Vec<Turn>, Vec<f32>, Vec<f32>) {
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(talking("faces.json")).unwrap()).unwrap();
     let iv = &info["interview"];

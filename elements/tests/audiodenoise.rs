@@ -439,6 +439,33 @@ fn zero_vad_lookahead_finds_the_same_segments() {
     }
 }
 
+/// `native=false` runs Silero through ONNX Runtime instead of computing it natively
+/// (the default on the CPU): the same speech segments, boundaries within one 10 ms
+/// frame, confirming probabilities within 1e-4, and the same samples.
+#[test]
+fn native_and_onnx_runtime_silero_agree_through_the_element() {
+    let (clean, bounds) = clip();
+    let native = run(&[("vad", "silero")], &clean, 1, 4096);
+    let ort = run(&[("vad", "silero"), ("native", "false")], &clean, 1, 4096);
+    let (a, b) = (speech_messages(&native), speech_messages(&ort));
+    assert_eq!(a.len(), 2 * bounds.len());
+    assert_eq!(a.len(), b.len());
+    for (m, n) in a.iter().zip(&b) {
+        assert_eq!(m.start, n.start);
+        let dt = m.timestamp.unwrap().mseconds() as i64 - n.timestamp.unwrap().mseconds() as i64;
+        assert!(dt.abs() <= 10, "boundary moved by {dt} ms");
+        assert!(
+            (m.probability - n.probability).abs() <= 1e-4,
+            "{} vs {}",
+            m.probability,
+            n.probability
+        );
+    }
+    assert_eq!(native.samples, ort.samples);
+    let e = element(&[("vad", "silero")]);
+    assert!(e.property::<bool>("native"));
+}
+
 #[test]
 fn quality_through_the_element() {
     let (clean, bounds) = clip();

@@ -6,7 +6,8 @@
 //! previous run's `stateN`, and `sr` an int64 scalar 16000; `output` `[1, 1]` is the speech
 //! probability of the 512 new samples (32 ms).
 
-use crate::runtime::{AudioInput, InputSpec, Model, RuntimeError};
+use super::silero_native::NativeSilero;
+use crate::runtime::{AudioInput, ExecutionProvider, InputSpec, Model, RuntimeError};
 
 /// A streaming Silero VAD: 16 kHz samples in, one probability per 512-sample chunk out.
 pub struct SileroVad {
@@ -29,6 +30,13 @@ pub struct SileroVad {
     window: Vec<f32>,
     filled: usize,
     chunks: u64,
+    /// The same computation in Rust ([`NativeSilero`]), when the file holds Silero's
+    /// weights, the session runs on the CPU and the two agreed on a test signal.
+    native: Option<NativeSilero>,
+    /// Use `native` (true unless [`SileroVad::set_native`] turned it off).
+    use_native: bool,
+    /// Why `native` is `None`, for the element's log.
+    native_note: String,
 }
 
 impl std::fmt::Debug for SileroVad {
@@ -37,6 +45,7 @@ impl std::fmt::Debug for SileroVad {
             .field("model", &self.model)
             .field("chunk", &self.chunk)
             .field("context", &self.context)
+            .field("native", &self.is_native())
             .finish()
     }
 }
@@ -106,9 +115,125 @@ impl SileroVad {
             window: vec![0.0; context + *window],
             filled: 0,
             chunks: 0,
+            native: None,
+            use_native: true,
+            native_note: String::new(),
             model,
         };
-        Ok(v)
+        Ok(v.with_native())
+    }
+
+    /// Largest |probability| difference allowed between the native computation and
+    /// ONNX Runtime on the load-time check (measured on espeak-ng speech: ~1e-6).
+    const NATIVE_TOLERANCE: f32 = 1e-4;
+
+    /// Sets up [`NativeSilero`] when it can stand in for the session: CPU provider, the
+    /// feeding this runner knows (64 + 512 samples, a `[2, 1, 128]` state), weights
+    /// found in the file, and the same probabilities and state as ONNX Runtime, within
+    /// [`Self::NATIVE_TOLERANCE`], over 24 chunks of a test signal (a gliding tone with
+    /// syllable-like bursts and noise). Otherwise every chunk runs through ONNX Runtime
+    /// and [`SileroVad::native_note`] says why.
+    fn with_native(mut self) -> Self {
+        use super::silero_native::{CHUNK, CONTEXT, STATE};
+        let fail = |mut s: Self, why: String| {
+            s.native_note = why;
+            s
+        };
+        if self.model.provider() != ExecutionProvider::Cpu {
+            let why = format!("the session runs on {:?}", self.model.provider());
+            return fail(self, why);
+        }
+        if self.chunk != CHUNK || self.context != CONTEXT || self.state.len() != STATE {
+            return fail(
+                self,
+                "the contract's chunk, context or state differs from Silero's".into(),
+            );
+        }
+        let native = match std::fs::read(self.model.path())
+            .map_err(|e| e.to_string())
+            .and_then(|b| NativeSilero::from_onnx(&b))
+        {
+            Ok(n) => n,
+            Err(e) => return fail(self, e),
+        };
+        self.native = Some(native);
+        match self.check_native() {
+            Ok(()) => self,
+            Err(e) => {
+                self.native = None;
+                fail(self, e)
+            }
+        }
+    }
+
+    /// Runs the test signal through both and compares; leaves the runner reset.
+    fn check_native(&mut self) -> Result<(), String> {
+        let n = 24 * self.chunk;
+        let signal: Vec<f32> = (0..n)
+            .map(|i| {
+                let t = i as f32 / self.sample_rate as f32;
+                let burst = (std::f32::consts::PI * 4.0 * t).sin().max(0.0);
+                let tone = (std::f32::consts::TAU * (120.0 + 200.0 * t) * t).sin();
+                let noise =
+                    ((i as u32).wrapping_mul(2_654_435_761) >> 8) as f32 / 16_777_216.0 - 0.5;
+                0.4 * burst * tone + 0.02 * noise
+            })
+            .collect();
+        let mut worst = 0.0f32;
+        let mut state = vec![0.0f32; self.state.len()];
+        for c in signal.chunks_exact(self.chunk) {
+            let at = self.context;
+            self.window[at..].copy_from_slice(c);
+            let window = self.window.clone();
+            let p_native = self
+                .native
+                .as_mut()
+                .map(|s| s.run(&window, &mut state))
+                .unwrap_or(f32::NAN);
+            let p_ort = self.run_session().map_err(|e| e.to_string())?;
+            let d_state = state
+                .iter()
+                .zip(&self.state)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            let w = self.window.len();
+            self.window.copy_within(w - self.context.., 0);
+            let d = (p_native - p_ort).abs().max(d_state / 10.0);
+            if d.is_nan() {
+                worst = f32::INFINITY;
+                break;
+            }
+            worst = worst.max(d);
+        }
+        self.reset();
+        if worst <= Self::NATIVE_TOLERANCE {
+            Ok(())
+        } else {
+            Err(format!(
+                "its probabilities differ from ONNX Runtime's by {worst:.2e} on the test signal"
+            ))
+        }
+    }
+
+    /// Whether chunks are computed natively ([`NativeSilero`]) rather than by ONNX Runtime.
+    pub fn is_native(&self) -> bool {
+        self.use_native && self.native.is_some()
+    }
+
+    /// Why chunks run through ONNX Runtime although native computation is on (empty
+    /// when they do not, or when it was turned off).
+    pub fn native_note(&self) -> &str {
+        if self.use_native {
+            &self.native_note
+        } else {
+            ""
+        }
+    }
+
+    /// `false`: every chunk through ONNX Runtime, even where the native computation
+    /// could stand in (`audiodenoise native=false`).
+    pub fn set_native(&mut self, on: bool) {
+        self.use_native = on;
     }
 
     /// New samples per run (512).
@@ -139,7 +264,26 @@ impl SileroVad {
         self.chunks = 0;
     }
 
+    /// One chunk (the full `window`): its probability, the state carried on.
     fn run(&mut self) -> Result<f32, RuntimeError> {
+        let prob = match (&mut self.native, self.use_native) {
+            (Some(n), true) => n.run(&self.window, &mut self.state),
+            _ => self.run_session()?,
+        };
+        // The next window starts with the last `context` samples of this one.
+        let n = self.window.len();
+        self.window.copy_within(n - self.context.., 0);
+        self.filled = 0;
+        self.chunks += 1;
+        Ok(if prob.is_finite() {
+            prob.clamp(0.0, 1.0)
+        } else {
+            0.0
+        })
+    }
+
+    /// One chunk through ONNX Runtime; updates `state`.
+    fn run_session(&mut self) -> Result<f32, RuntimeError> {
         use ort::value::TensorRef;
         // Per 32 ms chunk: nothing is allocated here but what ONNX Runtime allocates
         // (the model's name is cloned only for an error).
@@ -185,16 +329,7 @@ impl SileroVad {
             Ok(prob)
         })?;
         std::mem::swap(&mut self.state, &mut self.state_next);
-        // The next window starts with the last `context` samples of this one.
-        let n = self.window.len();
-        self.window.copy_within(n - self.context.., 0);
-        self.filled = 0;
-        self.chunks += 1;
-        Ok(if prob.is_finite() {
-            prob.clamp(0.0, 1.0)
-        } else {
-            0.0
-        })
+        Ok(prob)
     }
 
     /// Feeds 16 kHz samples in [-1, 1]; appends the probability of every chunk completed.

@@ -132,7 +132,19 @@ impl BaseTransformImpl for AudioDenoise {
             if let Some(w) = settings.model.threads_warning() {
                 gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
             }
-            Some(SileroVad::new(model).map_err(|e| e.to_error_message())?)
+            let mut vad = SileroVad::new(model).map_err(|e| e.to_error_message())?;
+            vad.set_native(settings.native);
+            if vad.is_native() {
+                gst::info!(CAT, imp = self, "Silero computed natively (native=true)");
+            } else if settings.native {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Silero through ONNX Runtime: {}",
+                    vad.native_note()
+                );
+            }
+            Some(vad)
         } else {
             None
         };
