@@ -100,7 +100,7 @@ impl ObjectImpl for AudioDenoise {
             let mut v = vec![
                 glib::ParamSpecEnum::builder_with_default("vad", DEFAULT_VAD)
                     .nick("VAD")
-                    .blurb("Speech probability source: silero (Silero VAD through ONNX Runtime, recommended) or rnnoise (RNNoise's own, weaker in noise; no model loaded)")
+                    .blurb("Speech probability source: silero (Silero VAD, recommended; computed natively on the CPU, see native, else through ONNX Runtime) or rnnoise (RNNoise's own, weaker in noise; no model loaded)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("gate", DEFAULT_GATE)
