@@ -129,8 +129,9 @@ impl SileroVad {
 
     /// Sets up [`NativeSilero`] when it can stand in for the session: CPU provider, the
     /// feeding this runner knows (64 + 512 samples, a `[2, 1, 128]` state), weights
-    /// found in the file, and the same probabilities and state as ONNX Runtime, within
-    /// [`Self::NATIVE_TOLERANCE`], over 24 chunks of a test signal (a gliding tone with
+    /// found in the file, and the same probabilities as ONNX Runtime within
+    /// [`Self::NATIVE_TOLERANCE`] (the state within ten times that) over 24 chunks of a
+    /// test signal (a gliding tone with
     /// syllable-like bursts and noise). Otherwise every chunk runs through ONNX Runtime
     /// and [`SileroVad::native_note`] says why.
     fn with_native(mut self) -> Self {
