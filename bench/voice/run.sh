@@ -75,6 +75,7 @@ rows=(
   "identity|identity"
   "audiodenoise vad=silero -> featextract voice-prosody|audiodenoise vad=silero ! featextract model=voice-prosody"
   "audiodenoise vad=rnnoise -> featextract voice-prosody|audiodenoise vad=rnnoise ! featextract model=voice-prosody"
+  "audiodenoise vad=silero enabled=false -> featextract (VAD only)|audiodenoise vad=silero enabled=false ! featextract model=voice-prosody"
   "audiodenoise vad=silero -> featextract oww-speech-embedding|audiodenoise vad=silero ! featextract model=oww-speech-embedding"
   "featextract voice-prosody alone|audioresample ! featextract model=voice-prosody"
   "featextract voice-prosody alone, graph (native=false)|audioresample ! featextract model=voice-prosody native=false"
