@@ -742,3 +742,55 @@ fn extract_with_another_audio_model_records_it() {
     assert!(f.audio.iter().all(|v| v.is_finite()));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `extract --face-model PATH` (a user's own face model, here a renamed copy of the
+/// bundled one): featextract runs that file, and the feature files record it by name and
+/// sha256 (what a fusion model trained on them will declare, and what avfuse checks at
+/// inference). A model file that is not there is an error naming it, before any pipeline.
+#[test]
+fn extract_with_another_face_model_records_it() {
+    let dir = scratch("face-model");
+    let registry = dir.join("registry.bin");
+    let videos = dir.join("videos");
+    std::fs::create_dir_all(&videos).unwrap();
+    std::fs::copy(media("sample.mp4"), videos.join("sample.mp4")).unwrap();
+    let mine = dir.join("my-face.onnx");
+    std::fs::copy(affect::weights::resolve_model("fer-mini-xception"), &mine).unwrap();
+    let sha = affect::weights::sha256_hex(&std::fs::read(&mine).unwrap());
+    let data = dir.join("data");
+    let out = ok(&run_extract(
+        &videos,
+        &data,
+        &[
+            "--face-model",
+            mine.to_str().unwrap(),
+            "--visual-input",
+            "features",
+        ],
+        &registry,
+    ));
+    assert!(out.contains("extracted 1 feature file(s)"), "{out}");
+    let f = FeatureFile::read(&DataRoot::new(&data).unwrap().feature_path("sample")).unwrap();
+    assert_eq!(f.meta.visual_model, "my-face");
+    assert_eq!(f.meta.visual_sha256, sha);
+    assert_eq!(f.meta.visual_input, "features");
+    assert_eq!(f.visual_dim, 128);
+    assert!(
+        f.visual_mask.iter().all(|&m| m == 1.0),
+        "face in every frame"
+    );
+    assert!(f.visual.iter().all(|v| v.is_finite()));
+    let missing = dir.join("nowhere.onnx");
+    let e = failed(&run_extract(
+        &videos,
+        &data,
+        &["--face-model", missing.to_str().unwrap()],
+        &registry,
+    ));
+    assert!(
+        e.contains("--face-model") && e.contains("nowhere.onnx"),
+        "{e}"
+    );
+    assert!(!e.contains("the pipeline failed"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

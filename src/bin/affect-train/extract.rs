@@ -16,8 +16,8 @@
 //!
 //! `--visual-input probabilities` (default) runs avfuse with its default model
 //! `fusion-baseline`, which reads the face model's 8 expression probabilities;
-//! `--visual-input features`, or an `--audio-model` other than the bundled default, needs
-//! a fusion model that reads those vectors: extract writes `<out>/extract-probe.onnx`, a
+//! `--visual-input features`, a `--face-model` or an `--audio-model` other than the
+//! bundled defaults, needs a fusion model that reads those vectors: extract writes `<out>/extract-probe.onnx`, a
 //! fusion graph whose only job is to declare that contract — the visual input, the feature
 //! models with their sha256, the dimensions, the audio mask (its outputs are zeros and
 //! are not used). `--audio-mask speech` (default) dumps voice-activity-gated audio masks
@@ -77,6 +77,14 @@ pub struct Args {
     /// What the visual vectors are.
     #[arg(long, value_enum, default_value = "probabilities")]
     pub visual_input: VisualInput,
+    /// The face feature model featextract runs on the face crops (a bundled model name
+    /// or a path, e.g. a checkpoint converted by weights/convert/byo_*.py). Default: the
+    /// bundled face model that fusion-baseline reads. The feature files record it, and a
+    /// fusion model trained on them declares it. With `--visual-input probabilities` the
+    /// model must map its classes to the 8 Aff-Wild2 expressions
+    /// (`affect.output.affwild2-map`), else use `--visual-input features`.
+    #[arg(long)]
+    pub face_model: Option<String>,
     /// The audio feature model featextract runs (a bundled model name or a path); the
     /// feature files record it, and a fusion model trained on them declares it.
     #[arg(long, default_value = affect::features::DEFAULT_AUDIO_MODEL)]
@@ -316,29 +324,28 @@ fn output_dim(path: &Path) -> Result<(usize, String), String> {
     Ok((dim, affect::weights::sha256_hex(&bytes)))
 }
 
-/// Writes `<out>/extract-probe.onnx`: the default face model's features (or its 8
-/// expression probabilities) and the vectors of `audio_model`.
+/// The name (file stem) and sha256 of a feature model file, and its output dimension.
+fn model_ref(path: &Path) -> Result<(FeatureModelRef, usize), String> {
+    let (dim, sha256) = output_dim(path)?;
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| format!("{}: file name is not UTF-8", path.display()))?
+        .to_owned();
+    Ok((FeatureModelRef { name, sha256 }, dim))
+}
+
+/// Writes `<out>/extract-probe.onnx`: the features (or 8 expression probabilities) of
+/// the face model at `face_path` and the vectors of the audio model at `audio_path`.
 fn write_probe(
     out: &Path,
     visual_input: VisualInput,
-    audio_model: &str,
+    face_path: &Path,
+    audio_path: &Path,
     audio_mask: AudioMask,
 ) -> Result<PathBuf, String> {
-    let wdir = affect::weights::weights_dir();
-    let (visual, _) = affect::fusion::feature_refs(&wdir).map_err(|e| e.to_string())?;
-    let face = affect::weights::resolve_model(&visual.name);
-    let (face_dim, _) = output_dim(&face)?;
-    let audio_path = affect::weights::resolve_model(audio_model);
-    let (da, audio_sha256) = output_dim(&audio_path)?;
-    let audio_name = audio_path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or(audio_model)
-        .to_owned();
-    let audio = FeatureModelRef {
-        name: audio_name,
-        sha256: audio_sha256,
-    };
+    let (visual, face_dim) = model_ref(face_path)?;
+    let (audio, da) = model_ref(audio_path)?;
     let dv = match visual_input {
         VisualInput::Features => face_dim,
         VisualInput::Probabilities => affect::EXPRESSIONS.len(),
@@ -361,13 +368,17 @@ fn pipeline(
     video: &Path,
     dump: &Path,
     model: Option<&Path>,
+    face_model: Option<&Path>,
     audio_model: Option<&Path>,
 ) -> Vec<String> {
     let mut desc = format!(
         "filesrc location=\"{}\" ! decodebin name=d \
-         d. ! queue ! videoconvert ! facecrop ! featextract ! queue \
+         d. ! queue ! videoconvert ! facecrop ! featextract{} ! queue \
          ! avfuse name=f post-messages=false dump-location=\"{}\"{} ! fakesink sync=false",
         video.display(),
+        face_model
+            .map(|m| format!(" model=\"{}\"", m.display()))
+            .unwrap_or_default(),
         dump.join("track%u.safetensors").display(),
         model
             .map(|m| format!(" model=\"{}\"", m.display()))
@@ -480,9 +491,23 @@ pub fn run(args: Args) -> Result<(), String> {
     let plugin_dir = plugin_path()?;
     let default_audio = affect::weights::resolve_model(affect::features::DEFAULT_AUDIO_MODEL);
     let audio_path = affect::weights::resolve_model(&args.audio_model);
-    // The default fusion model reads probabilities, the default audio model and speech
-    // masks; anything else needs the probe to declare it.
+    let (default_visual, _) =
+        affect::fusion::feature_refs(&affect::weights::weights_dir()).map_err(|e| e.to_string())?;
+    let default_face = affect::weights::resolve_model(&default_visual.name);
+    let face_path = args
+        .face_model
+        .as_deref()
+        .map_or_else(|| default_face.clone(), affect::weights::resolve_model);
+    if !face_path.is_file() {
+        return Err(format!(
+            "--face-model {}: no such model file",
+            face_path.display()
+        ));
+    }
+    // The default fusion model reads the default face model's probabilities, the
+    // default audio model and speech masks; anything else needs the probe to declare it.
     let model = if args.visual_input == VisualInput::Probabilities
+        && face_path == default_face
         && audio_path == default_audio
         && args.audio_mask == AudioMask::Speech
     {
@@ -491,10 +516,12 @@ pub fn run(args: Args) -> Result<(), String> {
         Some(write_probe(
             &args.out,
             args.visual_input,
-            &args.audio_model,
+            &face_path,
+            &audio_path,
             args.audio_mask,
         )?)
     };
+    let face_model = (face_path != default_face).then_some(face_path.as_path());
     // Annotated names, all tasks and splits.
     let mut annotated: Vec<String> = Vec::new();
     for task in [Task::Va, Task::Expr] {
@@ -532,6 +559,7 @@ pub fn run(args: Args) -> Result<(), String> {
             video,
             &dump,
             model.as_deref(),
+            face_model,
             media.audio.then_some(audio_path.as_path()),
         ));
         if let Some(p) = &plugin_dir {
