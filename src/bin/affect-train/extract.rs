@@ -4,9 +4,12 @@
 //!
 //! Per video, GstDiscoverer (in-process, `gstreamer-pbutils`) reads the streams and the
 //! duration — a file it cannot read is an error naming it — then a `gst-launch-1.0`
-//! subprocess runs the inference pipeline of `make demo` (`decodebin → facecrop →
-//! featextract → avfuse`, and for a video with an audio stream `audiodenoise →
-//! featextract → avfuse.audio_sink`) with `avfuse dump-location`. The elements run in
+//! subprocess runs the inference pipeline of `make demo` (`decodebin → facecrop
+//! mesh=true → featextract → avfuse`, and for a video with an audio stream `audiodenoise
+//! → featextract → avfuse.audio_sink`) with `avfuse dump-location`: with the mesh, avfuse
+//! gives a face the voice only while its mouth moves with it, so a listener's audio mask
+//! is 0, as at inference (`--no-mesh`: every face gets the voice, as in a pipeline
+//! without the mesh). The elements run in
 //! that subprocess; the core library does not link GStreamer (this binary does, for the
 //! discoverer only). Tracks are then picked per annotated subject: one annotation file
 //! `<stem>.txt` → the longest face track; `<stem>_left` / `<stem>_right` → the two
@@ -89,6 +92,13 @@ pub struct Args {
     /// feature files record it, and a fusion model trained on them declares it.
     #[arg(long, default_value = affect::features::DEFAULT_AUDIO_MODEL)]
     pub audio_model: String,
+    /// Run facecrop without the face mesh. avfuse then cannot tell who speaks and gives
+    /// the voice to every face (its `audio-attribution=speaker` falls back to `all`), as
+    /// in a pipeline without `facecrop mesh=true`. Default: with the mesh, as `make demo`
+    /// and affect-annotate run, so a face's audio mask is 0 while someone else speaks
+    /// (a listener in a reaction video) and training sees what inference gives.
+    #[arg(long)]
+    pub no_mesh: bool,
     /// What the audio mask of the feature files holds.
     #[arg(long, value_enum, default_value = "speech")]
     pub audio_mask: AudioMask,
@@ -367,13 +377,14 @@ fn write_probe(
 fn pipeline(
     video: &Path,
     dump: &Path,
+    mesh: bool,
     model: Option<&Path>,
     face_model: Option<&Path>,
     audio_model: Option<&Path>,
 ) -> Vec<String> {
     let mut desc = format!(
         "filesrc location=\"{}\" ! decodebin name=d \
-         d. ! queue ! videoconvert ! facecrop ! featextract{} ! queue \
+         d. ! queue ! videoconvert ! facecrop mesh={mesh} ! featextract{} ! queue \
          ! avfuse name=f post-messages=false dump-location=\"{}\"{} ! fakesink sync=false",
         video.display(),
         face_model
@@ -558,6 +569,7 @@ pub fn run(args: Args) -> Result<(), String> {
         cmd.args(pipeline(
             video,
             &dump,
+            !args.no_mesh,
             model.as_deref(),
             face_model,
             media.audio.then_some(audio_path.as_path()),
