@@ -30,12 +30,11 @@ pub struct SileroVad {
     window: Vec<f32>,
     filled: usize,
     chunks: u64,
-    /// The same computation in Rust ([`NativeSilero`]), when the file holds Silero's
-    /// weights, the session runs on the CPU and the two agreed on a test signal.
+    /// The same computation in Rust ([`NativeSilero`]), when it was asked for
+    /// ([`SileroVad::new`]), the file holds Silero's weights, the session runs on the
+    /// CPU and the two agreed on a test signal.
     native: Option<NativeSilero>,
-    /// Use `native` (true unless [`SileroVad::set_native`] turned it off).
-    use_native: bool,
-    /// Why `native` is `None`, for the element's log.
+    /// Why `native` is `None` although it was asked for, for the element's log.
     native_note: String,
 }
 
@@ -60,8 +59,16 @@ fn bad(model: &Model, message: String) -> RuntimeError {
 impl SileroVad {
     /// Wraps a loaded `vad` model, reading the feeding from its contract
     /// (`affect.input.*`, `affect.vad.context`, `affect.vad.state-input`,
-    /// `affect.vad.state-output`, `affect.vad.sr-input`, `affect.vad.state-shape`).
+    /// `affect.vad.state-output`, `affect.vad.sr-input`, `affect.vad.state-shape`), and
+    /// computes its chunks natively where it can ([`NativeSilero`]; see
+    /// [`SileroVad::is_native`] and [`SileroVad::native_note`]).
     pub fn new(model: Model) -> Result<Self, RuntimeError> {
+        Ok(Self::onnx_runtime(model)?.with_native())
+    }
+
+    /// [`SileroVad::new`] without the native computation: every chunk through ONNX
+    /// Runtime (`audiodenoise native=false`).
+    pub fn onnx_runtime(model: Model) -> Result<Self, RuntimeError> {
         let c = model.contract();
         let InputSpec::Audio(AudioInput {
             name,
@@ -116,11 +123,10 @@ impl SileroVad {
             filled: 0,
             chunks: 0,
             native: None,
-            use_native: true,
             native_note: String::new(),
             model,
         };
-        Ok(v.with_native())
+        Ok(v)
     }
 
     /// Largest |probability| difference allowed between the native computation and
@@ -150,25 +156,25 @@ impl SileroVad {
                 "the contract's chunk, context or state differs from Silero's".into(),
             );
         }
-        let native = match std::fs::read(self.model.path())
+        let mut native = match std::fs::read(self.model.path())
             .map_err(|e| e.to_string())
             .and_then(|b| NativeSilero::from_onnx(&b))
         {
             Ok(n) => n,
             Err(e) => return fail(self, e),
         };
-        self.native = Some(native);
-        match self.check_native() {
-            Ok(()) => self,
-            Err(e) => {
-                self.native = None;
-                fail(self, e)
+        match self.check_native(&mut native) {
+            Ok(()) => {
+                self.native = Some(native);
+                self
             }
+            Err(e) => fail(self, e),
         }
     }
 
-    /// Runs the test signal through both and compares; leaves the runner reset.
-    fn check_native(&mut self) -> Result<(), String> {
+    /// Runs the test signal through `native` and the session and compares; leaves the
+    /// runner reset.
+    fn check_native(&mut self, native: &mut NativeSilero) -> Result<(), String> {
         let n = 24 * self.chunk;
         let signal: Vec<f32> = (0..n)
             .map(|i| {
@@ -185,20 +191,14 @@ impl SileroVad {
         for c in signal.chunks_exact(self.chunk) {
             let at = self.context;
             self.window[at..].copy_from_slice(c);
-            let window = self.window.clone();
-            let p_native = self
-                .native
-                .as_mut()
-                .map(|s| s.run(&window, &mut state))
-                .unwrap_or(f32::NAN);
+            let p_native = native.run(&self.window, &mut state);
             let p_ort = self.run_session().map_err(|e| e.to_string())?;
             let d_state = state
                 .iter()
                 .zip(&self.state)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
-            let w = self.window.len();
-            self.window.copy_within(w - self.context.., 0);
+            self.keep_context();
             let d = (p_native - p_ort).abs().max(d_state / 10.0);
             if d.is_nan() {
                 worst = f32::INFINITY;
@@ -218,23 +218,13 @@ impl SileroVad {
 
     /// Whether chunks are computed natively ([`NativeSilero`]) rather than by ONNX Runtime.
     pub fn is_native(&self) -> bool {
-        self.use_native && self.native.is_some()
+        self.native.is_some()
     }
 
-    /// Why chunks run through ONNX Runtime although native computation is on (empty
-    /// when they do not, or when it was turned off).
+    /// Why chunks run through ONNX Runtime although [`SileroVad::new`] asked for the
+    /// native computation (empty when they do not, or with [`SileroVad::onnx_runtime`]).
     pub fn native_note(&self) -> &str {
-        if self.use_native {
-            &self.native_note
-        } else {
-            ""
-        }
-    }
-
-    /// `false`: every chunk through ONNX Runtime, even where the native computation
-    /// could stand in (`audiodenoise native=false`).
-    pub fn set_native(&mut self, on: bool) {
-        self.use_native = on;
+        &self.native_note
     }
 
     /// New samples per run (512).
@@ -267,13 +257,11 @@ impl SileroVad {
 
     /// One chunk (the full `window`): its probability, the state carried on.
     fn run(&mut self) -> Result<f32, RuntimeError> {
-        let prob = match (&mut self.native, self.use_native) {
-            (Some(n), true) => n.run(&self.window, &mut self.state),
-            _ => self.run_session()?,
+        let prob = match &mut self.native {
+            Some(n) => n.run(&self.window, &mut self.state),
+            None => self.run_session()?,
         };
-        // The next window starts with the last `context` samples of this one.
-        let n = self.window.len();
-        self.window.copy_within(n - self.context.., 0);
+        self.keep_context();
         self.filled = 0;
         self.chunks += 1;
         Ok(if prob.is_finite() {
@@ -281,6 +269,12 @@ impl SileroVad {
         } else {
             0.0
         })
+    }
+
+    /// The next window starts with the last `context` samples of this one.
+    fn keep_context(&mut self) {
+        let n = self.window.len();
+        self.window.copy_within(n - self.context.., 0);
     }
 
     /// One chunk through ONNX Runtime; updates `state`.

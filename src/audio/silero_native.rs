@@ -150,13 +150,28 @@ impl Fft {
     }
 }
 
+/// How the STFT is computed.
+#[derive(Debug, Clone)]
+enum Stft {
+    /// By FFT (see [`Fft`]), when the basis is a windowed DFT.
+    Fft(Fft),
+    /// By the basis itself, `[258][256]`: 129 real rows, then 129 imaginary rows.
+    Basis(Vec<f32>),
+}
+
+impl Stft {
+    fn new(basis: Vec<f32>) -> Stft {
+        match Fft::for_basis(&basis) {
+            Some(f) => Stft::Fft(f),
+            None => Stft::Basis(basis),
+        }
+    }
+}
+
 /// Silero VAD's 16 kHz computation with its weights (see the module docs).
 #[derive(Debug, Clone)]
 pub struct NativeSilero {
-    /// `[258][256]`: 129 real rows, then 129 imaginary rows.
-    basis: Vec<f32>,
-    /// The same STFT by FFT (see [`Fft`]); `None`: by the basis.
-    fft: Option<Fft>,
+    stft: Stft,
     encoder: [Conv; 4],
     /// `[512][128]` each, gate rows in PyTorch's order i, f, g, o.
     w_ih: Vec<f32>,
@@ -273,8 +288,7 @@ impl NativeSilero {
             &[2 * BINS as i64, 1, N_FFT as i64],
         )?;
         Ok(NativeSilero {
-            fft: Fft::for_basis(&basis),
-            basis,
+            stft: Stft::new(basis),
             encoder: [
                 conv(0, 128, BINS, 1)?,
                 conv(1, 64, 128, 2)?,
@@ -310,22 +324,25 @@ impl NativeSilero {
         // 2. STFT magnitudes, [129][4]
         self.a.clear();
         self.a.resize(BINS * FRAMES, 0.0);
-        if let Some(fft) = &mut self.fft {
-            for t in 0..FRAMES {
-                fft.magnitudes(
-                    &self.padded[t * HOP..t * HOP + N_FFT],
-                    &mut self.a[t..],
-                    FRAMES,
-                );
-            }
-        } else {
-            for f in 0..BINS {
-                let re = &self.basis[f * N_FFT..(f + 1) * N_FFT];
-                let im = &self.basis[(BINS + f) * N_FFT..(BINS + f + 1) * N_FFT];
+        match &mut self.stft {
+            Stft::Fft(fft) => {
                 for t in 0..FRAMES {
-                    let x = &self.padded[t * HOP..t * HOP + N_FFT];
-                    let (r, i) = (dot(re, x), dot(im, x));
-                    self.a[f * FRAMES + t] = (r * r + i * i).sqrt();
+                    fft.magnitudes(
+                        &self.padded[t * HOP..t * HOP + N_FFT],
+                        &mut self.a[t..],
+                        FRAMES,
+                    );
+                }
+            }
+            Stft::Basis(basis) => {
+                for f in 0..BINS {
+                    let re = &basis[f * N_FFT..(f + 1) * N_FFT];
+                    let im = &basis[(BINS + f) * N_FFT..(BINS + f + 1) * N_FFT];
+                    for t in 0..FRAMES {
+                        let x = &self.padded[t * HOP..t * HOP + N_FFT];
+                        let (r, i) = (dot(re, x), dot(im, x));
+                        self.a[f * FRAMES + t] = (r * r + i * i).sqrt();
+                    }
                 }
             }
         }
@@ -542,9 +559,9 @@ mod tests {
             "",
         );
         let mut by_fft = NativeSilero::from_onnx(&bytes).unwrap();
-        assert!(by_fft.fft.is_some());
+        assert!(matches!(by_fft.stft, Stft::Fft(_)));
         let mut by_basis = by_fft.clone();
-        by_basis.fft = None;
+        by_basis.stft = Stft::Basis((0..2 * BINS * N_FFT).map(basis).collect());
         let (mut s1, mut s2) = (vec![0.0; STATE], vec![0.0; STATE]);
         for c in 0..6 {
             let x: Vec<f32> = (0..INPUT)
@@ -564,7 +581,10 @@ mod tests {
         }
         // Any other basis is used as it is.
         let other = silero_like(|name, i| noise(name, i, 0.1), "");
-        assert!(NativeSilero::from_onnx(&other).unwrap().fft.is_none());
+        assert!(matches!(
+            NativeSilero::from_onnx(&other).unwrap().stft,
+            Stft::Basis(_)
+        ));
     }
 
     #[test]

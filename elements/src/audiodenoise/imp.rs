@@ -132,8 +132,12 @@ impl BaseTransformImpl for AudioDenoise {
             if let Some(w) = settings.model.threads_warning() {
                 gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{}", w));
             }
-            let mut vad = SileroVad::new(model).map_err(|e| e.to_error_message())?;
-            vad.set_native(settings.native);
+            let vad = if settings.native {
+                SileroVad::new(model)
+            } else {
+                SileroVad::onnx_runtime(model)
+            }
+            .map_err(|e| e.to_error_message())?;
             if vad.is_native() {
                 gst::info!(CAT, imp = self, "Silero computed natively (native=true)");
             } else if settings.native {
