@@ -26,16 +26,23 @@ fn talking(name: &str) -> PathBuf {
     common::media(&format!("talking/{name}"))
 }
 
-/// The per-frame mouth openings the clips were made with (`left` or `right` face).
-fn openings(side: &str) -> Vec<f32> {
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(talking("faces.json")).unwrap()).unwrap();
-    info[side]["opening"]
-        .as_array()
+/// What the clips were made with (scripts/talking_heads.py writes it).
+fn faces_json() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(talking("faces.json")).unwrap()).unwrap()
+}
+
+/// A JSON array of numbers.
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_f64().unwrap() as f32)
         .collect()
+}
+
+/// The per-frame mouth openings the clips were made with (`left` or `right` face).
+fn openings(side: &str) -> Vec<f32> {
+    floats(&faces_json()[side]["opening"])
 }
 
 /// What one run gave: the NDJSON records, the `speaker-change` messages, the warnings.
@@ -488,8 +495,7 @@ type Turn = (usize, usize, bool);
 /// The interview clip's turns and each face's per-frame mouth opening (left, right),
 /// from `faces.json`.
 fn interview() -> (Vec<Turn>, Vec<f32>, Vec<f32>) {
-    let info: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(talking("faces.json")).unwrap()).unwrap();
+    let info = faces_json();
     let iv = &info["interview"];
     let turns = iv["turns"]
         .as_array()
@@ -503,15 +509,7 @@ fn interview() -> (Vec<Turn>, Vec<f32>, Vec<f32>) {
             )
         })
         .collect();
-    let side = |s: &str| -> Vec<f32> {
-        iv[s]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect()
-    };
-    (turns, side("left"), side("right"))
+    (turns, floats(&iv["left"]), floats(&iv["right"]))
 }
 
 #[test]
